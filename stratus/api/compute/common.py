@@ -1,0 +1,94 @@
+"""Helpers every compute API resource uses: validation, policy, paging, links."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from urllib.parse import urlencode
+
+import jsonschema
+
+from stratus import exception
+from stratus.api.wsgi import Request
+
+
+@dataclasses.dataclass
+class ComputeState:
+    """What compute API handlers reach through ``req.state``."""
+
+    conf: Any            # stratus.conf.Config
+    db: Any              # stratus.db.Database
+    compute_api: Any     # stratus.compute.api.ComputeAPI
+
+
+def validate(schema: dict[str, Any], body: Any) -> None:
+    """Check ``body`` against a JSON schema; failures are Nova-style 400s.
+
+    The message names the offending field, as Nova's ``Invalid input for
+    field/attribute name. Value: ... . ...`` does.
+    """
+    validator = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(body))
+    if error is None:
+        return
+    if error.path:
+        field = "/".join(str(p) for p in error.path)
+        msg = (f"Invalid input for field/attribute {field}. "
+               f"Value: {error.instance}. {error.message}")
+    else:
+        msg = f"Invalid input for field/attribute. {error.message}"
+    raise exception.ValidationError(msg)
+
+
+def require_admin(req: Request, action: str) -> None:
+    if not req.context.is_admin:
+        raise exception.Forbidden(action=action)
+
+
+def query_int(req: Request, name: str, minimum: int = 0) -> int | None:
+    raw = req.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise exception.ValidationError(
+            f"Invalid input for query parameters {name}. Value: {raw}. "
+            f"'{raw}' is not a 'integer'")
+    if value < minimum:
+        raise exception.ValidationError(
+            f"Invalid input for query parameters {name}. Value: {raw}. "
+            f"{value} is less than the minimum of {minimum}")
+    return value
+
+
+def limit_and_marker(req: Request) -> tuple[int, str | None]:
+    """``limit`` (capped at [api] max_limit) and ``marker`` from the query."""
+    max_limit = req.state.conf.api.max_limit
+    limit = query_int(req, "limit", 0)
+    limit = max_limit if limit is None else min(limit, max_limit)
+    return limit, req.args.get("marker")
+
+
+def base_url(req: Request) -> str:
+    """Public URL of the compute API, e.g. ``http://127.0.0.1:8774/compute``."""
+    return req.state.conf.api.public_url + "/compute"
+
+
+def resource_links(req: Request, collection: str, ident: str) -> list[dict[str, str]]:
+    """Nova's ``links``: a versioned ``self`` and an unversioned ``bookmark``."""
+    root = base_url(req)
+    return [
+        {"rel": "self", "href": f"{root}/v2.1/{collection}/{ident}"},
+        {"rel": "bookmark", "href": f"{root}/{collection}/{ident}"},
+    ]
+
+
+def next_link(req: Request, collection: str, items: list[dict[str, Any]], limit: int,
+              marker_key: str = "id") -> list[dict[str, str]]:
+    """``[{"rel": "next", "href": ...}]`` when a full page came back, else []."""
+    if not items or len(items) < limit:
+        return []
+    params = [(k, v) for k, v in req.args.items(multi=True) if k != "marker"]
+    params.append(("marker", str(items[-1][marker_key])))
+    return [{"rel": "next",
+             "href": f"{base_url(req)}/v2.1/{collection}?{urlencode(params)}"}]

@@ -1,0 +1,75 @@
+"""stratus-api: the WSGI application and the server that runs it.
+
+One port serves the three APIs under their catalog prefixes: ``/identity``
+(Identity v3), ``/image`` (Image v2) and ``/compute`` (Compute v2.1).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+import waitress
+from waitress.server import create_server
+
+from stratus.api import wsgi
+from stratus.api.compute.app import build_compute_app
+from stratus.api.compute.common import ComputeState
+from stratus.compute.api import ComputeAPI
+from stratus.db.session import Database
+from stratus.identity.app import build_identity_app
+from stratus.identity.auth import make_authenticator
+from stratus.identity.tokens import TokenProvider
+from stratus.image.app import build_image_app
+from stratus.image.service import ImageService
+from stratus.image.store import FileStore
+
+LOG = logging.getLogger(__name__)
+
+
+def build_app(conf: Any, db: Database, transport: Any) -> Callable:
+    """The WSGI callable serving every API of this deployment."""
+    provider = TokenProvider(conf.identity.key_file, expiration=conf.identity.token_expiration,
+                             db=db)
+    authenticate = make_authenticator(provider, db)
+    store = FileStore(conf.image.store_dir)
+    images = ImageService(db, store)
+    compute_api = ComputeAPI(conf, db, transport, image_get=images.get)
+    state = ComputeState(conf=conf, db=db, compute_api=compute_api)
+    return wsgi.PrefixDispatcher({
+        "/identity": build_identity_app(conf, db, provider),
+        "/image": build_image_app(conf, db, store, authenticate),
+        "/compute": build_compute_app(state, authenticate),
+    })
+
+
+class ApiService:
+    """Serves :func:`build_app` with waitress on a thread of its own."""
+
+    def __init__(self, conf: Any, db: Database, transport: Any) -> None:
+        self.conf = conf
+        self.app = build_app(conf, db, transport)
+        self.server = create_server(self.app, host=conf.api.listen, port=conf.api.port,
+                                    threads=conf.api.threads, ident="stratus",
+                                    clear_untrusted_proxy_headers=True,
+                                    channel_timeout=300)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)  # type: ignore[attr-defined]
+
+    def start(self) -> None:
+        LOG.info("stratus-api listening on http://%s:%s", self.conf.api.listen, self.port)
+        self._thread = threading.Thread(target=self.server.run, name="stratus-api", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.close()
+        # waitress' task dispatcher finishes the requests in flight.
+        self.server.task_dispatcher.shutdown(timeout=timeout)  # type: ignore[attr-defined]
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+
+__all__ = ["ApiService", "build_app", "waitress"]

@@ -1,0 +1,340 @@
+"""The compute API's business logic (Nova's nova/compute/api.py).
+
+The HTTP controllers validate and render; this layer checks that the caller
+may act on the instance and that its state allows the operation, records the
+instance action, moves the instance to its transitional task state with a
+compare-and-swap, and casts the work to the conductor or the instance's
+compute host.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import secrets
+from typing import Any, Callable
+
+from sqlalchemy import select
+
+from stratus import exception
+from stratus.compute import power_state, vm_states
+from stratus.compute.rpcapi import ComputeRPCAPI
+from stratus.conductor.rpcapi import ConductorAPI
+from stratus.context import RequestContext
+from stratus.db import instances as db_instances
+from stratus.db import services as db_services
+from stratus.db.models import Flavor, KeyPair
+from stratus.db.session import Database
+from stratus.utils import new_uuid, utcnow
+
+LOG = logging.getLogger(__name__)
+
+UNSET: Any = db_instances.UNSET
+DEFAULT_AZ = "nova"
+
+# vm_states an operation is allowed from, and the task_state it sets.
+_ACTIONS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    # name: (allowed vm_states, task_state to set, compute RPC method)
+    "stop": ((vm_states.ACTIVE, vm_states.ERROR), vm_states.POWERING_OFF, "stop_instance"),
+    "start": ((vm_states.STOPPED,), vm_states.POWERING_ON, "start_instance"),
+    "pause": ((vm_states.ACTIVE,), vm_states.PAUSING, "pause_instance"),
+    "unpause": ((vm_states.PAUSED,), vm_states.UNPAUSING, "unpause_instance"),
+    "suspend": ((vm_states.ACTIVE,), vm_states.SUSPENDING, "suspend_instance"),
+    "resume": ((vm_states.SUSPENDED,), vm_states.RESUMING, "resume_instance"),
+}
+_REBOOT_FROM = {
+    "SOFT": ((vm_states.ACTIVE,), vm_states.REBOOTING),
+    "HARD": ((vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED, vm_states.SUSPENDED,
+              vm_states.ERROR), vm_states.REBOOTING_HARD),
+}
+# Task states a reboot may interrupt (Nova allows HARD over a pending soft reboot).
+_REBOOT_TASKS = {"SOFT": (None,), "HARD": (None, vm_states.REBOOTING, vm_states.REBOOT_PENDING,
+                                            vm_states.REBOOT_STARTED, vm_states.REBOOTING_HARD,
+                                            vm_states.REBOOT_PENDING_HARD,
+                                            vm_states.REBOOT_STARTED_HARD)}
+
+
+def _hostname_from(name: str) -> str:
+    host = re.sub(r"[^\w.-]+", "-", name.lower()).strip("-.")
+    return host[:63] or "server"
+
+
+class ComputeAPI:
+    def __init__(self, conf: Any, db: Database, transport: Any,
+                 image_get: Callable[[RequestContext, str], dict[str, Any]]) -> None:
+        self.conf = conf
+        self.db = db
+        self.image_get = image_get
+        timeout = conf.DEFAULT.rpc_response_timeout
+        self.conductor = ConductorAPI(transport, timeout)
+        self.compute_rpc = ComputeRPCAPI(transport, timeout)
+
+    # -- create ----------------------------------------------------------------
+    def create(self, ctx: RequestContext, *, name: str, flavor_id: str, image_ref: str,
+               metadata: dict[str, str] | None = None, key_name: str | None = None,
+               availability_zone: str | None = None, user_data: str | None = None,
+               min_count: int = 1, max_count: int = 1, description: str | None = None,
+               access_ip_v4: str | None = None, access_ip_v6: str | None = None,
+               admin_pass: str | None = None, config_drive: bool = False
+               ) -> tuple[list[dict[str, Any]], str]:
+        if min_count > max_count:
+            raise exception.Invalid("min_count must be <= max_count")
+        flavor = self._flavor_for_boot(ctx, flavor_id)
+        image = self._image_for_boot(ctx, image_ref)
+        if image.get("min_ram") and flavor["memory_mb"] < image["min_ram"]:
+            raise exception.Invalid("Flavor's memory is too small for requested image.")
+        if image.get("min_disk") and flavor["root_gb"] and flavor["root_gb"] < image["min_disk"]:
+            raise exception.Invalid("Flavor's disk is too small for requested image.")
+        key_data = self._key_data(ctx, key_name) if key_name else None
+        zone = self._check_zone(availability_zone)
+        if user_data is not None:
+            try:
+                base64.b64decode(user_data, validate=True)
+            except ValueError:
+                raise exception.Invalid("Userdata content cannot be decoded.")
+        reservation_id = "r-" + secrets.token_hex(4)
+        now = utcnow()
+        rows = []
+        for index in range(max_count):
+            display_name = name if max_count == 1 else f"{name}-{index + 1}"
+            rows.append({
+                "uuid": new_uuid(), "user_id": ctx.user_id, "project_id": ctx.project_id,
+                "display_name": display_name, "display_description": description,
+                "hostname": _hostname_from(display_name), "availability_zone": zone,
+                "image_ref": image["id"], "flavor": flavor,
+                "vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
+                "root_gb": flavor["root_gb"], "ephemeral_gb": flavor["ephemeral_gb"],
+                "vm_state": vm_states.BUILDING, "task_state": vm_states.SCHEDULING,
+                "power_state": power_state.NOSTATE, "key_name": key_name,
+                "key_data": key_data, "user_data": user_data,
+                "config_drive": "True" if config_drive else "",
+                "reservation_id": reservation_id, "launch_index": index,
+                "access_ip_v4": access_ip_v4, "access_ip_v6": access_ip_v6,
+                "metadata": metadata or {}, "created_at": now, "updated_at": now,
+            })
+        instances = db_instances.instance_create_many(self.db, rows, action="create",
+                                                      request_id=ctx.request_id)
+        request_spec = {
+            "flavor": flavor, "image": {"id": image["id"], "min_ram": image.get("min_ram", 0),
+                                        "min_disk": image.get("min_disk", 0),
+                                        "properties": image.get("properties", {})},
+            "availability_zone": availability_zone, "num_instances": max_count,
+            "project_id": ctx.project_id, "user_id": ctx.user_id,
+            "admin_pass": admin_pass,
+        }
+        self.conductor.build_instances(ctx, [i["uuid"] for i in instances], request_spec)
+        return instances, reservation_id
+
+    def _flavor_for_boot(self, ctx: RequestContext, flavor_id: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            flavor = s.scalars(select(Flavor).where(Flavor.flavorid == str(flavor_id))
+                               ).one_or_none()
+            if flavor is None or (not flavor.is_public and not ctx.is_admin and
+                                  ctx.project_id not in {p.project_id for p in flavor.projects}):
+                raise exception.FlavorNotFound(flavor_id=flavor_id)
+            if flavor.disabled:
+                raise exception.Invalid("Flavor is disabled.")
+            return {"flavorid": flavor.flavorid, "name": flavor.name,
+                    "memory_mb": flavor.memory_mb, "vcpus": flavor.vcpus,
+                    "root_gb": flavor.root_gb, "ephemeral_gb": flavor.ephemeral_gb,
+                    "swap": flavor.swap, "rxtx_factor": flavor.rxtx_factor,
+                    "extra_specs": {e.key: e.value for e in flavor.extra_specs}}
+
+    def _image_for_boot(self, ctx: RequestContext, image_ref: str) -> dict[str, Any]:
+        image_id = image_ref.rstrip("/").rsplit("/", 1)[-1]
+        image = self.image_get(ctx, image_id)
+        if image.get("status") != "active":
+            raise exception.Invalid(f"Image {image_id} is not active.")
+        return image
+
+    def _key_data(self, ctx: RequestContext, key_name: str) -> str:
+        with self.db.read() as s:
+            kp = s.scalars(select(KeyPair).where(KeyPair.user_id == ctx.user_id,
+                                                 KeyPair.name == key_name)).one_or_none()
+            if kp is None:
+                raise exception.KeypairNotFound(name=key_name, user_id=ctx.user_id)
+            return kp.public_key
+
+    def _check_zone(self, zone: str | None) -> str:
+        if not zone or zone == DEFAULT_AZ:
+            return DEFAULT_AZ
+        zones = {s.get("availability_zone") or DEFAULT_AZ
+                 for s in db_services.service_get_all(self.db, binary="stratus-compute")}
+        if zone not in zones:
+            raise exception.Invalid("The requested availability zone is not available")
+        return zone
+
+    # -- read ------------------------------------------------------------------
+    def get(self, ctx: RequestContext, instance_id: str) -> dict[str, Any]:
+        return db_instances.instance_get(self.db, instance_id,
+                                         project_id=None if ctx.is_admin else ctx.project_id)
+
+    def get_all(self, ctx: RequestContext, *, filters: dict[str, Any],
+                limit: int | None = None, marker: str | None = None,
+                sort_keys: list[str] | None = None,
+                sort_dirs: list[str] | None = None) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {}
+        if not (ctx.is_admin and filters.get("all_tenants")):
+            query["project_id"] = ctx.project_id
+        if ctx.is_admin:
+            for key in ("project_id", "host", "node"):
+                if filters.get(key):
+                    query[key] = filters[key]
+        for key in ("name", "reservation_id", "flavor"):
+            if filters.get(key):
+                query[key] = filters[key]
+        if filters.get("image"):
+            query["image_ref"] = filters["image"]
+        if filters.get("status"):
+            query["states"] = vm_states.states_from_status(filters["status"])
+        if filters.get("changes-since") is not None:
+            query["changes_since"] = filters["changes-since"]
+        return db_instances.instance_get_all(self.db, query, limit=limit, marker=marker,
+                                             sort_keys=sort_keys, sort_dirs=sort_dirs)
+
+    # -- update / delete ---------------------------------------------------------
+    def update(self, ctx: RequestContext, instance_id: str, *, name: str | None = None,
+               description: Any = UNSET, access_ip_v4: Any = UNSET,
+               access_ip_v6: Any = UNSET) -> dict[str, Any]:
+        self.get(ctx, instance_id)
+        updates: dict[str, Any] = {}
+        if name is not None:
+            updates["display_name"] = name
+            updates["hostname"] = _hostname_from(name)
+        for key, value in (("display_description", description),
+                           ("access_ip_v4", access_ip_v4), ("access_ip_v6", access_ip_v6)):
+            if value is not UNSET:
+                updates[key] = value
+        if not updates:
+            return self.get(ctx, instance_id)
+        return db_instances.instance_update(self.db, instance_id, updates)
+
+    def delete(self, ctx: RequestContext, instance_id: str) -> None:
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        if inst["task_state"] == vm_states.DELETING:
+            return  # a delete is already under way; Nova answers 204 again
+        db_instances.action_start(self.db, instance_id, "delete", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        host = inst["host"]
+        if host and self._host_is_up(host):
+            db_instances.instance_update(self.db, instance_id,
+                                         {"task_state": vm_states.DELETING},
+                                         expected_task_state=inst["task_state"])
+            self.compute_rpc.terminate_instance(ctx, host, instance_id)
+            return
+        # Never scheduled, or its host is down: delete here (Nova's local delete).
+        # A build racing with us fails its compare-and-swap on the deleted row
+        # and gives its claim back.
+        LOG.info("Deleting instance %s locally (host %s)", instance_id, host or "none")
+        db_instances.instance_destroy(self.db, instance_id)
+
+    def _host_is_up(self, host: str) -> bool:
+        services = db_services.service_get_all(self.db, binary="stratus-compute", host=host)
+        return bool(services) and db_services.service_is_up(
+            services[0], self.conf.DEFAULT.service_down_time)
+
+    # -- actions -----------------------------------------------------------------
+    def _check_locked(self, ctx: RequestContext, inst: dict[str, Any]) -> None:
+        if inst["locked"] and not ctx.is_admin:
+            raise exception.InstanceIsLocked(instance_uuid=inst["uuid"])
+
+    def _start_action(self, ctx: RequestContext, instance_id: str, action: str,
+                      allowed: tuple[str, ...], task_state: str,
+                      allowed_tasks: tuple[str | None, ...] = (None,)) -> dict[str, Any]:
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        if inst["vm_state"] not in allowed:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="vm_state", state=inst["vm_state"])
+        if inst["task_state"] not in allowed_tasks:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="task_state", state=inst["task_state"])
+        try:
+            inst = db_instances.instance_update(self.db, instance_id, {"task_state": task_state},
+                                                expected_task_state=list(allowed_tasks))
+        except exception.UnexpectedTaskStateError as exc:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="task_state", state=exc.kwargs["actual"])
+        db_instances.action_start(self.db, instance_id, action, ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        return inst
+
+    def _simple_action(self, ctx: RequestContext, instance_id: str, action: str) -> None:
+        allowed, task_state, method = _ACTIONS[action]
+        inst = self._start_action(ctx, instance_id, action, allowed, task_state or "")
+        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, method)
+
+    def stop(self, ctx: RequestContext, instance_id: str) -> None:
+        self._simple_action(ctx, instance_id, "stop")
+
+    def start(self, ctx: RequestContext, instance_id: str) -> None:
+        self._simple_action(ctx, instance_id, "start")
+
+    def pause(self, ctx: RequestContext, instance_id: str) -> None:
+        self._simple_action(ctx, instance_id, "pause")
+
+    def unpause(self, ctx: RequestContext, instance_id: str) -> None:
+        self._simple_action(ctx, instance_id, "unpause")
+
+    def suspend(self, ctx: RequestContext, instance_id: str) -> None:
+        self._simple_action(ctx, instance_id, "suspend")
+
+    def resume(self, ctx: RequestContext, instance_id: str) -> None:
+        self._simple_action(ctx, instance_id, "resume")
+
+    def reboot(self, ctx: RequestContext, instance_id: str, reboot_type: str) -> None:
+        reboot_type = reboot_type.upper()
+        allowed, task_state = _REBOOT_FROM[reboot_type]
+        inst = self._start_action(ctx, instance_id, "reboot", allowed, task_state,
+                                  _REBOOT_TASKS[reboot_type])
+        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "reboot_instance",
+                                         reboot_type=reboot_type)
+
+    def lock(self, ctx: RequestContext, instance_id: str) -> None:
+        self.get(ctx, instance_id)
+        db_instances.action_start(self.db, instance_id, "lock", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        db_instances.instance_update(self.db, instance_id, {
+            "locked": True, "locked_by": "admin" if ctx.is_admin else "owner"})
+
+    def unlock(self, ctx: RequestContext, instance_id: str) -> None:
+        inst = self.get(ctx, instance_id)
+        if inst["locked"] and inst["locked_by"] == "admin" and not ctx.is_admin:
+            raise exception.Forbidden(action="os_compute_api:os-lock-server:unlock:unlock_override")
+        db_instances.action_start(self.db, instance_id, "unlock", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        db_instances.instance_update(self.db, instance_id, {"locked": False, "locked_by": None})
+
+    # -- metadata ----------------------------------------------------------------
+    def get_metadata(self, ctx: RequestContext, instance_id: str) -> dict[str, str]:
+        return self.get(ctx, instance_id)["metadata"]
+
+    def update_metadata(self, ctx: RequestContext, instance_id: str, items: dict[str, str],
+                        replace: bool = False) -> dict[str, str]:
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        return db_instances.metadata_update(self.db, instance_id, items, replace)
+
+    def delete_metadata_item(self, ctx: RequestContext, instance_id: str, key: str) -> None:
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        metadata = dict(inst["metadata"])
+        if key not in metadata:
+            raise exception.NotFound(f"Metadata item was not found")
+        del metadata[key]
+        db_instances.metadata_update(self.db, instance_id, metadata, replace=True)
+
+    # -- instance actions ----------------------------------------------------------
+    def get_actions(self, ctx: RequestContext, instance_id: str) -> list[dict[str, Any]]:
+        self.get(ctx, instance_id)
+        return db_instances.actions_get(self.db, instance_id)
+
+    def get_action(self, ctx: RequestContext, instance_id: str,
+                   request_id: str) -> dict[str, Any]:
+        self.get(ctx, instance_id)
+        action = db_instances.action_get(self.db, instance_id, request_id)
+        if action is None:
+            raise exception.NotFound(f"Action {request_id} on instance {instance_id} "
+                                     f"could not be found.")
+        return action

@@ -1,0 +1,280 @@
+"""The compute service's RPC endpoint: the instance lifecycle on one host.
+
+Every operation follows one pattern (:meth:`ComputeManager._run_action`):
+record the instance-action event, call the virt driver, then move the
+instance to its resting state with a compare-and-swap on the task state the
+API set. A failure records an instance fault, puts the task state back and
+marks the event as Error, so no instance is left mid-operation. Operations
+on one instance are serialised by a per-instance lock.
+
+The host holds no database credentials: all reads and writes go through the
+conductor (:class:`stratus.conductor.rpcapi.ConductorAPI`).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import traceback as tb
+from typing import Any, Callable, Iterator
+
+from stratus import exception
+from stratus.compute import power_state, vm_states
+from stratus.compute.virt.driver import ComputeDriver
+from stratus.conductor.rpcapi import ConductorAPI
+from stratus.context import RequestContext, get_admin_context
+from stratus.notifications import instance_payload
+from stratus.utils import isotime_us, utcnow
+
+LOG = logging.getLogger(__name__)
+BINARY = "stratus-compute"
+TOPIC = "compute"
+
+
+class ComputeManager:
+    def __init__(self, conf: Any, host: str, driver: ComputeDriver, conductor: ConductorAPI,
+                 notifier: Any) -> None:
+        self.conf = conf
+        self.host = host
+        self.driver = driver
+        self.conductor = conductor
+        self.notifier = notifier
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._build_slots = threading.BoundedSemaphore(conf.compute.max_concurrent_builds)
+
+    # -- start-up ------------------------------------------------------------------
+    def init_host(self) -> None:
+        """Bring the database in line with the hypervisor after a (re)start.
+
+        A build that was spawning when the service stopped cannot be resumed:
+        it goes to ERROR with a fault. Other interrupted operations get their
+        task state cleared and the power state re-read from the driver.
+        """
+        self.driver.init_host(self.host)
+        ctxt = get_admin_context()
+        known = set(self.driver.list_instances())
+        for inst in self.conductor.instances_get_by_host(ctxt, self.host):
+            uuid = inst["uuid"]
+            if inst["vm_state"] == vm_states.BUILDING and \
+                    inst["task_state"] != vm_states.SCHEDULING:
+                self._set_error(ctxt, uuid, "Instance build was interrupted by a restart "
+                                            "of its compute service", None)
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst)
+            elif inst["task_state"] == vm_states.DELETING:
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst)
+                self.conductor.instance_destroy(ctxt, uuid)
+            elif inst["task_state"] is not None and inst["task_state"] != vm_states.SCHEDULING:
+                state = self._power_state(inst) if uuid in known else power_state.NOSTATE
+                self.conductor.instance_update(ctxt, uuid, {"task_state": None,
+                                                            "power_state": state})
+        self.update_available_resource()
+
+    def cleanup_host(self) -> None:
+        self.driver.cleanup_host(self.host)
+
+    # -- helpers ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _instance_lock(self, uuid: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault(uuid, threading.Lock())
+        with lock:
+            yield
+
+    def _power_state(self, inst: dict[str, Any]) -> int:
+        try:
+            return self.driver.get_info(inst).state
+        except Exception:  # noqa: BLE001 - unknown to the driver
+            return power_state.NOSTATE
+
+    def _notify(self, ctxt: RequestContext, event: str, inst: dict[str, Any],
+                error: bool = False) -> None:
+        (self.notifier.error if error else self.notifier.info)(
+            ctxt, event, instance_payload(inst))
+
+    def _set_error(self, ctxt: RequestContext, uuid: str, message: str,
+                   details: str | None, code: int = 500) -> dict[str, Any] | None:
+        try:
+            inst = self.conductor.instance_update(ctxt, uuid, {
+                "vm_state": vm_states.ERROR, "task_state": None,
+                "power_state": power_state.NOSTATE})
+        except exception.InstanceNotFound:
+            return None
+        self.conductor.instance_fault_create(ctxt, uuid, code, message, details or message,
+                                             self.host)
+        return inst
+
+    # -- build / delete ------------------------------------------------------------------
+    def build_and_run_instance(self, ctxt: RequestContext, instance: dict[str, Any],
+                               request_spec: dict[str, Any]) -> None:
+        uuid = instance["uuid"]
+        event = "compute_build_and_run_instance"
+        with self._build_slots, self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": vm_states.SPAWNING},
+                    expected_task_state=[vm_states.SCHEDULING])
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Not building %s: %s", uuid, exc)
+                return
+            self.conductor.action_event_start(ctxt, uuid, event, self.host)
+            self._notify(ctxt, "instance.create.start", inst)
+            try:
+                self.driver.spawn(ctxt, inst, request_spec.get("image") or {}, [],
+                                  request_spec.get("admin_pass"))
+            except Exception as exc:  # noqa: BLE001 - any driver failure ends in ERROR
+                LOG.exception("Build of instance %s failed", uuid)
+                details = tb.format_exc()
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst)
+                failed = self._set_error(ctxt, uuid, _fault_message(exc), details,
+                                         getattr(exc, "code", 500))
+                self.conductor.allocations_delete(ctxt, uuid)
+                self.conductor.action_event_finish(ctxt, uuid, event, "Error", details)
+                self._notify(ctxt, "instance.create.error", failed or inst, error=True)
+                return
+            try:
+                inst = self.conductor.instance_update(ctxt, uuid, {
+                    "vm_state": vm_states.ACTIVE, "task_state": None,
+                    "power_state": self._power_state(inst),
+                    "launched_at": isotime_us(utcnow())},
+                    expected_task_state=[vm_states.SPAWNING])
+            except exception.UnexpectedTaskStateError:
+                # Deleted while spawning: the queued terminate_instance finishes it.
+                LOG.info("Instance %s was deleted while spawning", uuid)
+                self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+                return
+            except exception.InstanceNotFound:
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst)
+                return
+            self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+            self._notify(ctxt, "instance.create.end", inst)
+
+    def terminate_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        event = "compute_terminate_instance"
+        with self._instance_lock(instance_uuid):
+            try:
+                inst = self.conductor.instance_get(ctxt, instance_uuid)
+            except exception.InstanceNotFound:
+                return
+            self.conductor.action_event_start(ctxt, instance_uuid, event, self.host)
+            self._notify(ctxt, "instance.delete.start", inst)
+            try:
+                self.driver.destroy(ctxt, inst)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Destroying %s failed", instance_uuid)
+                details = tb.format_exc()
+                self._set_error(ctxt, instance_uuid, _fault_message(exc), details)
+                self.conductor.action_event_finish(ctxt, instance_uuid, event, "Error", details)
+                return
+            inst = self.conductor.instance_destroy(ctxt, instance_uuid)
+            self.conductor.action_event_finish(ctxt, instance_uuid, event, "Success")
+            self._notify(ctxt, "instance.delete.end", inst)
+        with self._locks_guard:
+            self._locks.pop(instance_uuid, None)
+
+    # -- power and state actions ---------------------------------------------------------
+    def _run_action(self, ctxt: RequestContext, uuid: str, name: str, expected_task: str,
+                    operate: Callable[[dict[str, Any]], None], final: dict[str, Any],
+                    notify: str) -> None:
+        event = f"compute_{name}"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_get(ctxt, uuid)
+            except exception.InstanceNotFound:
+                return
+            if inst["task_state"] != expected_task:
+                LOG.info("Skipping %s of %s: task state is %s", name, uuid, inst["task_state"])
+                return
+            self.conductor.action_event_start(ctxt, uuid, event, self.host)
+            self._notify(ctxt, f"instance.{notify}.start", inst)
+            try:
+                operate(inst)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("%s of %s failed", name, uuid)
+                details = tb.format_exc()
+                with contextlib.suppress(exception.InstanceNotFound):
+                    self.conductor.instance_update(ctxt, uuid, {"task_state": None})
+                    self.conductor.instance_fault_create(ctxt, uuid, getattr(exc, "code", 500),
+                                                         _fault_message(exc), details,
+                                                         self.host)
+                self.conductor.action_event_finish(ctxt, uuid, event, "Error", details)
+                self._notify(ctxt, f"instance.{notify}.error", inst, error=True)
+                return
+            updates = dict(final, task_state=None, power_state=self._power_state(inst))
+            try:
+                inst = self.conductor.instance_update(ctxt, uuid, updates,
+                                                      expected_task_state=[expected_task])
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("%s of %s overtaken: %s", name, uuid, exc)
+            self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+            self._notify(ctxt, f"instance.{notify}.end", inst)
+
+    def stop_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self._run_action(ctxt, instance_uuid, "stop_instance", vm_states.POWERING_OFF,
+                         lambda i: self.driver.power_off(i),
+                         {"vm_state": vm_states.STOPPED}, "power_off")
+
+    def start_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self._run_action(ctxt, instance_uuid, "start_instance", vm_states.POWERING_ON,
+                         lambda i: self.driver.power_on(ctxt, i, None),
+                         {"vm_state": vm_states.ACTIVE}, "power_on")
+
+    def reboot_instance(self, ctxt: RequestContext, instance_uuid: str,
+                        reboot_type: str = "SOFT") -> None:
+        expected = vm_states.REBOOTING if reboot_type == "SOFT" else vm_states.REBOOTING_HARD
+        self._run_action(ctxt, instance_uuid, "reboot_instance", expected,
+                         lambda i: self.driver.reboot(ctxt, i, None, reboot_type),
+                         {"vm_state": vm_states.ACTIVE}, "reboot")
+
+    def pause_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self._run_action(ctxt, instance_uuid, "pause_instance", vm_states.PAUSING,
+                         lambda i: self.driver.pause(i), {"vm_state": vm_states.PAUSED}, "pause")
+
+    def unpause_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self._run_action(ctxt, instance_uuid, "unpause_instance", vm_states.UNPAUSING,
+                         lambda i: self.driver.unpause(i), {"vm_state": vm_states.ACTIVE},
+                         "unpause")
+
+    def suspend_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self._run_action(ctxt, instance_uuid, "suspend_instance", vm_states.SUSPENDING,
+                         lambda i: self.driver.suspend(ctxt, i),
+                         {"vm_state": vm_states.SUSPENDED}, "suspend")
+
+    def resume_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self._run_action(ctxt, instance_uuid, "resume_instance", vm_states.RESUMING,
+                         lambda i: self.driver.resume(ctxt, i, None),
+                         {"vm_state": vm_states.ACTIVE}, "resume")
+
+    # -- periodic ----------------------------------------------------------------------
+    def update_available_resource(self) -> None:
+        ctxt = get_admin_context()
+        compute = self.conf.compute
+        for nodename in self.driver.get_available_nodes():
+            res = self.driver.get_available_resource(nodename)
+            self.conductor.compute_node_update(ctxt, self.host, nodename, {
+                "hypervisor_type": res.hypervisor_type,
+                "hypervisor_version": res.hypervisor_version,
+                "host_ip": res.host_ip, "cpu_info": res.cpu_info,
+                "vcpus": res.vcpus, "memory_mb": res.memory_mb, "local_gb": res.local_gb,
+                "vcpus_used": res.vcpus_used, "memory_mb_used": res.memory_mb_used,
+                "local_gb_used": res.local_gb_used,
+                "running_vms": len(self.driver.list_instances()),
+                "cpu_allocation_ratio": compute.cpu_allocation_ratio,
+                "ram_allocation_ratio": compute.ram_allocation_ratio,
+                "disk_allocation_ratio": compute.disk_allocation_ratio,
+                "reserved_memory_mb": compute.reserved_host_memory_mb,
+                "reserved_disk_mb": compute.reserved_host_disk_mb,
+            })
+
+    def periodic_tasks(self) -> list[tuple[float, Callable[[], Any]]]:
+        return [(self.conf.compute.resource_update_interval, self.update_available_resource)]
+
+
+def _fault_message(exc: Exception) -> str:
+    if isinstance(exc, exception.StratusException):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,1 @@
+"""stratus-conductor: database work on behalf of compute hosts, and build orchestration."""

@@ -1,0 +1,153 @@
+"""The conductor's RPC endpoint.
+
+Two roles, as in Nova: it orchestrates builds (ask the scheduler, record the
+host, hand the instance to its compute host) and it does the database work
+of compute hosts, which hold no database credentials. It also reaps builds
+that stalled (a compute host died mid-way), so no instance stays in BUILD.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import traceback as tb
+from typing import Any
+
+from stratus import exception
+from stratus.compute import power_state, vm_states
+from stratus.compute.rpcapi import ComputeRPCAPI
+from stratus.context import RequestContext, get_admin_context
+from stratus.db import instances as db_instances
+from stratus.db import services as db_services
+from stratus.db.session import Database
+from stratus.notifications import instance_payload
+from stratus.scheduler.rpcapi import SchedulerAPI
+from stratus.utils import utcnow
+
+LOG = logging.getLogger(__name__)
+_UNSET = "__unset__"
+
+
+class ConductorManager:
+    def __init__(self, conf: Any, db: Database, transport: Any, notifier: Any) -> None:
+        self.conf = conf
+        self.db = db
+        self.notifier = notifier
+        timeout = conf.DEFAULT.rpc_response_timeout
+        self.scheduler = SchedulerAPI(transport, timeout)
+        self.compute_rpc = ComputeRPCAPI(transport, timeout)
+
+    # -- build orchestration -----------------------------------------------------
+    def build_instances(self, ctxt: RequestContext, instance_uuids: list[str],
+                        request_spec: dict[str, Any]) -> None:
+        try:
+            selections = self.scheduler.select_destinations(ctxt, request_spec, instance_uuids)
+        except exception.NoValidHost as exc:
+            LOG.warning("No valid host for %s: %s", instance_uuids, exc)
+            for uuid in instance_uuids:
+                self._fail_build(ctxt, uuid, exc, with_traceback=False)
+            return
+        except Exception as exc:  # noqa: BLE001 - scheduler unreachable, timeout, ...
+            LOG.exception("Scheduling %s failed", instance_uuids)
+            for uuid in instance_uuids:
+                self._fail_build(ctxt, uuid, exc)
+            return
+        for sel in selections:
+            uuid = sel["instance_uuid"]
+            try:
+                inst = db_instances.instance_update(
+                    self.db, uuid, {"host": sel["host"], "node": sel["nodename"],
+                                    "launched_on": sel["host"]},
+                    expected_task_state=[vm_states.SCHEDULING])
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+                # Deleted while we were scheduling it: give the claim back.
+                LOG.info("Instance %s went away during scheduling", uuid)
+                db_instances.allocations_delete(self.db, uuid)
+                continue
+            self.compute_rpc.build_and_run_instance(ctxt, sel["host"], inst, request_spec)
+
+    def _fail_build(self, ctxt: RequestContext, uuid: str, exc: Exception,
+                    with_traceback: bool = True) -> None:
+        code = getattr(exc, "code", 500)
+        message = str(exc) if isinstance(exc, exception.StratusException) else \
+            f"{type(exc).__name__}: {exc}"
+        details = tb.format_exc() if with_traceback else message
+        try:
+            inst = db_instances.instance_update(self.db, uuid, {
+                "vm_state": vm_states.ERROR, "task_state": None})
+        except exception.InstanceNotFound:
+            return
+        db_instances.allocations_delete(self.db, uuid)
+        db_instances.fault_create(self.db, uuid, code, message, details, host=None)
+        db_instances.action_event_finish(self.db, uuid, ctxt.request_id,
+                                         "conductor_schedule_and_build_instances", "Error",
+                                         details)
+        self.notifier.error(ctxt, "instance.create.error", instance_payload(inst))
+
+    # -- database work for compute hosts --------------------------------------------
+    def instance_get(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
+        return db_instances.instance_get(self.db, instance_uuid)
+
+    def instance_update(self, ctxt: RequestContext, instance_uuid: str, updates: dict[str, Any],
+                        expected_task_state: Any = _UNSET) -> dict[str, Any]:
+        kwargs = {} if expected_task_state == _UNSET else {"expected_task_state":
+                                                           expected_task_state}
+        return db_instances.instance_update(self.db, instance_uuid, updates, **kwargs)
+
+    def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
+        return db_instances.instance_destroy(self.db, instance_uuid)
+
+    def instances_get_by_host(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
+        return db_instances.instances_get_by_host(self.db, host)
+
+    def instance_fault_create(self, ctxt: RequestContext, instance_uuid: str, code: int,
+                              message: str, details: str | None, host: str | None) -> None:
+        db_instances.fault_create(self.db, instance_uuid, code, message, details, host)
+
+    def action_event_start(self, ctxt: RequestContext, instance_uuid: str, event: str,
+                           host: str) -> None:
+        db_instances.action_event_start(self.db, instance_uuid, ctxt.request_id, event, host)
+
+    def action_event_finish(self, ctxt: RequestContext, instance_uuid: str, event: str,
+                            result: str, traceback: str | None = None) -> None:
+        db_instances.action_event_finish(self.db, instance_uuid, ctxt.request_id, event,
+                                         result, traceback)
+
+    def allocations_delete(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        db_instances.allocations_delete(self.db, instance_uuid)
+
+    def compute_node_update(self, ctxt: RequestContext, host: str, nodename: str,
+                            resources: dict[str, Any]) -> dict[str, Any]:
+        return db_services.compute_node_update(self.db, host, nodename, resources)
+
+    def service_heartbeat(self, ctxt: RequestContext, host: str, binary: str,
+                          topic: str) -> dict[str, Any]:
+        return db_services.service_heartbeat(self.db, host, binary, topic)
+
+    # -- periodic ------------------------------------------------------------------
+    def reap_stalled_builds(self) -> int:
+        """Put instances that stayed in BUILD past instance_build_timeout in ERROR."""
+        timeout = self.conf.DEFAULT.instance_build_timeout
+        if not timeout:
+            return 0
+        ctxt = get_admin_context()
+        cutoff = utcnow() - datetime.timedelta(seconds=timeout)
+        reaped = 0
+        for uuid in db_instances.instances_stuck_building(self.db, cutoff):
+            try:
+                inst = db_instances.instance_update(
+                    self.db, uuid, {"vm_state": vm_states.ERROR, "task_state": None,
+                                    "power_state": power_state.NOSTATE},
+                    expected_vm_state=[vm_states.BUILDING])
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+                continue
+            message = f"Build of instance {uuid} timed out after {timeout:g} seconds"
+            db_instances.fault_create(self.db, uuid, 500, message, message, inst["host"])
+            db_instances.allocations_delete(self.db, uuid)
+            self.notifier.error(ctxt, "instance.create.error", instance_payload(inst))
+            LOG.warning(message)
+            reaped += 1
+        return reaped
+
+    def periodic_tasks(self) -> list[tuple[float, Any]]:
+        interval = max(1.0, min(60.0, (self.conf.DEFAULT.instance_build_timeout or 60) / 4))
+        return [(interval, self.reap_stalled_builds)]

@@ -1,0 +1,66 @@
+"""Client side of the conductor's RPC API (topic ``conductor``).
+
+Compute hosts hold no database credentials: every write they make goes
+through these calls, as in Nova.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from stratus import rpc
+from stratus.context import RequestContext
+
+TOPIC = "conductor"
+
+
+class ConductorAPI:
+    def __init__(self, transport: Any, timeout: float = 60.0) -> None:
+        self.client = rpc.RPCClient(transport, topic=TOPIC, timeout=timeout)
+
+    # -- from the API ---------------------------------------------------------
+    def build_instances(self, ctxt: RequestContext, instance_uuids: list[str],
+                        request_spec: dict[str, Any]) -> None:
+        self.client.cast(ctxt, "build_instances", instance_uuids=instance_uuids,
+                         request_spec=request_spec)
+
+    # -- from compute hosts -----------------------------------------------------
+    def instance_get(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
+        return self.client.call(ctxt, "instance_get", instance_uuid=instance_uuid)
+
+    def instance_update(self, ctxt: RequestContext, instance_uuid: str, updates: dict[str, Any],
+                        expected_task_state: Any = "__unset__") -> dict[str, Any]:
+        return self.client.call(ctxt, "instance_update", instance_uuid=instance_uuid,
+                                updates=updates, expected_task_state=expected_task_state)
+
+    def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
+        return self.client.call(ctxt, "instance_destroy", instance_uuid=instance_uuid)
+
+    def instances_get_by_host(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
+        return self.client.call(ctxt, "instances_get_by_host", host=host)
+
+    def instance_fault_create(self, ctxt: RequestContext, instance_uuid: str, code: int,
+                              message: str, details: str | None, host: str | None) -> None:
+        self.client.call(ctxt, "instance_fault_create", instance_uuid=instance_uuid, code=code,
+                         message=message, details=details, host=host)
+
+    def action_event_start(self, ctxt: RequestContext, instance_uuid: str, event: str,
+                           host: str) -> None:
+        self.client.call(ctxt, "action_event_start", instance_uuid=instance_uuid, event=event,
+                         host=host)
+
+    def action_event_finish(self, ctxt: RequestContext, instance_uuid: str, event: str,
+                            result: str, traceback: str | None = None) -> None:
+        self.client.call(ctxt, "action_event_finish", instance_uuid=instance_uuid, event=event,
+                         result=result, traceback=traceback)
+
+    def allocations_delete(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self.client.call(ctxt, "allocations_delete", instance_uuid=instance_uuid)
+
+    def compute_node_update(self, ctxt: RequestContext, host: str, nodename: str,
+                            resources: dict[str, Any]) -> dict[str, Any]:
+        return self.client.call(ctxt, "compute_node_update", host=host, nodename=nodename,
+                                resources=resources)
+
+    def service_heartbeat(self, ctxt: RequestContext, host: str, binary: str,
+                          topic: str) -> dict[str, Any]:
+        return self.client.call(ctxt, "service_heartbeat", host=host, binary=binary, topic=topic)

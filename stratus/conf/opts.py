@@ -1,0 +1,103 @@
+"""Every Stratus option, declared once. ``stratus config sample`` prints them."""
+from __future__ import annotations
+
+import socket
+
+from stratus.conf.cfg import Opt
+
+DEFAULT = [
+    Opt("host", "str", socket.gethostname(),
+        "Name of this host as services and compute nodes know it."),
+    Opt("transport_url", "str", "memory://",
+        "Message queue URL: rabbit://USER:PASS@HOST:PORT/VHOST for RabbitMQ, "
+        "or memory:// for the in-process transport of the all-in-one."),
+    Opt("state_path", "str", "./.stratus",
+        "Directory for the state of this deployment: SQLite file, image store, keys."),
+    Opt("debug", "bool", False, "Log at DEBUG level."),
+    Opt("log_file", "str", None, "Write logs to this file instead of stderr."),
+    Opt("report_interval", "float", 10.0,
+        "Seconds between service heartbeats.", min=0.1),
+    Opt("service_down_time", "float", 60.0,
+        "A service whose last heartbeat is older than this many seconds is shown down.",
+        min=1),
+    Opt("rpc_response_timeout", "float", 60.0,
+        "Seconds to wait for the reply to an RPC call.", min=0.1),
+    Opt("executor_thread_pool_size", "int", 64,
+        "Worker threads that handle RPC requests in each RPC service.", min=1),
+    Opt("instance_build_timeout", "float", 600.0,
+        "Seconds an instance may stay in BUILD before it is put in ERROR; 0 disables.",
+        min=0),
+]
+
+DATABASE = [
+    Opt("connection", "str", None,
+        "SQLAlchemy URL of the database, e.g. postgresql+psycopg://user@host/db, "
+        "mysql+pymysql://root@127.0.0.1/test, sqlite:///path. Default: SQLite under state_path.",
+        secret=True),
+    Opt("pool_size", "int", 10, "Connections kept in the pool.", min=1),
+    Opt("max_overflow", "int", 20, "Connections allowed above pool_size.", min=0),
+]
+
+API = [
+    Opt("listen", "str", "127.0.0.1", "Address the API listens on."),
+    Opt("port", "int", 8774, "Port the API listens on.", min=0, max=65535),
+    Opt("threads", "int", 16, "Threads serving API requests.", min=1),
+    Opt("public_url", "str", None,
+        "Base URL clients reach the API at (used in the catalog and links); "
+        "default http://LISTEN:PORT."),
+    Opt("max_limit", "int", 1000, "Most items returned in one page of a list.", min=1),
+    Opt("region", "str", "RegionOne", "Region name in the service catalog."),
+]
+
+IDENTITY = [
+    Opt("token_expiration", "int", 3600, "Seconds a token stays valid.", min=60),
+    Opt("key_file", "str", None,
+        "Fernet key file shared by every API process (default: STATE_PATH/fernet.key, "
+        "created on first start)."),
+]
+
+IMAGE = [
+    Opt("store_dir", "str", None,
+        "Directory image data is stored in (default: STATE_PATH/images)."),
+]
+
+COMPUTE = [
+    Opt("driver", "str", "fake", "Virt driver: fake, or module.path:ClassName."),
+    Opt("resource_update_interval", "float", 60.0,
+        "Seconds between reports of this host's resources to the conductor.", min=0.1),
+    Opt("cpu_allocation_ratio", "float", 16.0, "Virtual CPUs per physical CPU.", min=0.0001),
+    Opt("ram_allocation_ratio", "float", 1.5, "Virtual RAM per physical RAM.", min=0.0001),
+    Opt("disk_allocation_ratio", "float", 1.0, "Virtual disk per physical disk.", min=0.0001),
+    Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
+    Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
+    Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
+]
+
+FAKE = [
+    Opt("vcpus", "int", 64, "Fake driver: physical CPUs of the simulated host.", min=1),
+    Opt("memory_mb", "int", 131072, "Fake driver: memory of the simulated host.", min=1),
+    Opt("local_gb", "int", 2048, "Fake driver: disk of the simulated host.", min=1),
+    Opt("delay", "float", 0.0, "Fake driver: seconds each operation takes.", min=0),
+]
+
+SCHEDULER = [
+    Opt("max_attempts", "int", 3, "Hosts tried for one build before giving up.", min=1),
+    Opt("host_subset_size", "int", 1,
+        "Pick at random among this many best-weighed hosts.", min=1),
+]
+
+NOTIFICATIONS = [
+    Opt("driver", "str", "messaging", "Where notifications go.", choices=("messaging", "noop")),
+]
+
+REGISTRY: dict[str, list[Opt]] = {
+    "DEFAULT": DEFAULT,
+    "database": DATABASE,
+    "api": API,
+    "identity": IDENTITY,
+    "image": IMAGE,
+    "compute": COMPUTE,
+    "fake": FAKE,
+    "scheduler": SCHEDULER,
+    "notifications": NOTIFICATIONS,
+}

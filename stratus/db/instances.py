@@ -1,0 +1,370 @@
+"""Queries for instances, their metadata, faults, actions and allocations.
+
+Every state change goes through :func:`instance_update`, whose
+``expected_task_state`` makes it a compare-and-swap: two operations racing on
+one instance (a delete during a build, say) cannot both win.
+"""
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from stratus import exception
+from stratus.compute import vm_states
+from stratus.db.common import to_dict
+from stratus.db.models import (Allocation, Instance, InstanceAction, InstanceActionEvent,
+                               InstanceFault, InstanceMetadata)
+from stratus.db.session import Database
+from stratus.utils import parse_isotime, utcnow
+
+DATETIME_FIELDS = ("launched_at", "terminated_at", "deleted_at", "created_at", "updated_at")
+UNSET: Any = object()
+
+
+def _coerce(updates: dict[str, Any]) -> dict[str, Any]:
+    """Datetimes arrive over RPC as ISO strings; store them as datetimes."""
+    out = dict(updates)
+    for key in DATETIME_FIELDS:
+        if isinstance(out.get(key), str):
+            out[key] = parse_isotime(out[key])
+    return out
+
+
+def _as_dict(inst: Instance, fault: dict[str, Any] | None = None) -> dict[str, Any]:
+    d = to_dict(inst)
+    d["metadata"] = {m.key: m.value for m in inst.metadata_items}
+    d["fault"] = fault
+    return d
+
+
+def _faults_for(s: Session, uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The newest fault of each instance in ``uuids``."""
+    if not uuids:
+        return {}
+    faults: dict[str, dict[str, Any]] = {}
+    rows = s.scalars(select(InstanceFault).where(InstanceFault.instance_uuid.in_(uuids))
+                     .order_by(InstanceFault.id))
+    for f in rows:
+        faults[f.instance_uuid] = {"code": f.code, "message": f.message,
+                                   "details": f.details, "created": f.created_at}
+    return faults
+
+
+def _get(s: Session, uuid: str, read_deleted: bool = False) -> Instance:
+    q = select(Instance).where(Instance.uuid == uuid)
+    if not read_deleted:
+        q = q.where(Instance.deleted.is_(False))
+    inst = s.scalars(q).one_or_none()
+    if inst is None:
+        raise exception.InstanceNotFound(instance_id=uuid)
+    return inst
+
+
+# -- create / read -------------------------------------------------------------
+
+def instance_create_many(db: Database, rows: Iterable[dict[str, Any]],
+                         action: str | None = None, request_id: str | None = None
+                         ) -> list[dict[str, Any]]:
+    """Insert instances (each dict may carry "metadata") and, when ``action``
+    is given, the instance action each starts with (Nova's ``create``)."""
+    created = []
+    with db.write() as s:
+        for values in rows:
+            values = dict(values)
+            metadata = values.pop("metadata", None) or {}
+            inst = Instance(**values)
+            inst.metadata_items = [InstanceMetadata(key=k, value=v) for k, v in metadata.items()]
+            s.add(inst)
+            if action:
+                s.add(InstanceAction(action=action, instance_uuid=inst.uuid,
+                                     request_id=request_id or "", user_id=inst.user_id,
+                                     project_id=inst.project_id, start_time=utcnow()))
+            created.append(inst)
+        s.flush()
+        return [_as_dict(i) for i in created]
+
+
+def instance_get(db: Database, uuid: str, project_id: str | None = None,
+                 read_deleted: bool = False) -> dict[str, Any]:
+    """One instance; ``project_id`` restricts it to that project (404 otherwise)."""
+    with db.read() as s:
+        inst = _get(s, uuid, read_deleted)
+        if project_id is not None and inst.project_id != project_id:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        return _as_dict(inst, _faults_for(s, [uuid]).get(uuid))
+
+
+_SORT_KEYS = {"created_at", "updated_at", "display_name", "uuid", "vm_state", "task_state",
+              "power_state", "host", "node", "launched_at", "terminated_at", "project_id",
+              "user_id", "key_name", "availability_zone", "image_ref", "hostname",
+              "launch_index", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "id"}
+
+
+def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = None,
+                     marker: str | None = None, sort_keys: list[str] | None = None,
+                     sort_dirs: list[str] | None = None) -> list[dict[str, Any]]:
+    """Instances matching ``filters`` (keys: project_id, user_id, host, name
+    (regex), states ([(vm_state, task_state|"default")]), changes_since
+    (datetime; includes deleted), deleted (bool), flavor, image, reservation_id,
+    uuids), newest first unless ``sort_keys`` say otherwise; ``marker`` is the
+    uuid of the last instance of the previous page."""
+    sort_keys = list(sort_keys or ["created_at"])
+    sort_dirs = list(sort_dirs or ["desc"] * len(sort_keys))
+    for key in sort_keys:
+        if key not in _SORT_KEYS:
+            raise exception.Invalid(f"Invalid sort key: {key}")
+    if "id" not in sort_keys:
+        sort_keys.append("id")
+        sort_dirs.append(sort_dirs[0] if sort_dirs else "desc")
+    with db.read() as s:
+        q = select(Instance)
+        changes_since = filters.get("changes_since")
+        if changes_since is not None:
+            q = q.where(Instance.updated_at >= changes_since)
+        elif "deleted" in filters:
+            q = q.where(Instance.deleted.is_(bool(filters["deleted"])))
+        else:
+            q = q.where(Instance.deleted.is_(False))
+        for key in ("project_id", "user_id", "host", "reservation_id", "image_ref", "node"):
+            if filters.get(key) is not None:
+                q = q.where(getattr(Instance, key) == filters[key])
+        if filters.get("uuids") is not None:
+            q = q.where(Instance.uuid.in_(filters["uuids"]))
+        if filters.get("flavor") is not None:
+            flavorid = filters["flavor"]
+            # flavor is a JSON column; compare in Python below for portability.
+        states = filters.get("states")
+        if states is not None:
+            clauses = []
+            for vm_state, task_state in states:
+                if task_state == "default":
+                    clauses.append(Instance.vm_state == vm_state)
+                elif task_state is None:
+                    clauses.append(and_(Instance.vm_state == vm_state, Instance.task_state.is_(None)))
+                else:
+                    clauses.append(and_(Instance.vm_state == vm_state,
+                                        Instance.task_state == task_state))
+            if not clauses:
+                return []
+            q = q.where(or_(*clauses))
+        order = []
+        for key, direction in zip(sort_keys, sort_dirs):
+            col = getattr(Instance, key)
+            order.append(col.desc() if direction == "desc" else col.asc())
+        q = q.order_by(*order)
+        if marker is not None:
+            mark = s.scalars(select(Instance).where(Instance.uuid == marker)).one_or_none()
+            if mark is None:
+                raise exception.Invalid(f"marker [{marker}] not found")
+            q = q.where(_after_marker(mark, sort_keys, sort_dirs))
+        name_re = re.compile(filters["name"]) if filters.get("name") else None
+        need_python_filter = name_re is not None or filters.get("flavor") is not None
+        if limit is not None and not need_python_filter:
+            q = q.limit(limit)
+        result = []
+        rows = s.scalars(q).all()
+        for inst in rows:
+            if name_re is not None and not name_re.search(inst.display_name or ""):
+                continue
+            if filters.get("flavor") is not None and \
+                    str((inst.flavor or {}).get("flavorid")) != str(filters["flavor"]):
+                continue
+            result.append(inst)
+            if limit is not None and len(result) >= limit:
+                break
+        faulted = [i.uuid for i in result if i.vm_state in (vm_states.ERROR, vm_states.DELETED)]
+        faults = _faults_for(s, faulted)
+        return [_as_dict(i, faults.get(i.uuid)) for i in result]
+
+
+def _after_marker(mark: Instance, keys: list[str], dirs: list[str]) -> Any:
+    """Keyset pagination: rows strictly after ``mark`` in the (keys, dirs) order."""
+    clauses = []
+    for i, (key, direction) in enumerate(zip(keys, dirs)):
+        equal_prefix = [getattr(Instance, k) == getattr(mark, k) for k in keys[:i]]
+        col, value = getattr(Instance, key), getattr(mark, key)
+        if value is None:
+            # NULLs sort first ascending on SQLite/MySQL and last on PostgreSQL;
+            # treat them as the smallest value.
+            step = col.is_not(None) if direction == "asc" else None
+        else:
+            step = (col > value) if direction == "asc" else or_(col < value, col.is_(None))
+        if step is not None:
+            clauses.append(and_(*equal_prefix, step))
+    return or_(*clauses)
+
+
+def instances_get_by_host(db: Database, host: str) -> list[dict[str, Any]]:
+    return instance_get_all(db, {"host": host})
+
+
+# -- update / delete -----------------------------------------------------------
+
+def instance_update(db: Database, uuid: str, updates: dict[str, Any],
+                    expected_task_state: Any = UNSET,
+                    expected_vm_state: Any = UNSET) -> dict[str, Any]:
+    """Update an instance; with ``expected_task_state`` (a value or a list,
+    None meaning idle) the update applies only if the task state still is one
+    of them, else :class:`UnexpectedTaskStateError` (the compare-and-swap)."""
+    updates = _coerce(updates)
+    metadata = updates.pop("metadata", None)
+    updates.setdefault("updated_at", utcnow())
+    with db.write() as s:
+        q = update(Instance).where(Instance.uuid == uuid, Instance.deleted.is_(False))
+        if expected_task_state is not UNSET:
+            q = q.where(_state_in(Instance.task_state, expected_task_state))
+        if expected_vm_state is not UNSET:
+            q = q.where(_state_in(Instance.vm_state, expected_vm_state))
+        result = s.execute(q.values(**updates))
+        if result.rowcount == 0:
+            inst = _get(s, uuid)  # raises InstanceNotFound when gone
+            raise exception.UnexpectedTaskStateError(
+                instance_uuid=uuid,
+                expected=expected_task_state if expected_task_state is not UNSET
+                else expected_vm_state,
+                actual=inst.task_state if expected_task_state is not UNSET else inst.vm_state)
+        inst = _get(s, uuid)
+        if metadata is not None:
+            _replace_metadata(s, inst, metadata)
+        s.flush()
+        s.refresh(inst)
+        return _as_dict(inst, _faults_for(s, [uuid]).get(uuid))
+
+
+def _state_in(column: Any, expected: Any) -> Any:
+    values = list(expected) if isinstance(expected, (list, tuple, set)) else [expected]
+    clauses = [column.is_(None) if v is None else column == v for v in values]
+    return or_(*clauses)
+
+
+def instance_destroy(db: Database, uuid: str) -> dict[str, Any]:
+    """Soft-delete an instance (Nova keeps the row) and drop its allocations."""
+    now = utcnow()
+    with db.write() as s:
+        inst = _get(s, uuid)
+        inst.deleted = True
+        inst.deleted_at = now
+        inst.terminated_at = now
+        inst.updated_at = now
+        inst.vm_state = vm_states.DELETED
+        inst.task_state = None
+        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+        s.flush()
+        return _as_dict(inst)
+
+
+def _replace_metadata(s: Session, inst: Instance, metadata: dict[str, str]) -> None:
+    current = {m.key: m for m in inst.metadata_items}
+    for key, item in current.items():
+        if key not in metadata:
+            inst.metadata_items.remove(item)
+    for key, value in metadata.items():
+        if key in current:
+            current[key].value = value
+        else:
+            inst.metadata_items.append(InstanceMetadata(key=key, value=value))
+
+
+def metadata_update(db: Database, uuid: str, items: dict[str, str], replace: bool,
+                    project_id: str | None = None) -> dict[str, str]:
+    with db.write() as s:
+        inst = _get(s, uuid)
+        if project_id is not None and inst.project_id != project_id:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        merged = dict(items) if replace else {**{m.key: m.value for m in inst.metadata_items},
+                                              **items}
+        _replace_metadata(s, inst, merged)
+        inst.updated_at = utcnow()
+        s.flush()
+        return {m.key: m.value for m in inst.metadata_items}
+
+
+# -- faults and actions --------------------------------------------------------
+
+def fault_create(db: Database, uuid: str, code: int, message: str,
+                 details: str | None = None, host: str | None = None) -> None:
+    with db.write() as s:
+        s.add(InstanceFault(instance_uuid=uuid, code=code, message=message[:255],
+                            details=details, host=host, created_at=utcnow()))
+
+
+def action_start(db: Database, uuid: str, action: str, request_id: str,
+                 user_id: str | None, project_id: str | None) -> None:
+    with db.write() as s:
+        s.add(InstanceAction(action=action, instance_uuid=uuid, request_id=request_id,
+                             user_id=user_id, project_id=project_id, start_time=utcnow()))
+
+
+def _action_for(s: Session, uuid: str, request_id: str) -> InstanceAction | None:
+    return s.scalars(select(InstanceAction).where(
+        InstanceAction.instance_uuid == uuid, InstanceAction.request_id == request_id)
+        .order_by(InstanceAction.id.desc()).limit(1)).one_or_none()
+
+
+def action_event_start(db: Database, uuid: str, request_id: str, event: str,
+                       host: str | None) -> None:
+    with db.write() as s:
+        action = _action_for(s, uuid, request_id)
+        if action is None:
+            return
+        s.add(InstanceActionEvent(action_id=action.id, event=event, host=host,
+                                  start_time=utcnow()))
+
+
+def action_event_finish(db: Database, uuid: str, request_id: str, event: str,
+                        result: str, traceback: str | None = None) -> None:
+    """Finish the event; an Error result also marks the action as failed."""
+    now = utcnow()
+    with db.write() as s:
+        action = _action_for(s, uuid, request_id)
+        if action is None:
+            return
+        ev = s.scalars(select(InstanceActionEvent).where(
+            InstanceActionEvent.action_id == action.id, InstanceActionEvent.event == event)
+            .order_by(InstanceActionEvent.id.desc()).limit(1)).one_or_none()
+        if ev is None:
+            ev = InstanceActionEvent(action_id=action.id, event=event, start_time=now)
+            s.add(ev)
+        ev.finish_time = now
+        ev.result = result
+        ev.traceback = traceback
+        if result.lower() == "error":
+            action.message = "Error"
+        action.updated_at = now
+
+
+def actions_get(db: Database, uuid: str) -> list[dict[str, Any]]:
+    with db.read() as s:
+        rows = s.scalars(select(InstanceAction).where(InstanceAction.instance_uuid == uuid)
+                         .order_by(InstanceAction.created_at.desc(), InstanceAction.id.desc()))
+        return [to_dict(a) for a in rows]
+
+
+def action_get(db: Database, uuid: str, request_id: str) -> dict[str, Any] | None:
+    with db.read() as s:
+        action = _action_for(s, uuid, request_id)
+        if action is None:
+            return None
+        d = to_dict(action)
+        d["events"] = [to_dict(e) for e in action.events]
+        return d
+
+
+# -- allocations -----------------------------------------------------------------
+
+def allocations_delete(db: Database, uuid: str) -> None:
+    with db.write() as s:
+        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+
+
+def instances_stuck_building(db: Database, older_than: datetime.datetime) -> list[str]:
+    """Uuids of instances in BUILD not touched since ``older_than``."""
+    with db.read() as s:
+        rows = s.scalars(select(Instance.uuid).where(
+            Instance.deleted.is_(False), Instance.vm_state == vm_states.BUILDING,
+            Instance.updated_at < older_than))
+        return list(rows)

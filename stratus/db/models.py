@@ -1,0 +1,347 @@
+"""SQLAlchemy models: the one shared database of a Stratus deployment.
+
+Shapes follow Nova's where the API exposes them (vm_state/task_state/
+power_state, instance faults, instance actions and events), plus the few
+identity and image tables the embedded Identity v3 and Image v2 APIs need,
+and ``allocations``: the resources the scheduler claimed for each instance on
+a compute node (what Placement does for Nova). Timestamps are naive UTC.
+"""
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index,
+                        Integer, String, Text, UniqueConstraint)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from stratus.utils import utcnow
+
+
+# Microsecond precision everywhere (MariaDB's DATETIME drops it by default).
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(Timestamp, onupdate=utcnow)
+
+
+# -- services and capacity ---------------------------------------------------
+
+class Service(TimestampMixin, Base):
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("host", "binary", name="uniq_services0host0binary"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    binary: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str | None] = mapped_column(String(255))
+    report_count: Mapped[int] = mapped_column(Integer, default=0)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    forced_down: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_seen_up: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
+
+
+class ComputeNode(TimestampMixin, Base):
+    __tablename__ = "compute_nodes"
+    __table_args__ = (UniqueConstraint("host", "hypervisor_hostname",
+                                       name="uniq_compute_nodes0host0hypervisor_hostname"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    hypervisor_hostname: Mapped[str] = mapped_column(String(255))
+    hypervisor_type: Mapped[str] = mapped_column(String(255), default="fake")
+    hypervisor_version: Mapped[int] = mapped_column(Integer, default=1000)
+    host_ip: Mapped[str | None] = mapped_column(String(64))
+    cpu_info: Mapped[str] = mapped_column(Text, default="{}")
+    vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    local_gb: Mapped[int] = mapped_column(Integer, default=0)
+    vcpus_used: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb_used: Mapped[int] = mapped_column(Integer, default=0)
+    local_gb_used: Mapped[int] = mapped_column(Integer, default=0)
+    running_vms: Mapped[int] = mapped_column(Integer, default=0)
+    cpu_allocation_ratio: Mapped[float] = mapped_column(Float, default=16.0)
+    ram_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.5)
+    disk_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
+    reserved_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    reserved_disk_mb: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every claim: two schedulers racing for the same node cannot
+    # both win (compare-and-swap, as Placement's resource provider generation).
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Allocation(Base):
+    __tablename__ = "allocations"
+    __table_args__ = (UniqueConstraint("consumer_uuid", "compute_node_id",
+                                       name="uniq_allocations0consumer0node"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consumer_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    compute_node_id: Mapped[int] = mapped_column(ForeignKey("compute_nodes.id"), index=True)
+    vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+# -- flavors -----------------------------------------------------------------
+
+class Flavor(TimestampMixin, Base):
+    __tablename__ = "flavors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flavorid: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    root_gb: Mapped[int] = mapped_column(Integer, default=0)
+    ephemeral_gb: Mapped[int] = mapped_column(Integer, default=0)
+    swap: Mapped[int] = mapped_column(Integer, default=0)
+    rxtx_factor: Mapped[float] = mapped_column(Float, default=1.0)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text)
+
+    extra_specs: Mapped[list["FlavorExtraSpec"]] = relationship(
+        back_populates="flavor", cascade="all, delete-orphan", lazy="selectin")
+    projects: Mapped[list["FlavorProject"]] = relationship(
+        back_populates="flavor", cascade="all, delete-orphan", lazy="selectin")
+
+
+class FlavorExtraSpec(Base):
+    __tablename__ = "flavor_extra_specs"
+    __table_args__ = (UniqueConstraint("flavor_id", "key", name="uniq_flavor_extra_specs0flavor0key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flavor_id: Mapped[int] = mapped_column(ForeignKey("flavors.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+    flavor: Mapped[Flavor] = relationship(back_populates="extra_specs")
+
+
+class FlavorProject(Base):
+    __tablename__ = "flavor_projects"
+    __table_args__ = (UniqueConstraint("flavor_id", "project_id",
+                                       name="uniq_flavor_projects0flavor0project"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    flavor_id: Mapped[int] = mapped_column(ForeignKey("flavors.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(String(255))
+    flavor: Mapped[Flavor] = relationship(back_populates="projects")
+
+
+# -- instances ---------------------------------------------------------------
+
+class Instance(TimestampMixin, Base):
+    __tablename__ = "instances"
+    __table_args__ = (
+        Index("instances_project_id_deleted_idx", "project_id", "deleted"),
+        Index("instances_host_deleted_idx", "host", "deleted"),
+        Index("instances_updated_at_idx", "updated_at"),
+        Index("instances_created_at_id_idx", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    display_description: Mapped[str | None] = mapped_column(Text)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    host: Mapped[str | None] = mapped_column(String(255))
+    node: Mapped[str | None] = mapped_column(String(255))
+    launched_on: Mapped[str | None] = mapped_column(String(255))
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
+    image_ref: Mapped[str | None] = mapped_column(String(255))
+    flavor: Mapped[dict[str, Any]] = mapped_column(JSON)
+    vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    root_gb: Mapped[int] = mapped_column(Integer, default=0)
+    ephemeral_gb: Mapped[int] = mapped_column(Integer, default=0)
+    vm_state: Mapped[str | None] = mapped_column(String(255))
+    task_state: Mapped[str | None] = mapped_column(String(255))
+    power_state: Mapped[int] = mapped_column(Integer, default=0)
+    key_name: Mapped[str | None] = mapped_column(String(255))
+    key_data: Mapped[str | None] = mapped_column(Text)
+    user_data: Mapped[str | None] = mapped_column(Text)
+    config_drive: Mapped[str | None] = mapped_column(String(255))
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked_by: Mapped[str | None] = mapped_column(String(16))
+    reservation_id: Mapped[str | None] = mapped_column(String(255))
+    launch_index: Mapped[int] = mapped_column(Integer, default=0)
+    access_ip_v4: Mapped[str | None] = mapped_column(String(39))
+    access_ip_v6: Mapped[str | None] = mapped_column(String(39))
+    auto_disk_config: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    launched_at: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+    terminated_at: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+    deleted_at: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Scheduling request (flavor, image, AZ, retries) kept for reschedules.
+    request_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    metadata_items: Mapped[list["InstanceMetadata"]] = relationship(
+        back_populates="instance", cascade="all, delete-orphan", lazy="selectin")
+
+
+class InstanceMetadata(Base):
+    __tablename__ = "instance_metadata"
+    __table_args__ = (UniqueConstraint("instance_uuid", "key", name="uniq_instance_metadata0uuid0key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(
+        ForeignKey("instances.uuid", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+    instance: Mapped[Instance] = relationship(back_populates="metadata_items")
+
+
+class InstanceFault(Base):
+    __tablename__ = "instance_faults"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    code: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(String(255))
+    details: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class InstanceAction(TimestampMixin, Base):
+    __tablename__ = "instance_actions"
+    __table_args__ = (Index("instance_actions_uuid_request_idx", "instance_uuid", "request_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action: Mapped[str] = mapped_column(String(255))
+    instance_uuid: Mapped[str] = mapped_column(String(36))
+    request_id: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    start_time: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+    finish_time: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+    message: Mapped[str | None] = mapped_column(String(255))
+
+    events: Mapped[list["InstanceActionEvent"]] = relationship(
+        back_populates="action_ref", cascade="all, delete-orphan", lazy="selectin",
+        order_by="InstanceActionEvent.id")
+
+
+class InstanceActionEvent(TimestampMixin, Base):
+    __tablename__ = "instance_actions_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("instance_actions.id", ondelete="CASCADE"),
+                                           index=True)
+    event: Mapped[str] = mapped_column(String(255))
+    start_time: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+    finish_time: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+    result: Mapped[str | None] = mapped_column(String(255))
+    traceback: Mapped[str | None] = mapped_column(Text)
+    host: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[str | None] = mapped_column(Text)
+    action_ref: Mapped[InstanceAction] = relationship(back_populates="events")
+
+
+class KeyPair(Base):
+    __tablename__ = "key_pairs"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uniq_key_pairs0user_id0name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    public_key: Mapped[str] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(16), default="ssh")
+    created_at: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+# -- identity ----------------------------------------------------------------
+
+class Project(TimestampMixin, Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uniq_projects0domain0name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    domain_id: Mapped[str] = mapped_column(String(64), default="default")
+    description: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uniq_users0domain0name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain_id: Mapped[str] = mapped_column(String(64), default="default")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    default_project_id: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(255))
+
+
+class Role(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class RoleAssignment(Base):
+    __tablename__ = "role_assignments"
+    __table_args__ = (UniqueConstraint("user_id", "project_id", "role_id",
+                                       name="uniq_role_assignments0user0project0role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"))
+
+
+class RevokedToken(Base):
+    """A token revoked before it expired (``DELETE /v3/auth/tokens``), by audit id."""
+
+    __tablename__ = "revoked_tokens"
+
+    audit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime.datetime] = mapped_column(Timestamp, index=True)
+
+
+# -- images ------------------------------------------------------------------
+
+class Image(TimestampMixin, Base):
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(30), default="queued")
+    visibility: Mapped[str] = mapped_column(String(20), default="shared")
+    owner: Mapped[str | None] = mapped_column(String(255), index=True)
+    disk_format: Mapped[str | None] = mapped_column(String(20))
+    container_format: Mapped[str | None] = mapped_column(String(20))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    virtual_size: Mapped[int | None] = mapped_column(BigInteger)
+    checksum: Mapped[str | None] = mapped_column(String(32))
+    os_hash_algo: Mapped[str | None] = mapped_column(String(64))
+    os_hash_value: Mapped[str | None] = mapped_column(String(128))
+    min_disk: Mapped[int] = mapped_column(Integer, default=0)
+    min_ram: Mapped[int] = mapped_column(Integer, default=0)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    os_hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[datetime.datetime | None] = mapped_column(Timestamp)

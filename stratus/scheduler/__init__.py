@@ -1,0 +1,1 @@
+"""stratus-scheduler: picks a host for each instance and claims its resources."""
