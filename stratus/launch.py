@@ -8,7 +8,6 @@ database (SQLite) differ.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from stratus import rpc
@@ -65,8 +64,7 @@ def make_compute(conf: Any, transport: Any) -> RPCService:
     host = conf.DEFAULT.host
     conductor = ConductorAPI(transport, conf.DEFAULT.rpc_response_timeout)
     options = {"vcpus": conf.fake.vcpus, "memory_mb": conf.fake.memory_mb,
-               "local_gb": conf.fake.local_gb, "delay": conf.fake.delay,
-               "state_path": os.path.join(conf.DEFAULT.state_path, "compute", host)}
+               "local_gb": conf.fake.local_gb, "delay": conf.fake.delay}
     driver = load_driver(conf.compute.driver, host, options)
     manager = compute_manager.ComputeManager(conf, host, driver, conductor,
                                              make_notifier(conf, transport, f"compute.{host}"))

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 from stratus import exception
 from stratus.compute import power_state, vm_states
-from stratus.compute.virt.driver import ComputeDriver
+from stratus.compute.virt.driver import ComputeDriver, InstanceNotFoundInDriver
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.context import RequestContext, get_admin_context
 from stratus.notifications import instance_payload
@@ -86,7 +86,7 @@ class ComputeManager:
     def _power_state(self, inst: dict[str, Any]) -> int:
         try:
             return self.driver.get_info(inst).state
-        except Exception:  # noqa: BLE001 - unknown to the driver
+        except InstanceNotFoundInDriver:
             return power_state.NOSTATE
 
     def _notify(self, ctxt: RequestContext, event: str, inst: dict[str, Any],
@@ -262,7 +262,7 @@ class ComputeManager:
                 "vcpus": res.vcpus, "memory_mb": res.memory_mb, "local_gb": res.local_gb,
                 "vcpus_used": res.vcpus_used, "memory_mb_used": res.memory_mb_used,
                 "local_gb_used": res.local_gb_used,
-                "running_vms": len(self.driver.list_instances()),
+                "running_vms": res.running_vms,
                 "cpu_allocation_ratio": compute.cpu_allocation_ratio,
                 "ram_allocation_ratio": compute.ram_allocation_ratio,
                 "disk_allocation_ratio": compute.disk_allocation_ratio,

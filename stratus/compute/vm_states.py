@@ -85,12 +85,22 @@ def status_from_state(vm_state: str | None, task_state: str | None) -> str:
     return status
 
 
-def states_from_status(status: str) -> list[tuple[str, str | None]]:
-    """The (vm_state, task_state or "default") pairs behind an API status filter."""
+def states_from_status(status: str) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """What an API status filter selects: ``(vm_state, task_state, excluded)``.
+
+    ``task_state`` None means any task state except those in ``excluded`` (the
+    tasks that give that vm_state a status of their own: ACTIVE excludes
+    rebooting, which shows as REBOOT).
+    """
     wanted = status.upper()
-    pairs: list[tuple[str, str | None]] = []
+    selected: list[tuple[str, str | None, tuple[str, ...]]] = []
     for vm_state, task_map in _STATUS_MAP.items():
+        own = tuple(t for t in task_map if t != "default")
         for task_state, name in task_map.items():
-            if name == wanted:
-                pairs.append((vm_state, task_state))
-    return pairs
+            if name != wanted:
+                continue
+            if task_state == "default":
+                selected.append((vm_state, None, own))
+            else:
+                selected.append((vm_state, task_state, ()))
+    return selected

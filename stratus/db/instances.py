@@ -108,7 +108,7 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
                      marker: str | None = None, sort_keys: list[str] | None = None,
                      sort_dirs: list[str] | None = None) -> list[dict[str, Any]]:
     """Instances matching ``filters`` (keys: project_id, user_id, host, name
-    (regex), states ([(vm_state, task_state|"default")]), changes_since
+    (regex), states (from vm_states.states_from_status), changes_since
     (datetime; includes deleted), deleted (bool), flavor, image, reservation_id,
     uuids), newest first unless ``sort_keys`` say otherwise; ``marker`` is the
     uuid of the last instance of the previous page."""
@@ -140,14 +140,16 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
         states = filters.get("states")
         if states is not None:
             clauses = []
-            for vm_state, task_state in states:
-                if task_state == "default":
-                    clauses.append(Instance.vm_state == vm_state)
-                elif task_state is None:
-                    clauses.append(and_(Instance.vm_state == vm_state, Instance.task_state.is_(None)))
-                else:
+            for vm_state, task_state, excluded in states:
+                if task_state is not None:
                     clauses.append(and_(Instance.vm_state == vm_state,
                                         Instance.task_state == task_state))
+                elif excluded:
+                    clauses.append(and_(Instance.vm_state == vm_state,
+                                        or_(Instance.task_state.is_(None),
+                                            Instance.task_state.not_in(excluded))))
+                else:
+                    clauses.append(Instance.vm_state == vm_state)
             if not clauses:
                 return []
             q = q.where(or_(*clauses))

@@ -1,0 +1,1 @@
+"""stratus-compute: runs instances on one host through a virt driver."""
