@@ -40,3 +40,13 @@ def conf(tmp_path):
     return conf_mod.load(None, {("DEFAULT", "state_path"): str(tmp_path / "state"),
                                 ("DEFAULT", "report_interval"): 1.0,
                                 ("api", "port"): 0})
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    """Every service in this process on the in-process transport and SQLite."""
+    from tests.cloud import InProcessCloud
+
+    c = InProcessCloud(tmp_path)
+    yield c
+    c.close()

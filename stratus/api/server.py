@@ -37,7 +37,7 @@ def build_app(conf: Any, db: Database, transport: Any) -> Callable:
     compute_api = ComputeAPI(conf, db, transport, image_get=images.get)
     state = ComputeState(conf=conf, db=db, compute_api=compute_api)
     return wsgi.PrefixDispatcher({
-        "/identity": build_identity_app(conf, db, provider),
+        "/identity": build_identity_app(conf, db, provider, authenticate=authenticate),
         "/image": build_image_app(conf, db, store, authenticate),
         "/compute": build_compute_app(state, authenticate),
     })

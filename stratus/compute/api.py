@@ -23,7 +23,8 @@ from stratus.conductor.rpcapi import ConductorAPI
 from stratus.context import RequestContext
 from stratus.db import instances as db_instances
 from stratus.db import services as db_services
-from stratus.db.models import Flavor, KeyPair
+from stratus.db import flavors as db_flavors
+from stratus.db.models import KeyPair
 from stratus.db.session import Database
 from stratus.utils import new_uuid, utcnow
 
@@ -31,6 +32,8 @@ LOG = logging.getLogger(__name__)
 
 UNSET: Any = db_instances.UNSET
 DEFAULT_AZ = "nova"
+_FLAVOR_KEYS = ("flavorid", "name", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "swap",
+                "rxtx_factor", "extra_specs")
 
 # vm_states an operation is allowed from, and the task_state it sets.
 _ACTIONS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
@@ -126,19 +129,11 @@ class ComputeAPI:
         return instances, reservation_id
 
     def _flavor_for_boot(self, ctx: RequestContext, flavor_id: str) -> dict[str, Any]:
-        with self.db.read() as s:
-            flavor = s.scalars(select(Flavor).where(Flavor.flavorid == str(flavor_id))
-                               ).one_or_none()
-            if flavor is None or (not flavor.is_public and not ctx.is_admin and
-                                  ctx.project_id not in {p.project_id for p in flavor.projects}):
-                raise exception.FlavorNotFound(flavor_id=flavor_id)
-            if flavor.disabled:
-                raise exception.Invalid("Flavor is disabled.")
-            return {"flavorid": flavor.flavorid, "name": flavor.name,
-                    "memory_mb": flavor.memory_mb, "vcpus": flavor.vcpus,
-                    "root_gb": flavor.root_gb, "ephemeral_gb": flavor.ephemeral_gb,
-                    "swap": flavor.swap, "rxtx_factor": flavor.rxtx_factor,
-                    "extra_specs": {e.key: e.value for e in flavor.extra_specs}}
+        """The flavor as the instance keeps it (a copy: later flavor edits don't touch it)."""
+        flavor = db_flavors.flavor_get_by_flavorid(self.db, flavor_id, ctx)
+        if flavor["disabled"]:
+            raise exception.Invalid("Flavor is disabled.")
+        return {key: flavor[key] for key in _FLAVOR_KEYS}
 
     def _image_for_boot(self, ctx: RequestContext, image_ref: str) -> dict[str, Any]:
         image_id = image_ref.rstrip("/").rsplit("/", 1)[-1]
@@ -186,7 +181,11 @@ class ComputeAPI:
         if filters.get("image"):
             query["image_ref"] = filters["image"]
         if filters.get("status"):
-            query["states"] = vm_states.states_from_status(filters["status"])
+            statuses = filters["status"]
+            if isinstance(statuses, str):
+                statuses = [statuses]
+            query["states"] = [sel for status in statuses
+                               for sel in vm_states.states_from_status(status)]
         if filters.get("changes-since") is not None:
             query["changes_since"] = filters["changes-since"]
         return db_instances.instance_get_all(self.db, query, limit=limit, marker=marker,

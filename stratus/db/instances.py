@@ -23,6 +23,7 @@ from stratus.utils import parse_isotime, utcnow
 
 DATETIME_FIELDS = ("launched_at", "terminated_at", "deleted_at", "created_at", "updated_at")
 UNSET: Any = object()
+INSTANCE_NAME_TEMPLATE = "instance-%08x"  # Nova's default instance_name_template
 
 
 def _coerce(updates: dict[str, Any]) -> dict[str, Any]:
@@ -36,6 +37,7 @@ def _coerce(updates: dict[str, Any]) -> dict[str, Any]:
 
 def _as_dict(inst: Instance, fault: dict[str, Any] | None = None) -> dict[str, Any]:
     d = to_dict(inst)
+    d["name"] = INSTANCE_NAME_TEMPLATE % inst.id  # the hypervisor's name for the guest
     d["metadata"] = {m.key: m.value for m in inst.metadata_items}
     d["fault"] = fault
     return d

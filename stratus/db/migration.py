@@ -6,6 +6,8 @@ import os
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
+from stratus.db.session import ensure_sqlite_dir
+
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -17,6 +19,7 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
 
 

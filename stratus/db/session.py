@@ -37,11 +37,20 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("stratus_write") else "BEGIN")
 
 
+def ensure_sqlite_dir(url: str) -> str:
+    """Create the directory of a SQLite file URL; returns the file path ('' if none)."""
+    if not url.startswith("sqlite"):
+        return ""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return path
+    return ""
+
+
 def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if ensure_sqlite_dir(url):
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
                                    pool_size=pool_size, max_overflow=max_overflow)
         else:

@@ -1,0 +1,84 @@
+"""The compute API application: every resource module's routes in one App.
+
+The App serves paths relative to ``/compute`` (the top-level dispatcher
+strips that prefix): ``/`` and ``/v2.1`` are the public version documents;
+everything else lives under ``/v2.1/`` and runs inside the microversion
+middleware. Each resource module exposes ``routes() -> list[Route]`` with
+paths relative to ``/v2.1`` (``/flavors``; a path already starting with
+``/v2.1/`` is taken as is). Modules that do not exist yet are skipped, so
+the app can be assembled while resources are still being written.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+
+from werkzeug.wrappers import Response
+
+from stratus.api.compute import microversion, versions
+from stratus.api.compute.common import ComputeState
+from stratus.api.wsgi import App, Authenticator, Handler, Request, Route
+
+LOG = logging.getLogger(__name__)
+
+PACKAGE = "stratus.api.compute"
+VERSION_PREFIX = "/v2.1"
+
+RESOURCE_MODULES: tuple[str, ...] = (
+    "flavors",
+    "flavor_extra_specs",
+    "flavor_access",
+    "keypairs",
+    "services",
+    "hypervisors",
+    "availability_zones",
+    "limits",
+    "servers",
+    "server_actions",
+    "server_metadata",
+    "instance_actions",
+)
+
+
+def _import_optional(name: str) -> ModuleType | None:
+    """The module, or None when it does not exist (errors inside it still raise)."""
+    qualified = f"{PACKAGE}.{name}"
+    try:
+        return importlib.import_module(qualified)
+    except ModuleNotFoundError as exc:
+        if exc.name == qualified:
+            LOG.debug("Compute API module %s not present; skipping", qualified)
+            return None
+        raise
+
+
+def _versioned(handler: Handler) -> Handler:
+    """Run ``handler`` inside the microversion middleware."""
+    def wrapped(req: Request, **params: str) -> Response:
+        return microversion.middleware(req, lambda r: handler(r, **params))
+    wrapped.__name__ = getattr(handler, "__name__", "handler")
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+def resource_routes(module_names: tuple[str, ...] = RESOURCE_MODULES) -> list[Route]:
+    """The /v2.1 routes of every present module, wrapped for microversions."""
+    routes: list[Route] = []
+    for name in module_names:
+        module = _import_optional(name)
+        if module is None:
+            continue
+        for route in module.routes():
+            path = route.path
+            if not path.startswith(VERSION_PREFIX + "/"):
+                path = VERSION_PREFIX + path
+            routes.append(Route(route.method, path, _versioned(route.handler),
+                                public=route.public))
+    return routes
+
+
+def build_compute_app(state: ComputeState, authenticate: Authenticator | None) -> App:
+    """The WSGI app of the compute API, to be mounted at ``/compute``."""
+    routes = versions.routes() + resource_routes()
+    return App(routes, state=state, authenticate=authenticate, name="compute")

@@ -1,0 +1,195 @@
+"""``/flavors``: list, detail, show, create and delete (Nova's flavors.py at 2.1).
+
+Everyone may list and show the flavors they can see (public ones plus the
+private ones their project was given); only admins create and delete, and
+only admins may filter on ``is_public``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from stratus import exception
+from stratus.api.compute import parameter_types
+from stratus.api.compute.common import (limit_and_marker, next_link, require_admin,
+                                        resource_links, validate)
+from stratus.api.compute.schemas import check_name, name as name_type
+from stratus.api.wsgi import Request, Route, empty_response, json_response
+from stratus.db import flavors as db_flavors
+
+POLICY_CREATE = "os_compute_api:os-flavor-manage:create"
+POLICY_DELETE = "os_compute_api:os-flavor-manage:delete"
+
+
+# nova/api/openstack/compute/schemas/flavor_manage.py ``create`` (2.1-2.54).
+CREATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "flavor": {
+            "type": "object",
+            "properties": {
+                "name": name_type,
+                "id": {"type": ["string", "number", "null"],
+                       "minLength": 1, "maxLength": 255,
+                       "pattern": "^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
+                "ram": parameter_types.positive_integer_param,
+                "vcpus": parameter_types.positive_integer_param,
+                "disk": parameter_types.non_negative_integer_param,
+                "OS-FLV-EXT-DATA:ephemeral": parameter_types.non_negative_integer_param,
+                "swap": parameter_types.non_negative_integer_param,
+                "rxtx_factor": {"type": ["number", "string"],
+                                "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                                "minimum": 0, "exclusiveMinimum": True,
+                                "maximum": parameter_types.SQL_SP_FLOAT_MAX},
+                "os-flavor-access:is_public": parameter_types.boolean,
+            },
+            "required": ["name", "ram", "vcpus", "disk"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["flavor"],
+    "additionalProperties": False,
+}
+
+
+# -- views ---------------------------------------------------------------------
+
+def flavor_view(req: Request, flavor: dict[str, Any]) -> dict[str, Any]:
+    """A flavor as ``GET /flavors/{id}`` shows it at 2.1 (swap is "" when 0)."""
+    return {
+        "id": flavor["flavorid"],
+        "name": flavor["name"],
+        "ram": flavor["memory_mb"],
+        "disk": flavor["root_gb"],
+        "swap": flavor["swap"] or "",
+        "OS-FLV-EXT-DATA:ephemeral": flavor["ephemeral_gb"],
+        "OS-FLV-DISABLED:disabled": flavor["disabled"],
+        "vcpus": flavor["vcpus"],
+        "os-flavor-access:is_public": flavor["is_public"],
+        "rxtx_factor": flavor["rxtx_factor"] or "",
+        "links": resource_links(req, "flavors", flavor["flavorid"]),
+    }
+
+
+def flavor_brief_view(req: Request, flavor: dict[str, Any]) -> dict[str, Any]:
+    return {"id": flavor["flavorid"], "name": flavor["name"],
+            "links": resource_links(req, "flavors", flavor["flavorid"])}
+
+
+# -- queries -------------------------------------------------------------------
+
+def _parse_is_public(raw: str | None) -> bool | None:
+    if raw is None:
+        return True  # only public flavors (and the project's private ones) by default
+    if raw.strip().lower() == "none":
+        return None
+    try:
+        return parameter_types.bool_from_string(raw)
+    except ValueError:
+        raise exception.Invalid(f"Invalid is_public filter [{raw}]")
+
+
+def _int_filter(req: Request, name: str) -> int | None:
+    raw = req.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise exception.Invalid(f"Invalid {name} filter [{raw}]")
+
+
+def _list(req: Request) -> tuple[list[dict[str, Any]], int]:
+    limit, marker = limit_and_marker(req)
+    ctx = req.context
+    if ctx.is_admin:
+        is_public = _parse_is_public(req.args.get("is_public"))
+        disabled = None
+    else:
+        is_public, disabled = True, False
+    flavors = db_flavors.flavor_get_all(
+        req.state.db, ctx, is_public=is_public, disabled=disabled,
+        min_memory_mb=_int_filter(req, "minRam"), min_root_gb=_int_filter(req, "minDisk"),
+        sort_key=req.args.get("sort_key") or "flavorid",
+        sort_dir=req.args.get("sort_dir") or "asc",
+        limit=limit, marker=marker)
+    return flavors, limit
+
+
+def _list_body(req: Request, items: list[dict[str, Any]], limit: int,
+               collection: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"flavors": items}
+    links = next_link(req, collection, items, limit)
+    if links:
+        body["flavors_links"] = links
+    return body
+
+
+# -- handlers ------------------------------------------------------------------
+
+def index(req: Request) -> Response:
+    flavors, limit = _list(req)
+    items = [flavor_brief_view(req, f) for f in flavors]
+    return json_response(_list_body(req, items, limit, "flavors"))
+
+
+def detail(req: Request) -> Response:
+    flavors, limit = _list(req)
+    items = [flavor_view(req, f) for f in flavors]
+    return json_response(_list_body(req, items, limit, "flavors/detail"))
+
+
+def show(req: Request, flavor_id: str) -> Response:
+    flavor = db_flavors.flavor_get_by_flavorid(req.state.db, flavor_id, req.context)
+    return json_response({"flavor": flavor_view(req, flavor)})
+
+
+def _rxtx_factor(value: Any) -> float:
+    try:
+        factor = float(value)
+    except (TypeError, ValueError):
+        factor = -1.0
+    if not 0 < factor <= parameter_types.SQL_SP_FLOAT_MAX:
+        raise exception.Invalid(
+            "Invalid input received: 'rxtx_factor' argument must be a float between 0 and "
+            f"{parameter_types.SQL_SP_FLOAT_MAX:g}")
+    return factor
+
+
+def create(req: Request) -> Response:
+    body = req.json_body()
+    validate(CREATE_SCHEMA, body)
+    check_name(body["flavor"]["name"])
+    require_admin(req, POLICY_CREATE)
+    vals = body["flavor"]
+    flavor = db_flavors.flavor_create(
+        req.state.db,
+        name=vals["name"].strip(),
+        flavorid=str(vals["id"]) if vals.get("id") else None,
+        memory_mb=int(vals["ram"]),
+        vcpus=int(vals["vcpus"]),
+        root_gb=int(vals["disk"]),
+        ephemeral_gb=int(vals.get("OS-FLV-EXT-DATA:ephemeral", 0)),
+        swap=int(vals.get("swap", 0)),
+        rxtx_factor=_rxtx_factor(vals.get("rxtx_factor", 1.0)),
+        is_public=parameter_types.bool_from_string(
+            vals.get("os-flavor-access:is_public", True)),
+    )
+    return json_response({"flavor": flavor_view(req, flavor)})
+
+
+def delete(req: Request, flavor_id: str) -> Response:
+    require_admin(req, POLICY_DELETE)
+    db_flavors.flavor_destroy(req.state.db, flavor_id)
+    return empty_response(202)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("GET", "/flavors", index),
+        Route("GET", "/flavors/detail", detail),
+        Route("POST", "/flavors", create),
+        Route("GET", "/flavors/<flavor_id>", show),
+        Route("DELETE", "/flavors/<flavor_id>", delete),
+    ]

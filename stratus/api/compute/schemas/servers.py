@@ -1,0 +1,226 @@
+"""Nova's server request schemas at microversion 2.1
+(``nova/api/openstack/compute/schemas/servers.py`` ``base_create`` with the
+2.1 extension schemas merged in, ``base_update``, ``reboot``, and
+``schemas/server_metadata.py``), plus the query-parameter rules of
+``GET /servers``.
+
+``validate_*`` run the schema and then the checks Nova adds to jsonschema
+(see :mod:`stratus.api.compute.schemas`).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from stratus.api.compute import common
+from stratus.api.compute.schemas import (accessIPv4, accessIPv6, admin_password, boolean,
+                                         check_base64, check_minimum, check_name, disk_config,
+                                         flavor_ref, image_id_or_empty_string, ip_address,
+                                         metadata, name, personality, positive_integer)
+
+_network_item: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "fixed_ip": ip_address,
+        "port": {"oneOf": [{"type": "string", "format": "uuid"}, {"type": "null"}]},
+        "uuid": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
+# scheduler hints are free-form past the few Nova names (additionalProperties True).
+_scheduler_hints: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "group": {"type": "string", "format": "uuid"},
+        "different_host": {"oneOf": [{"type": "string", "format": "uuid"},
+                                     {"type": "array",
+                                      "items": {"type": "string", "format": "uuid"}}]},
+        "same_host": {"type": ["string", "array"],
+                      "items": {"type": "string", "format": "uuid"}},
+        "query": {"type": ["string", "object"]},
+        "target_cell": name,
+        "different_cell": {"type": ["string", "array"], "items": {"type": "string"}},
+        "build_near_host_ip": ip_address,
+        "cidr": {"type": "string", "pattern": "^/[0-9a-f.:]+$"},
+    },
+    "additionalProperties": True,
+}
+
+create: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "server": {
+            "type": "object",
+            "properties": {
+                "name": name,
+                "imageRef": image_id_or_empty_string,
+                "flavorRef": flavor_ref,
+                "adminPass": admin_password,
+                "metadata": metadata,
+                # Nova 2.1 takes a list; "auto"/"none" (2.37+) are accepted too
+                # so a client that always sends them is not turned away.
+                "networks": {
+                    "oneOf": [
+                        {"type": "array", "items": _network_item},
+                        {"type": "string", "enum": ["none", "auto"]},
+                    ],
+                },
+                "OS-DCF:diskConfig": disk_config,
+                "accessIPv4": accessIPv4,
+                "accessIPv6": accessIPv6,
+                "personality": personality,
+                "availability_zone": name,
+                "config_drive": boolean,
+                "key_name": name,
+                "min_count": positive_integer,
+                "max_count": positive_integer,
+                "return_reservation_id": boolean,
+                "security_groups": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"name": name},
+                        "additionalProperties": False,
+                    },
+                },
+                "user_data": {"type": "string", "format": "base64", "maxLength": 65535},
+            },
+            "required": ["name", "flavorRef"],
+            "additionalProperties": False,
+        },
+        "os:scheduler_hints": _scheduler_hints,
+        "OS-SCH-HNT:scheduler_hints": _scheduler_hints,
+    },
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+update: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "server": {
+            "type": "object",
+            "properties": {
+                "name": name,
+                "OS-DCF:diskConfig": disk_config,
+                "accessIPv4": accessIPv4,
+                "accessIPv6": accessIPv6,
+            },
+            "additionalProperties": False,
+        },
+    },
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+reboot: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "reboot": {
+            "type": "object",
+            "properties": {
+                "type": {"type": "string",
+                         "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]},
+            },
+            "required": ["type"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["reboot"],
+    "additionalProperties": False,
+}
+
+# -- server metadata (schemas/server_metadata.py) ------------------------------
+
+metadata_set: dict[str, Any] = {  # POST (create/merge) and PUT (update_all/replace)
+    "type": "object",
+    "properties": {"metadata": metadata},
+    "required": ["metadata"],
+    "additionalProperties": False,
+}
+
+_metadata_one = copy.deepcopy(metadata)
+_metadata_one.update({"minProperties": 1, "maxProperties": 1})
+
+metadata_item: dict[str, Any] = {  # PUT /metadata/{key}
+    "type": "object",
+    "properties": {"meta": _metadata_one},
+    "required": ["meta"],
+    "additionalProperties": False,
+}
+
+# -- GET /servers query parameters -----------------------------------------------
+
+# Sort keys Nova 2.1 accepts; the IGNORED ones are accepted and dropped.
+SORT_KEYS_IGNORED: frozenset[str] = frozenset([
+    "architecture", "cell_name", "cleaned", "default_ephemeral_device",
+    "default_swap_device", "deleted", "deleted_at", "disable_terminate",
+    "ephemeral_gb", "ephemeral_key_uuid", "id", "key_data", "launched_on",
+    "locked", "memory_mb", "os_type", "reservation_id", "root_gb",
+    "shutdown_terminate", "user_data", "vcpus", "vm_mode",
+])
+# Valid in Nova but not columns here (no kernel/ramdisk, flavors are inlined):
+# accepted and dropped like the ignored ones.
+SORT_KEYS_ABSENT: frozenset[str] = frozenset([
+    "instance_type_id", "kernel_id", "ramdisk_id", "root_device_name",
+])
+SORT_KEYS: list[str] = [
+    "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone",
+    "config_drive", "created_at", "display_description", "display_name", "host",
+    "hostname", "image_ref", "instance_type_id", "kernel_id", "key_name",
+    "launch_index", "launched_at", "locked_by", "node", "power_state", "progress",
+    "project_id", "ramdisk_id", "root_device_name", "task_state", "terminated_at",
+    "updated_at", "user_id", "uuid", "vm_state",
+] + sorted(SORT_KEYS_IGNORED)
+SORT_KEYS_ADMIN_ONLY: frozenset[str] = frozenset(["host", "node"])
+
+# Filters a non-admin may use; every other query parameter is dropped for them.
+USER_FILTERS: frozenset[str] = frozenset([
+    "reservation_id", "name", "status", "image", "flavor", "ip", "changes-since",
+    "all_tenants",
+])
+# Filters naming joined tables: a 400 for admins (non-admins never get this far).
+JOINED_TABLE_FILTERS: frozenset[str] = frozenset([
+    "block_device_mapping", "services", "metadata", "system_metadata", "info_cache",
+    "security_groups", "pci_devices",
+])
+
+
+# -- validation entry points --------------------------------------------------------
+
+def validate_create(body: Any) -> None:
+    common.validate(create, body)
+    server = body["server"]
+    for field in ("name", "key_name", "availability_zone"):
+        if field in server:
+            check_name(server[field])
+    for group in server.get("security_groups", ()):
+        if "name" in group:
+            check_name(group["name"])
+    if "user_data" in server:
+        check_base64("user_data", server["user_data"])
+    for item in server.get("personality", ()):
+        if "contents" in item:
+            check_base64("contents", item["contents"])
+    for field in ("min_count", "max_count"):
+        if field in server:
+            check_minimum(field, server[field], 1)
+
+
+def validate_update(body: Any) -> None:
+    common.validate(update, body)
+    if "name" in body["server"]:
+        check_name(body["server"]["name"])
+
+
+def validate_reboot(body: Any) -> None:
+    common.validate(reboot, body)
+
+
+def validate_metadata_set(body: Any) -> None:
+    common.validate(metadata_set, body)
+
+
+def validate_metadata_item(body: Any) -> None:
+    common.validate(metadata_item, body)

@@ -1,0 +1,82 @@
+"""``POST /v2.1/servers/{id}/action``: the server actions of microversion 2.1
+that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
+resume, lock, unlock). Each answers 202 with an empty body.
+
+As in Nova's wsgi layer, the body must be a JSON object with exactly one key
+(else 400 "Malformed request body"), and the key must name an action (else
+400 "There is no such action: X") before the server is looked up.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import orjson
+from werkzeug.wrappers import Response
+
+from stratus import exception
+from stratus.api.compute.schemas import servers as schema
+from stratus.api.compute.servers import check_server_id
+from stratus.api.wsgi import Request, Route, empty_response
+
+ActionHandler = Callable[[Request, str, Any], None]
+
+
+def routes() -> list[Route]:
+    return [Route("POST", "/v2.1/servers/<server_id>/action", server_action)]
+
+
+def parse_action(data: bytes) -> tuple[str, Any]:
+    """(action name, its argument) from a request body, Nova's action_peek."""
+    try:
+        body = orjson.loads(data) if data else None
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict) or len(body) != 1:
+        raise exception.Invalid("Malformed request body")
+    name = next(iter(body))
+    return name, body
+
+
+def _stop(req: Request, server_id: str, body: Any) -> None:
+    req.state.compute_api.stop(req.context, server_id)
+
+
+def _start(req: Request, server_id: str, body: Any) -> None:
+    req.state.compute_api.start(req.context, server_id)
+
+
+def _reboot(req: Request, server_id: str, body: Any) -> None:
+    req.state.compute_api.reboot(req.context, server_id, body["reboot"]["type"].upper())
+
+
+def _simple(method: str) -> ActionHandler:
+    def handler(req: Request, server_id: str, body: Any) -> None:
+        getattr(req.state.compute_api, method)(req.context, server_id)
+    handler.__name__ = f"_{method}"
+    return handler
+
+
+# action name -> (body validator or None, handler)
+ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
+    "os-stop": (None, _stop),
+    "os-start": (None, _start),
+    "reboot": (schema.validate_reboot, _reboot),
+    "pause": (None, _simple("pause")),
+    "unpause": (None, _simple("unpause")),
+    "suspend": (None, _simple("suspend")),
+    "resume": (None, _simple("resume")),
+    "lock": (None, _simple("lock")),
+    "unlock": (None, _simple("unlock")),
+}
+
+
+def server_action(req: Request, server_id: str) -> Response:
+    name, body = parse_action(req.get_data(cache=True))
+    if name not in ACTIONS:
+        raise exception.Invalid(f"There is no such action: {name}")
+    validator, handler = ACTIONS[name]
+    if validator is not None:
+        validator(body)
+    check_server_id(server_id)
+    handler(req, server_id, body)
+    return empty_response(202)

@@ -1,0 +1,320 @@
+"""``/v2.1/servers``: list, detail, create, show, update, delete (microversion
+2.1, as Nova's ``nova/api/openstack/compute/servers.py``)."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import secrets
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from stratus import exception
+from stratus.api.compute import common
+from stratus.api.compute.schemas import bool_from_string
+from stratus.api.compute.schemas import servers as schema
+from stratus.api.compute.views.servers import ServerViewBuilder, id_from_href
+from stratus.api.wsgi import Request, Route, empty_response, json_response
+from stratus.compute import vm_states
+from stratus.utils import is_uuid_like, parse_isotime
+
+# Nova's utils.generate_password: 12 characters, no look-alikes, one of each group.
+PASSWORD_LENGTH = 12
+PASSWORD_SYMBOL_GROUPS = ("23456789", "ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz")
+_BOOL_TRUE = ("1", "t", "true", "on", "y", "yes")
+_BOOL_FALSE = ("0", "f", "false", "off", "n", "no")
+SORT_DIRS = ("asc", "desc")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("GET", "/v2.1/servers", index),
+        Route("GET", "/v2.1/servers/detail", detail),
+        Route("POST", "/v2.1/servers", create),
+        Route("GET", "/v2.1/servers/<server_id>", show),
+        Route("PUT", "/v2.1/servers/<server_id>", update),
+        Route("DELETE", "/v2.1/servers/<server_id>", delete),
+    ]
+
+
+def check_server_id(server_id: str) -> None:
+    """Nova answers 404 for an id that is not a UUID, without a lookup."""
+    if not is_uuid_like(server_id):
+        raise exception.InstanceNotFound(instance_id=server_id)
+
+
+def generate_password(length: int = PASSWORD_LENGTH) -> str:
+    chars = [secrets.choice(group) for group in PASSWORD_SYMBOL_GROUPS]
+    alphabet = "".join(PASSWORD_SYMBOL_GROUPS)
+    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    return "".join(chars)
+
+
+# -- list ------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class ListQuery:
+    """What ``GET /servers`` asks ComputeAPI.get_all for; ``empty`` when Nova
+    answers an empty list without looking (an unknown status)."""
+
+    filters: dict[str, Any]
+    limit: int
+    marker: str | None
+    sort_keys: list[str]
+    sort_dirs: list[str]
+    empty: bool = False
+
+
+def _last(req: Request, key: str) -> str:
+    """The last value of a repeated query parameter (webob's ``GET[key]``)."""
+    return req.args.getlist(key)[-1]
+
+
+def _query_error(name: str, value: Any, message: str) -> exception.ValidationError:
+    return exception.ValidationError(
+        f"Invalid input for query parameters {name}. Value: {value}. {message}")
+
+
+def _parse_all_tenants(raw: str) -> bool:
+    """Nova's is_all_tenants: present and empty means yes; else a strict boolean."""
+    if raw == "":
+        return True
+    value = raw.strip().lower()
+    if value in _BOOL_TRUE:
+        return True
+    if value in _BOOL_FALSE:
+        return False
+    acceptable = ", ".join(f"'{v}'" for v in sorted(_BOOL_TRUE + _BOOL_FALSE))
+    raise exception.Invalid(f"Invalid input received: Unrecognized value '{raw}', "
+                            f"acceptable values are: {acceptable}")
+
+
+def _check_regex(name: str, value: str) -> None:
+    """Nova's ``format: regex`` on pattern-matched filters (a non-empty regex)."""
+    try:
+        valid = bool(value) and re.compile(value) is not None
+    except re.error:
+        valid = False
+    if not valid:
+        raise _query_error(name, value, f"{value!r} is not a 'regex'")
+
+
+def _sort_params(req: Request, is_admin: bool) -> tuple[list[str], list[str]]:
+    """Nova's get_sort_params + remove_invalid_sort_keys + the DB's
+    process_sort_params: keys default to created_at, directions to desc,
+    missing directions take the first one."""
+    keys = [k.strip() for k in req.args.getlist("sort_key")]
+    dirs = [d.strip() for d in req.args.getlist("sort_dir")]
+    for key in keys:
+        if key not in schema.SORT_KEYS:
+            raise _query_error("sort_key", key, f"{key!r} is not one of {schema.SORT_KEYS!r}")
+    kept_keys: list[str] = []
+    kept_dirs: list[str] = []
+    for index, key in enumerate(keys):
+        dropped = key in schema.SORT_KEYS_IGNORED or key in schema.SORT_KEYS_ABSENT
+        if not dropped and key in schema.SORT_KEYS_ADMIN_ONLY and not is_admin:
+            raise exception.Forbidden(f"Only administrators can sort servers by {key}")
+        if dropped:
+            continue
+        kept_keys.append(key)
+        if index < len(dirs):
+            kept_dirs.append(dirs[index])
+    # Directions given beyond the keys (e.g. sort_dir alone) still count.
+    kept_dirs += dirs[len(keys):]
+    for direction in kept_dirs:
+        if direction not in SORT_DIRS:
+            raise exception.Invalid("Invalid input received: Unknown sort direction, "
+                                    "must be 'desc' or 'asc'")
+    if not kept_keys:
+        kept_keys = ["created_at"]
+    default_dir = kept_dirs[0] if kept_dirs else "desc"
+    if len(kept_dirs) > len(kept_keys):
+        raise exception.Invalid("Invalid input received: Sort direction size exceeds "
+                                "sort key size")
+    kept_dirs += [default_dir] * (len(kept_keys) - len(kept_dirs))
+    if "created_at" not in kept_keys:
+        kept_keys.append("created_at")
+        kept_dirs.append(default_dir)
+    return kept_keys, kept_dirs
+
+
+def list_query(req: Request, is_detail: bool) -> ListQuery:
+    """Nova's ServersController._get_servers, up to the compute API call."""
+    ctx = req.context
+    is_admin = bool(ctx.is_admin)
+    names = [k for k in req.args.keys() if k not in ("sort_key", "sort_dir", "limit", "marker")]
+    if not is_admin:
+        names = [k for k in names if k in schema.USER_FILTERS]
+    else:
+        for key in names:
+            if key in schema.JOINED_TABLE_FILTERS or key.startswith("_"):
+                raise exception.Invalid(f"Invalid filter field: {key}.")
+    opts = {k: _last(req, k) for k in names}
+
+    limit, marker = common.limit_and_marker(req)
+    sort_keys, sort_dirs = _sort_params(req, is_admin)
+    filters: dict[str, Any] = {}
+    query = ListQuery(filters, limit, marker, sort_keys, sort_dirs)
+
+    if "status" in opts:
+        statuses = [s.strip().upper() for s in req.args.getlist("status")]
+        known = [s for s in statuses if vm_states.states_from_status(s)]
+        if not known:
+            query.empty = True  # Nova < 2.38: unknown status, empty list
+            return query
+        if known == ["DELETED"] and not is_admin:
+            raise exception.Forbidden("Only administrators may list deleted instances")
+        filters["status"] = known[0] if len(known) == 1 else known
+
+    if "changes-since" in opts:
+        raw = opts["changes-since"]
+        try:
+            filters["changes-since"] = parse_isotime(raw)
+        except ValueError:
+            raise _query_error("changes-since", raw, f"{raw!r} is not a 'date-time'")
+
+    all_tenants = _parse_all_tenants(opts["all_tenants"]) if "all_tenants" in opts else False
+    if all_tenants:
+        policy = "detail" if is_detail else "index"
+        common.require_admin(req, f"os_compute_api:servers:{policy}:get_all_tenants")
+        filters["all_tenants"] = True
+        project = opts.get("project_id") or opts.get("tenant_id")
+        if project:
+            filters["project_id"] = project
+    # Without all_tenants Nova lists the caller's project whatever project_id says.
+
+    if "name" in opts:
+        _check_regex("name", opts["name"])
+    for key in ("name", "image", "flavor", "reservation_id", "ip", "ip6", "host", "node"):
+        if opts.get(key):
+            filters[key] = id_from_href(opts[key]) if key in ("image", "flavor") else opts[key]
+    return query
+
+
+def _list(req: Request, is_detail: bool) -> Response:
+    query = list_query(req, is_detail)
+    if query.empty or query.limit == 0:
+        return json_response({"servers": []})
+    instances = req.state.compute_api.get_all(
+        req.context, filters=query.filters, limit=query.limit, marker=query.marker,
+        sort_keys=query.sort_keys, sort_dirs=query.sort_dirs)
+    view = ServerViewBuilder.for_request(req)
+    body: dict[str, Any] = {"servers": view.detail(instances) if is_detail
+                            else view.index(instances)}
+    links = common.next_link(req, "servers/detail" if is_detail else "servers", instances,
+                             query.limit, marker_key="uuid")
+    if links:
+        body["servers_links"] = links
+    return json_response(body)
+
+
+def index(req: Request) -> Response:
+    return _list(req, is_detail=False)
+
+
+def detail(req: Request) -> Response:
+    return _list(req, is_detail=True)
+
+
+# -- create ------------------------------------------------------------------------
+
+def _check_networks(networks: Any) -> None:
+    """Nova 2.1's _get_requested_networks checks (the networks are not used yet)."""
+    if isinstance(networks, str):
+        return
+    for network in networks:
+        port = network.get("port")
+        if port:
+            if network.get("fixed_ip") is not None:
+                raise exception.Invalid(
+                    f"Specified Fixed IP '{network['fixed_ip']}' cannot be used with port "
+                    f"'{port}': the two cannot be specified together.")
+            continue
+        if "uuid" not in network:
+            raise exception.Invalid("Bad network format: missing 'uuid'")
+        net_id = network["uuid"]
+        if not (is_uuid_like(net_id) or is_uuid_like(net_id.split("-", 1)[-1])):
+            raise exception.Invalid(
+                f"Bad networks format: network uuid is not in proper format ({net_id})")
+
+
+def create(req: Request) -> Response:
+    body = req.json_body()
+    schema.validate_create(body)
+    server = body["server"]
+    image_ref = server.get("imageRef")
+    if not image_ref:
+        raise exception.Invalid("Missing imageRef attribute")
+    if "networks" in server:
+        _check_networks(server["networks"])
+    min_count = int(server.get("min_count", 1))
+    max_count = int(server.get("max_count", min_count))
+    if min_count > max_count:
+        raise exception.Invalid("min_count must be <= max_count")
+    password = server["adminPass"] if "adminPass" in server else generate_password()
+    name = server["name"]
+    try:
+        instances, reservation_id = req.state.compute_api.create(
+            req.context,
+            name=name,
+            flavor_id=id_from_href(str(server["flavorRef"])),
+            image_ref=image_ref,
+            metadata=server.get("metadata", {}),
+            key_name=server.get("key_name"),
+            availability_zone=server.get("availability_zone"),
+            user_data=server.get("user_data"),
+            min_count=min_count,
+            max_count=max_count,
+            description=name,  # before 2.19 Nova stores the name as the description
+            access_ip_v4=server.get("accessIPv4"),
+            access_ip_v6=server.get("accessIPv6"),
+            admin_pass=password,
+            config_drive=bool_from_string(server.get("config_drive", False)),
+        )
+    except exception.FlavorNotFound as exc:
+        raise exception.Invalid(exc.message)
+    except exception.ImageNotFound:
+        raise exception.Invalid("Can not find requested image")
+    except exception.KeypairNotFound:
+        raise exception.Invalid("Invalid key_name provided.")
+
+    if bool_from_string(server.get("return_reservation_id", False)):
+        return json_response({"reservation_id": reservation_id}, status=202)
+    view = ServerViewBuilder.for_request(req)
+    security_groups = server.get("security_groups", [{"name": "default"}])
+    created = view.create(instances[0], security_groups, password)
+    return json_response({"server": created}, status=202,
+                         headers={"Location": view.self_href(created["id"])})
+
+
+# -- one server ----------------------------------------------------------------------
+
+def show(req: Request, server_id: str) -> Response:
+    check_server_id(server_id)
+    instance = req.state.compute_api.get(req.context, server_id)
+    return json_response({"server": ServerViewBuilder.for_request(req).show(instance)})
+
+
+def update(req: Request, server_id: str) -> Response:
+    body = req.json_body()
+    schema.validate_update(body)
+    check_server_id(server_id)
+    server = body["server"]
+    changes: dict[str, Any] = {}
+    if "name" in server:
+        changes["name"] = server["name"]
+    if "accessIPv4" in server:
+        changes["access_ip_v4"] = server["accessIPv4"]
+    if "accessIPv6" in server:
+        changes["access_ip_v6"] = server["accessIPv6"]
+    instance = req.state.compute_api.update(req.context, server_id, **changes)
+    # At 2.1 the PUT answer has only the core attributes (the extensions
+    # joined it at 2.75).
+    return json_response({"server": ServerViewBuilder.for_request(req).core(instance)})
+
+
+def delete(req: Request, server_id: str) -> Response:
+    check_server_id(server_id)
+    req.state.compute_api.delete(req.context, server_id)
+    return empty_response(204)

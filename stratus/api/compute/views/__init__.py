@@ -1,0 +1,1 @@
+"""View builders: instance dicts to the compute API's response bodies."""

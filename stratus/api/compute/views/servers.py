@@ -1,0 +1,199 @@
+"""The server views of microversion 2.1 (Nova's ``views/servers.py`` with the
+2.1 extensions merged: OS-DCF, OS-EXT-AZ, OS-EXT-SRV-ATTR, OS-EXT-STS,
+OS-SRV-USG, os-extended-volumes, config_drive, key_name).
+
+A :class:`ServerViewBuilder` is made once per request: the link prefixes and
+the caller's admin flag are computed there, so rendering each server of a
+1,000-server ``GET /servers/detail`` is a dict literal and a few string
+operations.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+from typing import Any, Iterable
+
+from stratus.api.compute.common import base_url
+from stratus.api.wsgi import Request
+from stratus.compute.vm_states import status_from_state
+
+# Statuses whose server body carries "progress" / "fault" (Nova's view builder).
+PROGRESS_STATUSES = frozenset(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
+                               "MIGRATING"])
+FAULT_STATUSES = frozenset(["ERROR", "DELETED"])
+INSTANCE_NAME_TEMPLATE = "instance-%08x"  # Nova's default instance_name_template
+
+
+def isotime(value: datetime.datetime | None) -> str | None:
+    """``2026-11-24T18:01:05Z`` (naive UTC in, as stored)."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds") + "Z"
+
+
+def isotime_us(value: datetime.datetime | None) -> str | None:
+    """``2026-11-24T18:01:05.000000``: how Nova serialises raw datetimes."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="microseconds")
+
+
+def host_id(project_id: str | None, host: str | None) -> str:
+    """Nova's ``generate_hostid``: sha224(project_id + host), "" without a host."""
+    if not host:
+        return ""
+    return hashlib.sha224((str(project_id) + host).encode("utf-8")).hexdigest()
+
+
+def id_from_href(ref: str) -> str:
+    """The last path segment of an href (or the id itself)."""
+    return ref.rsplit("/", 1)[-1] if "/" in ref else ref
+
+
+def server_status(instance: dict[str, Any]) -> str:
+    if instance.get("deleted"):
+        return "DELETED"
+    return status_from_state(instance.get("vm_state"), instance.get("task_state"))
+
+
+def _config_drive(value: Any) -> str:
+    if value is True:
+        return "True"
+    if not value:
+        return ""
+    return str(value)
+
+
+class ServerViewBuilder:
+    """Renders instance dicts for one request."""
+
+    def __init__(self, root_url: str, is_admin: bool) -> None:
+        self.is_admin = is_admin
+        self._self_prefix = f"{root_url}/v2.1/servers/"
+        self._bookmark_prefix = f"{root_url}/servers/"
+        self._image_prefix = f"{root_url}/images/"
+        self._flavor_prefix = f"{root_url}/flavors/"
+        self._host_ids: dict[tuple[Any, Any], str] = {}
+
+    @classmethod
+    def for_request(cls, req: Request) -> "ServerViewBuilder":
+        return cls(base_url(req), bool(req.context.is_admin))
+
+    # -- pieces ------------------------------------------------------------------
+    def links(self, uuid: str) -> list[dict[str, str]]:
+        return [{"rel": "self", "href": self._self_prefix + uuid},
+                {"rel": "bookmark", "href": self._bookmark_prefix + uuid}]
+
+    def self_href(self, uuid: str) -> str:
+        return self._self_prefix + uuid
+
+    def _host_id(self, project_id: str | None, host: str | None) -> str:
+        key = (project_id, host)
+        cached = self._host_ids.get(key)
+        if cached is None:
+            cached = self._host_ids[key] = host_id(project_id, host)
+        return cached
+
+    def _image(self, image_ref: str | None) -> dict[str, Any] | str:
+        if not image_ref:
+            return ""
+        image_id = id_from_href(image_ref)
+        return {"id": image_id,
+                "links": [{"rel": "bookmark", "href": self._image_prefix + image_id}]}
+
+    def _flavor(self, flavor: dict[str, Any] | None) -> dict[str, Any]:
+        if not flavor or flavor.get("flavorid") is None:
+            return {}  # Nova: the flavor was removed from the instance record
+        flavor_id = str(flavor["flavorid"])
+        return {"id": flavor_id,
+                "links": [{"rel": "bookmark", "href": self._flavor_prefix + flavor_id}]}
+
+    def _fault(self, fault: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not fault:
+            return None
+        body: dict[str, Any] = {"code": fault["code"], "created": isotime(fault.get("created")),
+                                "message": fault["message"]}
+        details = fault.get("details")
+        if details and (self.is_admin or fault["code"] != 500):
+            body["details"] = details
+        return body
+
+    # -- views -------------------------------------------------------------------
+    def basic(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """An entry of ``GET /servers``."""
+        uuid = instance["uuid"]
+        return {"id": uuid, "name": instance["display_name"], "links": self.links(uuid)}
+
+    def core(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """The fields every full server body has (all ``PUT /servers/{id}`` shows at 2.1)."""
+        uuid = instance["uuid"]
+        created = instance["created_at"]
+        ip_v4 = instance.get("access_ip_v4")
+        ip_v6 = instance.get("access_ip_v6")
+        status = server_status(instance)
+        server: dict[str, Any] = {
+            "id": uuid,
+            "name": instance["display_name"],
+            "status": status,
+            "tenant_id": instance.get("project_id") or "",
+            "user_id": instance.get("user_id") or "",
+            "metadata": instance.get("metadata") or {},
+            "hostId": self._host_id(instance.get("project_id"), instance.get("host")),
+            "image": self._image(instance.get("image_ref")),
+            "flavor": self._flavor(instance.get("flavor")),
+            "created": isotime(created),
+            # Nova stamps updated_at on every save; a never-updated row shows its creation.
+            "updated": isotime(instance.get("updated_at") or created),
+            "addresses": {},
+            "accessIPv4": str(ip_v4) if ip_v4 is not None else "",
+            "accessIPv6": str(ip_v6) if ip_v6 is not None else "",
+            "links": self.links(uuid),
+            "OS-DCF:diskConfig": "AUTO" if instance.get("auto_disk_config") else "MANUAL",
+        }
+        if status in FAULT_STATUSES:
+            fault = self._fault(instance.get("fault"))
+            if fault:
+                server["fault"] = fault
+        if status in PROGRESS_STATUSES:
+            server["progress"] = instance.get("progress") or 0
+        return server
+
+    def show(self, instance: dict[str, Any]) -> dict[str, Any]:
+        """``GET /servers/{id}`` and each entry of ``GET /servers/detail``."""
+        server = self.core(instance)
+        server["OS-EXT-AZ:availability_zone"] = instance.get("availability_zone") or ""
+        server["config_drive"] = _config_drive(instance.get("config_drive"))
+        server["key_name"] = instance.get("key_name")
+        server["OS-SRV-USG:launched_at"] = isotime_us(instance.get("launched_at"))
+        server["OS-SRV-USG:terminated_at"] = isotime_us(instance.get("terminated_at"))
+        if self.is_admin:
+            server["OS-EXT-SRV-ATTR:host"] = instance.get("host")
+            server["OS-EXT-SRV-ATTR:instance_name"] = INSTANCE_NAME_TEMPLATE % (
+                instance.get("id") or 0)
+            server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.get("node")
+        server["OS-EXT-STS:task_state"] = instance.get("task_state")
+        server["OS-EXT-STS:vm_state"] = instance.get("vm_state")
+        server["OS-EXT-STS:power_state"] = instance.get("power_state") or 0
+        server["os-extended-volumes:volumes_attached"] = []
+        return server
+
+    def create(self, instance: dict[str, Any], security_groups: list[dict[str, Any]],
+               admin_pass: str | None) -> dict[str, Any]:
+        """The body of ``POST /servers``: id, links, disk config, the requested
+        security groups (``[{"name": "default"}]`` when none) and adminPass."""
+        uuid = instance["uuid"]
+        server: dict[str, Any] = {
+            "id": uuid,
+            "links": self.links(uuid),
+            "OS-DCF:diskConfig": "AUTO" if instance.get("auto_disk_config") else "MANUAL",
+            "security_groups": security_groups,
+        }
+        if admin_pass is not None:
+            server["adminPass"] = admin_pass
+        return server
+
+    def index(self, instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.basic(i) for i in instances]
+
+    def detail(self, instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.show(i) for i in instances]

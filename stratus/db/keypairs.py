@@ -1,0 +1,78 @@
+"""Queries for key pairs; each belongs to one user and is named uniquely per user."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from stratus import exception
+from stratus.db.common import to_dict
+from stratus.db.models import KeyPair
+from stratus.db.session import Database
+
+
+class KeyPairExists(exception.Conflict):
+    msg_fmt = "Key pair '%(key_name)s' already exists."
+
+
+class KeypairLimitExceeded(exception.OverQuota):
+    msg_fmt = "Quota exceeded, too many key pairs."
+
+
+def keypair_create(db: Database, *, user_id: str, name: str, public_key: str,
+                   fingerprint: str, key_type: str = "ssh",
+                   max_per_user: int | None = None) -> dict[str, Any]:
+    """Store a key pair; the per-user limit is checked in the same transaction.
+
+    Raises KeyPairExists (409) or KeypairLimitExceeded (403).
+    """
+    try:
+        with db.write() as s:
+            taken = s.scalar(select(KeyPair.id).where(KeyPair.user_id == user_id,
+                                                      KeyPair.name == name))
+            if taken is not None:
+                raise KeyPairExists(key_name=name)
+            if max_per_user is not None and max_per_user >= 0:
+                count = s.scalar(select(func.count(KeyPair.id))
+                                 .where(KeyPair.user_id == user_id)) or 0
+                if count + 1 > max_per_user:
+                    raise KeypairLimitExceeded()
+            keypair = KeyPair(user_id=user_id, name=name, public_key=public_key,
+                              fingerprint=fingerprint, type=key_type)
+            s.add(keypair)
+            s.flush()
+            return to_dict(keypair)
+    except IntegrityError:
+        raise KeyPairExists(key_name=name)  # a concurrent create won the race
+
+
+def keypair_get(db: Database, user_id: str, name: str) -> dict[str, Any]:
+    with db.read() as s:
+        keypair = s.scalars(select(KeyPair).where(KeyPair.user_id == user_id,
+                                                  KeyPair.name == name)).one_or_none()
+        if keypair is None:
+            raise exception.KeypairNotFound(name=name, user_id=user_id)
+        return to_dict(keypair)
+
+
+def keypair_get_all(db: Database, user_id: str) -> list[dict[str, Any]]:
+    """The user's key pairs, by name."""
+    with db.read() as s:
+        q = select(KeyPair).where(KeyPair.user_id == user_id).order_by(KeyPair.name,
+                                                                       KeyPair.id)
+        return [to_dict(k) for k in s.scalars(q)]
+
+
+def keypair_count(db: Database, user_id: str) -> int:
+    with db.read() as s:
+        return s.scalar(select(func.count(KeyPair.id)).where(KeyPair.user_id == user_id)) or 0
+
+
+def keypair_destroy(db: Database, user_id: str, name: str) -> None:
+    with db.write() as s:
+        keypair = s.scalars(select(KeyPair).where(KeyPair.user_id == user_id,
+                                                  KeyPair.name == name)).one_or_none()
+        if keypair is None:
+            raise exception.KeypairNotFound(name=name, user_id=user_id)
+        s.delete(keypair)

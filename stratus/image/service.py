@@ -1,0 +1,510 @@
+"""Image records and data: Glance's rules for visibility, ownership and states.
+
+``ImageService`` is what the Image API handlers call and what the compute
+API uses (``get``) to resolve the ``imageRef`` of a boot request. Records
+are plain dicts (the ``images`` row, ``properties`` holding the extra
+properties); :mod:`stratus.image.views` renders them in Glance's format.
+
+Visibility: an admin sees every image; anyone else sees their project's
+images, public and community images. ``shared`` images are visible to their
+owner only (there are no image members).
+
+Data upload moves an image ``queued -> saving -> active`` with
+compare-and-swap updates, so two concurrent uploads cannot both proceed and
+an image deleted mid-upload does not come back to life.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import struct
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import Select, and_, false, func, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from stratus import exception
+from stratus.context import RequestContext
+from stratus.db.common import to_dict
+from stratus.db.models import Image
+from stratus.db.session import Database
+from stratus.image import schemas
+from stratus.image.store import FileStore, StoredData
+from stratus.utils import is_uuid_like, new_uuid, parse_isotime, utcnow
+
+
+class ImageNotActive(exception.Invalid):
+    msg_fmt = "Image %(image_id)s is not active."
+
+
+class ImageGone(exception.StratusException):
+    msg_fmt = ("Image %(image_id)s could not be found after upload. The image may have "
+               "been deleted during the upload.")
+    code = 410
+
+
+class ImageNoData(exception.StratusException):
+    """The image has no data yet (the API answers a download with 204)."""
+
+    msg_fmt = "Image %(image_id)s has no data."
+    code = 404
+
+
+SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "virtual_size",
+             "id", "created_at", "updated_at", "min_disk", "min_ram", "visibility", "owner")
+SORT_DIRS = ("asc", "desc")
+IN_FILTERS = ("id", "name", "status", "disk_format", "container_format")
+TIME_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__",
+            "eq": "__eq__", "neq": "__ne__"}
+BATCH = 200
+
+
+@dataclasses.dataclass
+class ListQuery:
+    """Filters, sort and page of ``GET /v2/images``."""
+
+    limit: int = 25
+    marker: str | None = None
+    sort: list[tuple[str, str]] = dataclasses.field(
+        default_factory=lambda: [("created_at", "desc")])
+    name: list[str] | None = None
+    ids: list[str] | None = None
+    status: list[str] | None = None
+    disk_format: list[str] | None = None
+    container_format: list[str] | None = None
+    visibility: str | None = None
+    owner: str | None = None
+    protected: bool | None = None
+    os_hidden: bool | None = False
+    size_min: int | None = None
+    size_max: int | None = None
+    created_at: list[tuple[str, datetime.datetime]] = dataclasses.field(default_factory=list)
+    updated_at: list[tuple[str, datetime.datetime]] = dataclasses.field(default_factory=list)
+    tags: list[str] = dataclasses.field(default_factory=list)
+    properties: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchOp:
+    """One change of ``PATCH /v2/images/{id}``: op is add, replace or remove."""
+
+    op: str
+    name: str
+    value: Any = None
+
+
+# Sort columns that may be NULL sort as this value instead, identically on
+# every database (NULL ordering differs between them).
+_NULL_SORT_VALUE: dict[str, Any] = {"name": "", "disk_format": "", "container_format": "",
+                                    "owner": "", "size": -1, "virtual_size": -1}
+
+
+def _sort_column(key: str) -> Any:
+    column = getattr(Image, key)
+    if key in _NULL_SORT_VALUE:
+        return func.coalesce(column, _NULL_SORT_VALUE[key])
+    return column
+
+
+def _sort_value(record: dict[str, Any], key: str) -> Any:
+    value = record[key]
+    return _NULL_SORT_VALUE.get(key) if value is None else value
+
+
+def _visible_to(ctx: RequestContext) -> Any:
+    if ctx.is_admin:
+        return true()
+    clauses = [Image.visibility.in_(("public", "community"))]
+    if ctx.project_id:
+        clauses.append(Image.owner == ctx.project_id)
+    return or_(*clauses)
+
+
+def qcow2_virtual_size(head: bytes) -> int | None:
+    """The virtual size recorded in a qcow2 header, if ``head`` starts one."""
+    if len(head) >= 32 and head[:4] == b"QFI\xfb":
+        return int(struct.unpack(">Q", head[24:32])[0])
+    return None
+
+
+def virtual_size(disk_format: str | None, data: StoredData) -> int | None:
+    if disk_format in ("raw", "iso"):
+        return data.size
+    if disk_format == "qcow2":
+        return qcow2_virtual_size(data.head)
+    return None
+
+
+class ImageService:
+    """Glance's image API logic over the shared database and a FileStore."""
+
+    def __init__(self, db: Database, store: FileStore) -> None:
+        self.db = db
+        self.store = store
+
+    # -- for the compute API -------------------------------------------------
+    def get(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
+        """The image ``image_id`` in Nova's image-meta form, for booting.
+
+        ImageNotFound unless it exists and ``ctx`` may see it; ImageNotActive
+        (400) unless it is active. Standard attributes are top-level keys and
+        extra properties are in ``properties``.
+        """
+        record = self.show(ctx, image_id)
+        if record["status"] != "active":
+            raise ImageNotActive(image_id=image_id)
+        return image_meta(record)
+
+    # -- reads ---------------------------------------------------------------
+    def show(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
+        """The image record; ImageNotFound if missing, deleted or invisible to ``ctx``."""
+        with self.db.read() as s:
+            return to_dict(self._get_visible(s, ctx, image_id))
+
+    def _get_visible(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
+        if not is_uuid_like(image_id):
+            raise exception.ImageNotFound(image_id=image_id)
+        image = s.scalars(select(Image).where(Image.id == image_id,
+                                              Image.deleted == false(),
+                                              _visible_to(ctx))).one_or_none()
+        if image is None:
+            raise exception.ImageNotFound(image_id=image_id)
+        return image
+
+    def list_images(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
+        """One page of the images ``ctx`` may see that match ``query``."""
+        sort = list(query.sort)
+        if "id" not in [k for k, _ in sort]:
+            sort.append(("id", sort[-1][1] if sort else "desc"))
+        with self.db.read() as s:
+            base = self._list_query(ctx, query)
+            marker = None
+            if query.marker is not None:
+                try:
+                    marker = to_dict(self._get_visible(s, ctx, query.marker))
+                except exception.ImageNotFound:
+                    raise exception.Invalid(f"Invalid marker. Image {query.marker} "
+                                            f"could not be found.")
+            return self._page(s, base, sort, marker, query)
+
+    def _list_query(self, ctx: RequestContext, query: ListQuery) -> Select:
+        q = select(Image).where(Image.deleted == false())
+        if ctx.is_admin:
+            if query.visibility not in (None, "all"):
+                q = q.where(Image.visibility == query.visibility)
+        else:
+            mine = Image.owner == ctx.project_id if ctx.project_id else false()
+            if query.visibility is None:
+                q = q.where(or_(mine, Image.visibility == "public"))
+            elif query.visibility == "all":
+                q = q.where(or_(mine, Image.visibility.in_(("public", "community"))))
+            elif query.visibility in ("public", "community"):
+                q = q.where(Image.visibility == query.visibility)
+            else:  # private, shared: only one's own
+                q = q.where(and_(mine, Image.visibility == query.visibility))
+        for values, column in ((query.ids, Image.id), (query.name, Image.name),
+                               (query.status, Image.status),
+                               (query.disk_format, Image.disk_format),
+                               (query.container_format, Image.container_format)):
+            if values is not None:
+                q = q.where(column.in_(values))
+        if query.owner is not None:
+            q = q.where(Image.owner == query.owner)
+        if query.protected is not None:
+            q = q.where(Image.protected == query.protected)
+        if query.os_hidden is not None:
+            q = q.where(Image.os_hidden == query.os_hidden)
+        if query.size_min is not None:
+            q = q.where(Image.size >= query.size_min)
+        if query.size_max is not None:
+            q = q.where(Image.size <= query.size_max)
+        for column, conditions in ((Image.created_at, query.created_at),
+                                   (Image.updated_at, query.updated_at)):
+            for op, value in conditions:
+                q = q.where(getattr(column, TIME_OPS[op])(value))
+        return q
+
+    def _page(self, s: Session, base: Select, sort: list[tuple[str, str]],
+              marker: dict[str, Any] | None, query: ListQuery) -> list[dict[str, Any]]:
+        """Keyset pagination; tags and extra properties are filtered here, in
+        batches, so a page still holds ``limit`` matches."""
+        order = [_sort_column(k).asc() if d == "asc" else _sort_column(k).desc()
+                 for k, d in sort]
+        filtered_here = bool(query.tags or query.properties)
+        batch = BATCH if filtered_here else query.limit
+        results: list[dict[str, Any]] = []
+        while len(results) < query.limit:
+            q = base.order_by(*order).limit(batch)
+            if marker is not None:
+                q = q.where(_after(sort, marker))
+            rows = [to_dict(r) for r in s.scalars(q).all()]
+            for record in rows:
+                if _matches_extra(record, query):
+                    results.append(record)
+                    if len(results) == query.limit:
+                        break
+            if len(rows) < batch:
+                break
+            marker = rows[-1]
+        return results
+
+    # -- writes --------------------------------------------------------------
+    def create(self, ctx: RequestContext, values: dict[str, Any]) -> dict[str, Any]:
+        """Create an image record (status queued) from the API body."""
+        schemas.check_writable_names(values)
+        schemas.validate_image(values)
+        if ctx.project_id is None and not ctx.is_admin:
+            raise exception.Forbidden("A project-scoped token is required to create images.")
+        owner = values.get("owner", ctx.project_id)
+        if owner != ctx.project_id and not ctx.is_admin:
+            raise exception.Forbidden(f"You are not permitted to create images owned by "
+                                      f"'{owner}'.")
+        visibility = values.get("visibility", "shared")
+        if visibility == "public" and not ctx.is_admin:
+            raise exception.Forbidden("You are not authorized to complete publicize_image "
+                                      "action.")
+        image_id = values.get("id") or new_uuid()
+        now = utcnow()
+        extra = {k: v for k, v in values.items() if k not in schemas.WRITABLE}
+        image = Image(id=image_id, name=values.get("name"), status="queued",
+                      visibility=visibility, owner=owner,
+                      disk_format=values.get("disk_format"),
+                      container_format=values.get("container_format"),
+                      min_disk=values.get("min_disk", 0), min_ram=values.get("min_ram", 0),
+                      protected=values.get("protected", False),
+                      os_hidden=values.get("os_hidden", False),
+                      tags=_unique(values.get("tags", [])), properties=extra,
+                      created_at=now, updated_at=now, deleted=False)
+        duplicate = exception.Conflict(f"Image with identifier {image_id} already exists!")
+        with self.db.write() as s:
+            if s.get(Image, image_id) is not None:
+                raise duplicate
+            s.add(image)
+            try:
+                s.flush()
+            except IntegrityError:  # created concurrently
+                raise duplicate
+            return to_dict(image)
+
+    def update(self, ctx: RequestContext, image_id: str,
+               changes: list[PatchOp]) -> dict[str, Any]:
+        """Apply ``changes`` (add/replace/remove of attributes and properties)."""
+        with self.db.write() as s:
+            image = self._get_writable(s, ctx, image_id)
+            original = _writable_values(to_dict(image))
+            values = dict(original)
+            for change in changes:
+                _apply(values, change)
+            changed = {k for k in set(values) | set(original)
+                       if values.get(k) != original.get(k)}
+            schemas.validate_image(values)
+            if "visibility" in changed and values["visibility"] == "public" \
+                    and not ctx.is_admin:
+                raise exception.Forbidden("You are not authorized to complete "
+                                          "publicize_image action.")
+            if "owner" in changed and not ctx.is_admin:
+                raise exception.Forbidden("Attribute 'owner' can be changed only by an "
+                                          "administrator.")
+            if "id" in changed:
+                raise exception.Forbidden("Attribute 'id' is read-only.")
+            for key in schemas.WRITABLE:
+                if key == "id":
+                    continue
+                setattr(image, key, _unique(values[key]) if key == "tags" else values[key])
+            image.properties = {k: v for k, v in values.items() if k not in schemas.WRITABLE}
+            image.updated_at = utcnow()
+            s.flush()
+            return to_dict(image)
+
+    def set_tag(self, ctx: RequestContext, image_id: str, tag: str, present: bool) -> None:
+        """Add (``present``) or remove one tag; removing a missing tag is a 404."""
+        with self.db.write() as s:
+            image = self._get_writable(s, ctx, image_id)
+            tags = list(image.tags or [])
+            if present:
+                if len(tag) > 255:
+                    raise exception.Invalid("Tag is longer than 255 characters.")
+                if tag not in tags:
+                    image.tags = tags + [tag]
+            else:
+                if tag not in tags:
+                    raise exception.NotFound(f"Tag {tag} not found.")
+                image.tags = [t for t in tags if t != tag]
+            image.updated_at = utcnow()
+
+    def set_active(self, ctx: RequestContext, image_id: str, active: bool) -> None:
+        """Reactivate (``active``) or deactivate an image; only active <-> deactivated
+        is allowed, and doing it twice is harmless."""
+        want, other = ("active", "deactivated") if active else ("deactivated", "active")
+        with self.db.write() as s:
+            image = self._get_writable(s, ctx, image_id)
+            if image.status == want:
+                return
+            if image.status != other:
+                action = "reactivate" if active else "deactivate"
+                raise exception.Conflict(f"Not allowed to {action} image in status "
+                                         f"'{image.status}'")
+            image.status = want
+            image.updated_at = utcnow()
+
+    def delete(self, ctx: RequestContext, image_id: str) -> None:
+        """Delete the image and its data; protected images are a 403."""
+        with self.db.write() as s:
+            image = self._get_writable(s, ctx, image_id)
+            if image.protected:
+                raise exception.Forbidden(f"Image {image_id} is protected and cannot be "
+                                          f"deleted.")
+            now = utcnow()
+            image.deleted = True
+            image.deleted_at = now
+            image.updated_at = now
+            image.status = "deleted"
+        self.store.delete(image_id)
+
+    def _get_writable(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
+        image = self._get_visible(s, ctx, image_id)
+        if not (ctx.is_admin or (ctx.project_id and image.owner == ctx.project_id)):
+            raise exception.Forbidden("You are not permitted to modify image "
+                                      f"{image_id}.")
+        return image
+
+    # -- data ----------------------------------------------------------------
+    def upload(self, ctx: RequestContext, image_id: str,
+               chunks: Iterable[bytes]) -> dict[str, Any]:
+        """Store the image data: queued -> saving -> active.
+
+        On failure the image goes back to queued (and its partial data is
+        removed); if it was deleted during the upload, ImageGone (410).
+        """
+        with self.db.write() as s:
+            image = self._get_writable(s, ctx, image_id)
+            if image.status != "queued":
+                raise exception.Conflict(f"Image status transition from {image.status} to "
+                                         f"saving is not allowed")
+            if not image.disk_format or not image.container_format:
+                raise exception.Invalid("Properties disk_format, container_format must be "
+                                        "set prior to saving data.")
+            if not self._swap_status(s, image_id, "queued", "saving"):
+                raise exception.Conflict("Image status transition from queued to saving "
+                                         "is not allowed")
+            disk_format = image.disk_format
+        try:
+            data = self.store.write(image_id, chunks)
+        except BaseException:
+            with self.db.write() as s:
+                self._swap_status(s, image_id, "saving", "queued")
+            raise
+        with self.db.write() as s:
+            done = s.execute(
+                update(Image).where(Image.id == image_id, Image.status == "saving",
+                                    Image.deleted == false())
+                .values(status="active", size=data.size, checksum=data.checksum,
+                        os_hash_algo=data.os_hash_algo, os_hash_value=data.os_hash_value,
+                        virtual_size=virtual_size(disk_format, data), updated_at=utcnow()))
+            if done.rowcount != 1:
+                activated = None
+            else:
+                activated = to_dict(s.get(Image, image_id, populate_existing=True))
+        if activated is None:
+            self.store.delete(image_id)
+            raise ImageGone(image_id=image_id)
+        return activated
+
+    def open_data(self, ctx: RequestContext, image_id: str, start: int = 0,
+                  length: int | None = None) -> tuple[dict[str, Any], Iterator[bytes]]:
+        """The record and a chunk iterator over its data (or a byte range of it).
+
+        ImageNoData (204) while the image has no data; Forbidden for a
+        deactivated image unless admin.
+        """
+        record = self.show(ctx, image_id)
+        if record["status"] == "deactivated" and not ctx.is_admin:
+            raise exception.Forbidden("The requested image has been deactivated. Image data "
+                                      "download is forbidden.")
+        if record["status"] not in ("active", "deactivated"):
+            raise ImageNoData(image_id=image_id)
+        return record, self.store.iter_data(image_id, start, length)
+
+    def _swap_status(self, s: Session, image_id: str, old: str, new: str) -> bool:
+        result = s.execute(update(Image).where(Image.id == image_id, Image.status == old,
+                                               Image.deleted == false())
+                           .values(status=new, updated_at=utcnow()))
+        return result.rowcount == 1
+
+
+def _after(sort: list[tuple[str, str]], marker: dict[str, Any]) -> Any:
+    """Rows strictly after ``marker`` in ``sort`` order (keyset condition)."""
+    clauses = []
+    for i, (key, direction) in enumerate(sort):
+        equal = [_sort_column(k) == _sort_value(marker, k) for k, _ in sort[:i]]
+        column, value = _sort_column(key), _sort_value(marker, key)
+        beyond = column > value if direction == "asc" else column < value
+        clauses.append(and_(*equal, beyond))
+    return or_(*clauses)
+
+
+def _matches_extra(record: dict[str, Any], query: ListQuery) -> bool:
+    tags = record.get("tags") or []
+    if any(tag not in tags for tag in query.tags):
+        return False
+    props = record.get("properties") or {}
+    return all(props.get(k) == v for k, v in query.properties.items())
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _writable_values(record: dict[str, Any]) -> dict[str, Any]:
+    values = {k: record[k] for k in schemas.WRITABLE}
+    values["tags"] = list(record.get("tags") or [])
+    values.update(record.get("properties") or {})
+    return values
+
+
+def _apply(values: dict[str, Any], change: PatchOp) -> None:
+    name = change.name
+    schemas.check_writable_names([name])
+    if change.op == "remove":
+        if name in schemas.WRITABLE:
+            raise exception.Forbidden(f"Properties {name} cannot be removed: it is a base "
+                                      f"attribute.")
+        if name not in values:
+            raise exception.Conflict(f"Property {name} does not exist.")
+        del values[name]
+    elif change.op == "replace":
+        if name not in values:
+            raise exception.Conflict(f"Property {name} does not exist.")
+        values[name] = change.value
+    elif change.op == "add":
+        values[name] = change.value
+    else:
+        raise exception.Invalid(f"Invalid operation: `{change.op}`.")
+
+
+def image_meta(record: dict[str, Any]) -> dict[str, Any]:
+    """Nova's image-meta dict: attributes top-level, extra properties under ``properties``."""
+    return {
+        "id": record["id"], "name": record["name"], "status": record["status"],
+        "visibility": record["visibility"], "owner": record["owner"],
+        "size": record["size"], "virtual_size": record["virtual_size"],
+        "min_disk": record["min_disk"] or 0, "min_ram": record["min_ram"] or 0,
+        "disk_format": record["disk_format"], "container_format": record["container_format"],
+        "checksum": record["checksum"], "os_hash_algo": record["os_hash_algo"],
+        "os_hash_value": record["os_hash_value"], "protected": record["protected"],
+        "os_hidden": record["os_hidden"], "tags": list(record["tags"] or []),
+        "created_at": record["created_at"], "updated_at": record["updated_at"],
+        "deleted": record["deleted"], "properties": dict(record["properties"] or {}),
+    }
+
+
+def parse_time_filter(raw: str) -> tuple[str, datetime.datetime]:
+    """``gt:2026-01-01T00:00:00Z`` -> ("gt", datetime); a bare time means eq."""
+    op, _, value = raw.partition(":")
+    if op not in TIME_OPS or not value:
+        op, value = "eq", raw
+    try:
+        return op, parse_isotime(value)
+    except ValueError:
+        raise exception.Invalid(f"Invalid time format for {raw}.")

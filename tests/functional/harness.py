@@ -1,0 +1,213 @@
+"""Real Stratus deployments for functional tests: real OS processes.
+
+:class:`AllInOne` runs ``stratus all-in-one``; :class:`Deployment` runs the
+api, conductor, scheduler and compute services as separate processes over
+RabbitMQ (a throw-away vhost) and a database (a throw-away PostgreSQL or
+MariaDB database). Both hand out an openstacksdk connection.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+BIN = os.path.join(os.path.dirname(sys.executable), "stratus")
+PASSWORD = "functional-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Any, timeout: float = 30.0, interval: float = 0.05,
+               what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def api_ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/compute/", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def connect(url: str, password: str, username: str = "admin", project: str = "admin") -> Any:
+    import openstack
+
+    return openstack.connect(auth_url=f"{url}/identity", username=username, password=password,
+                             project_name=project, user_domain_name="Default",
+                             project_domain_name="Default", region_name="RegionOne",
+                             identity_api_version="3")
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], log_path: str,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.args = args
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                     env=self.env, start_new_session=True)
+        log.close()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()  # type: ignore[union-attr]
+            self.proc.wait(10)  # type: ignore[union-attr]
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+        try:
+            return self.proc.wait(timeout)  # type: ignore[union-attr]
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+class AllInOne:
+    """``stratus all-in-one`` on a free port with its own state directory."""
+
+    def __init__(self, state_dir: str, extra_args: list[str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        os.makedirs(state_dir, exist_ok=True)
+        self.process = Process("all-in-one", [BIN, "all-in-one", "--state-dir", state_dir,
+                                              "--port", str(self.port)] + (extra_args or []),
+                               os.path.join(state_dir, "stdout.log"))
+
+    @property
+    def clouds_yaml(self) -> str:
+        return os.path.join(self.state_dir, "clouds.yaml")
+
+    @property
+    def password(self) -> str:
+        with open(self.clouds_yaml, encoding="utf-8") as f:
+            for line in f:
+                if line.strip().startswith("password:"):
+                    return line.split(":", 1)[1].strip()
+        raise RuntimeError("no password in clouds.yaml")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.process.start()
+        try:
+            wait_until(lambda: api_ready(self.url) or not self.process.alive(), timeout,
+                       what="the all-in-one API")
+        finally:
+            if not self.process.alive():
+                raise RuntimeError("all-in-one died:\n" + self.process.log())
+
+    def stop(self) -> int | None:
+        return self.process.stop()
+
+    def connect(self) -> Any:
+        return connect(self.url, self.password)
+
+
+class Deployment:
+    """api + conductor + scheduler + N compute hosts, each its own process."""
+
+    def __init__(self, workdir: str, transport_url: str, db_url: str,
+                 compute_hosts: tuple[str, ...] = ("compute1", "compute2"),
+                 fake_delay: float = 0.0, extra: str = "") -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.compute_hosts = compute_hosts
+        os.makedirs(workdir, exist_ok=True)
+        common = (f"[DEFAULT]\ntransport_url = {transport_url}\nstate_path = {workdir}\n"
+                  f"report_interval = 1\nservice_down_time = 5\n"
+                  f"rpc_response_timeout = 30\n")
+        self.control_conf = os.path.join(workdir, "control.conf")
+        with open(self.control_conf, "w") as f:
+            f.write(common + f"host = controller\n[database]\nconnection = {db_url}\n"
+                             f"[api]\nport = {self.port}\n{extra}")
+        self.compute_confs = {}
+        for host in compute_hosts:
+            path = os.path.join(workdir, f"{host}.conf")
+            with open(path, "w") as f:  # no [database]: compute hosts get no credentials
+                f.write(common + f"host = {host}\n[compute]\nresource_update_interval = 2\n"
+                                 f"[fake]\ndelay = {fake_delay}\n")
+            self.compute_confs[host] = path
+        self.processes: dict[str, Process] = {}
+
+    def _process(self, name: str, service: str, config: str) -> Process:
+        proc = Process(name, [BIN, service, "--config", config],
+                       os.path.join(self.workdir, f"{name}.log"))
+        self.processes[name] = proc
+        return proc
+
+    def start(self) -> None:
+        for args in (["db", "sync"], ["bootstrap", "--password", PASSWORD]):
+            subprocess.run([BIN, *args, "--config", self.control_conf], check=True,
+                           capture_output=True)
+        self._process("conductor", "conductor", self.control_conf).start()
+        self._process("scheduler", "scheduler", self.control_conf).start()
+        self._process("api", "api", self.control_conf).start()
+        for host, path in self.compute_confs.items():
+            self._process(host, "compute", path).start()
+        wait_until(lambda: api_ready(self.url), 60, what="the API")
+        conn = self.connect()
+        wait_until(lambda: len([s for s in conn.compute.services()
+                                if s.binary == "stratus-compute" and s.state == "up"])
+                   == len(self.compute_hosts), 60, what="compute services up")
+        wait_until(lambda: len(list(conn.compute.hypervisors())) == len(self.compute_hosts),
+                   60, what="compute nodes reported")
+
+    def restart(self, name: str) -> None:
+        proc = self.processes[name]
+        proc.stop()
+        proc.start()
+
+    def stop(self) -> None:
+        for proc in reversed(list(self.processes.values())):
+            proc.stop()
+
+    def connect(self) -> Any:
+        return connect(self.url, PASSWORD)
+
+
+class RabbitVhost:
+    """A throw-away RabbitMQ vhost, so test runs never share queues."""
+
+    def __init__(self) -> None:
+        self.name = "stratus-test-" + uuid.uuid4().hex[:8]
+
+    def __enter__(self) -> str:
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.name], check=True,
+                       capture_output=True)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.name, "guest",
+                        ".*", ".*", ".*"], check=True, capture_output=True)
+        return f"rabbit://guest:guest@127.0.0.1:5672/{self.name}"
+
+    def __exit__(self, *exc: Any) -> None:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True)
