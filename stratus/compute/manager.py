@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import traceback as tb
 from typing import Any, Callable, Iterator
 
@@ -53,6 +54,7 @@ class ComputeManager:
         """
         self.driver.init_host(self.host)
         ctxt = get_admin_context()
+        self.conductor.wait_until_ready(ctxt)
         known = set(self.driver.list_instances())
         for inst in self.conductor.instances_get_by_host(ctxt, self.host):
             uuid = inst["uuid"]
@@ -121,6 +123,7 @@ class ComputeManager:
                 return
             self.conductor.action_event_start(ctxt, uuid, event, self.host)
             self._notify(ctxt, "instance.create.start", inst)
+            started = time.monotonic()
             try:
                 self.driver.spawn(ctxt, inst, request_spec.get("image") or {}, [],
                                   request_spec.get("admin_pass"))
@@ -152,6 +155,8 @@ class ComputeManager:
                 return
             self.conductor.action_event_finish(ctxt, uuid, event, "Success")
             self._notify(ctxt, "instance.create.end", inst)
+            LOG.info("Instance %s is ACTIVE: took %.3f s to spawn on the hypervisor", uuid,
+                     time.monotonic() - started)
 
     def terminate_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
         event = "compute_terminate_instance"
@@ -172,6 +177,7 @@ class ComputeManager:
                 return
             inst = self.conductor.instance_destroy(ctxt, instance_uuid)
             self.conductor.action_event_finish(ctxt, instance_uuid, event, "Success")
+            LOG.info("Instance %s deleted", instance_uuid)
             self._notify(ctxt, "instance.delete.end", inst)
         with self._locks_guard:
             self._locks.pop(instance_uuid, None)
@@ -212,6 +218,7 @@ class ComputeManager:
                 LOG.info("%s of %s overtaken: %s", name, uuid, exc)
             self.conductor.action_event_finish(ctxt, uuid, event, "Success")
             self._notify(ctxt, f"instance.{notify}.end", inst)
+            LOG.info("%s of instance %s done", name, uuid)
 
     def stop_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
         self._run_action(ctxt, instance_uuid, "stop_instance", vm_states.POWERING_OFF,

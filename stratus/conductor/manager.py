@@ -63,6 +63,7 @@ class ConductorManager:
                 LOG.info("Instance %s went away during scheduling", uuid)
                 db_instances.allocations_delete(self.db, uuid)
                 continue
+            LOG.info("Building instance %s on host %s", uuid, sel["host"])
             self.compute_rpc.build_and_run_instance(ctxt, sel["host"], inst, request_spec)
 
     def _fail_build(self, ctxt: RequestContext, uuid: str, exc: Exception,
@@ -84,6 +85,9 @@ class ConductorManager:
         self.notifier.error(ctxt, "instance.create.error", instance_payload(inst))
 
     # -- database work for compute hosts --------------------------------------------
+    def ping(self, ctxt: RequestContext) -> str:
+        return "pong"
+
     def instance_get(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
         return db_instances.instance_get(self.db, instance_uuid)
 

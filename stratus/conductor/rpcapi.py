@@ -5,11 +5,14 @@ through these calls, as in Nova.
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from stratus import rpc
+from stratus import exception, rpc
 from stratus.context import RequestContext
 
+LOG = logging.getLogger(__name__)
 TOPIC = "conductor"
 
 
@@ -24,6 +27,23 @@ class ConductorAPI:
                          request_spec=request_spec)
 
     # -- from compute hosts -----------------------------------------------------
+    def wait_until_ready(self, ctxt: RequestContext, attempt_timeout: float = 2.0,
+                         deadline: float | None = None) -> None:
+        """Block until a conductor answers (a compute host starting before the
+        conductor has anyone to talk to), as Nova's compute does."""
+        start = time.monotonic()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                self.client.prepare(timeout=attempt_timeout).call(ctxt, "ping")
+                return
+            except exception.MessagingTimeout:
+                if deadline is not None and time.monotonic() - start > deadline:
+                    raise
+                if attempts == 1 or attempts % 10 == 0:
+                    LOG.warning("Waiting for a conductor to answer (attempt %d)", attempts)
+
     def instance_get(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
         return self.client.call(ctxt, "instance_get", instance_uuid=instance_uuid)
 

@@ -138,7 +138,7 @@ class Deployment:
 
     def __init__(self, workdir: str, transport_url: str, db_url: str,
                  compute_hosts: tuple[str, ...] = ("compute1", "compute2"),
-                 fake_delay: float = 0.0, extra: str = "") -> None:
+                 fake_delay: float = 0.0, defaults: str = "") -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -146,11 +146,11 @@ class Deployment:
         os.makedirs(workdir, exist_ok=True)
         common = (f"[DEFAULT]\ntransport_url = {transport_url}\nstate_path = {workdir}\n"
                   f"report_interval = 1\nservice_down_time = 5\n"
-                  f"rpc_response_timeout = 30\n")
+                  f"rpc_response_timeout = 30\n{defaults}")
         self.control_conf = os.path.join(workdir, "control.conf")
         with open(self.control_conf, "w") as f:
             f.write(common + f"host = controller\n[database]\nconnection = {db_url}\n"
-                             f"[api]\nport = {self.port}\n{extra}")
+                             f"[api]\nport = {self.port}\n")
         self.compute_confs = {}
         for host in compute_hosts:
             path = os.path.join(workdir, f"{host}.conf")

@@ -24,6 +24,8 @@ PASSWORD_SYMBOL_GROUPS = ("23456789", "ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmn
 _BOOL_TRUE = ("1", "t", "true", "on", "y", "yes")
 _BOOL_FALSE = ("0", "f", "false", "off", "n", "no")
 SORT_DIRS = ("asc", "desc")
+UNSUPPORTED_BDM = ("Block Device Mapping is Invalid: only the image as the local boot disk "
+                   "(source_type image, destination_type local, boot_index 0) is supported.")
 
 
 def routes() -> list[Route]:
@@ -239,13 +241,38 @@ def _check_networks(networks: Any) -> None:
                 f"Bad networks format: network uuid is not in proper format ({net_id})")
 
 
+def _is_local_boot_image(mapping: dict[str, Any]) -> bool:
+    """A v2 mapping that only says "boot the image as the local root disk"
+    (what openstackclient sends with ``--image``)."""
+    return (mapping.get("source_type") == "image"
+            and mapping.get("destination_type", "local") == "local"
+            and str(mapping.get("boot_index")) == "0")
+
+
+def boot_image_ref(server: dict[str, Any]) -> str:
+    """The image to boot: imageRef, else the image of a local boot mapping.
+
+    Volume-backed boots come with the volume service; until then a mapping
+    that asks for a volume, a snapshot, a blank or a second image disk is a
+    400, not a server built without it.
+    """
+    image_ref = server.get("imageRef") or ""
+    if server.get("block_device_mapping"):
+        raise exception.Invalid(UNSUPPORTED_BDM)
+    for mapping in server.get("block_device_mapping_v2") or ():
+        if not _is_local_boot_image(mapping):
+            raise exception.Invalid(UNSUPPORTED_BDM)
+        image_ref = image_ref or mapping.get("uuid") or mapping.get("image_id") or ""
+    if not image_ref:
+        raise exception.Invalid("Missing imageRef attribute")
+    return image_ref
+
+
 def create(req: Request) -> Response:
     body = req.json_body()
     schema.validate_create(body)
     server = body["server"]
-    image_ref = server.get("imageRef")
-    if not image_ref:
-        raise exception.Invalid("Missing imageRef attribute")
+    image_ref = boot_image_ref(server)
     if "networks" in server:
         _check_networks(server["networks"])
     min_count = int(server.get("min_count", 1))

@@ -18,6 +18,43 @@ from stratus.api.compute.schemas import (accessIPv4, accessIPv6, admin_password,
                                          flavor_ref, image_id_or_empty_string, ip_address,
                                          metadata, name, personality, positive_integer)
 
+MAX_INT = 0x7FFFFFFF
+
+# Block device mappings (legacy and v2), as Nova validates them
+# (nova/api/openstack/compute/schemas/servers.py); clients such as the openstack
+# CLI send a v2 mapping for the image even for a plain local-disk boot. Which
+# mappings Stratus can honour is decided by the controller (servers.boot_image_ref).
+legacy_block_device_mapping: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "virtual_name": {"type": "string", "maxLength": 255},
+        "volume_id": {"type": "string", "format": "uuid"},
+        "snapshot_id": {"type": "string", "format": "uuid"},
+        "volume_size": {"type": ["integer", "string"], "pattern": "^[0-9]+$",
+                        "minimum": 1, "maximum": MAX_INT},
+        # Nova's pattern, '_-r' range included.
+        "device_name": {"type": "string", "minLength": 1, "maxLength": 255,
+                        "pattern": "^[a-zA-Z0-9._-r/]*$"},
+        "delete_on_termination": boolean,
+        "no_device": {},
+        "connection_info": {"type": "string", "maxLength": 16777215},
+    },
+    "additionalProperties": False,
+}
+
+block_device_mapping_v2: dict[str, Any] = copy.deepcopy(legacy_block_device_mapping)
+block_device_mapping_v2["properties"].update({
+    "source_type": {"type": "string", "enum": ["volume", "image", "snapshot", "blank"]},
+    "uuid": {"type": "string", "minLength": 1, "maxLength": 255,
+             "pattern": "^[a-zA-Z0-9._-]*$"},
+    "image_id": {"type": "string", "format": "uuid"},
+    "destination_type": {"type": "string", "enum": ["local", "volume"]},
+    "guest_format": {"type": "string", "maxLength": 255},
+    "device_type": {"type": "string", "maxLength": 255},
+    "disk_bus": {"type": "string", "maxLength": 255},
+    "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"},
+})
+
 _network_item: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -71,6 +108,10 @@ create: dict[str, Any] = {
                 "accessIPv6": accessIPv6,
                 "personality": personality,
                 "availability_zone": name,
+                "block_device_mapping": {"type": "array",
+                                         "items": legacy_block_device_mapping},
+                "block_device_mapping_v2": {"type": "array",
+                                            "items": block_device_mapping_v2},
                 "config_drive": boolean,
                 "key_name": name,
                 "min_count": positive_integer,
@@ -206,6 +247,10 @@ def validate_create(body: Any) -> None:
     for field in ("min_count", "max_count"):
         if field in server:
             check_minimum(field, server[field], 1)
+    for mapping in server.get("block_device_mapping", ()) + server.get(
+            "block_device_mapping_v2", ()):
+        if "volume_size" in mapping:
+            check_minimum("volume_size", mapping["volume_size"], 1)
 
 
 def validate_update(body: Any) -> None:
