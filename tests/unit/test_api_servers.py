@@ -443,6 +443,42 @@ def test_create_errors(api: Api, server: dict[str, Any], code: int, message: str
     assert api.request("GET", "/v2.1/servers").json_body == {"servers": []}
 
 
+OSC_BOOT_MAPPING = {"uuid": IMAGE_ID, "boot_index": 0, "source_type": "image",
+                    "destination_type": "local", "delete_on_termination": True}
+
+
+def test_create_accepts_the_image_boot_mapping_openstackclient_sends(api: Api) -> None:
+    with_ref = api.create(name="cli", block_device_mapping_v2=[OSC_BOOT_MAPPING])
+    only_bdm = api.create(name="bdm", imageRef="",
+                          block_device_mapping_v2=[dict(OSC_BOOT_MAPPING, boot_index="0")])
+    for created in (with_ref, only_bdm):
+        server = api.request("GET", f"/v2.1/servers/{created['id']}").json_body["server"]
+        assert server["image"]["id"] == IMAGE_ID
+
+
+@pytest.mark.parametrize("server", [
+    {"block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume",
+                                  "uuid": IMAGE_ID, "boot_index": 0}]},
+    {"block_device_mapping_v2": [OSC_BOOT_MAPPING, {"source_type": "blank",
+                                                    "destination_type": "local",
+                                                    "boot_index": -1, "volume_size": 1}]},
+    {"block_device_mapping_v2": [dict(OSC_BOOT_MAPPING, destination_type="volume")]},
+    {"block_device_mapping": [{"volume_id": IMAGE_ID, "device_name": "vda"}]},
+])
+def test_create_refuses_mappings_it_cannot_honour(api: Api, server: dict[str, Any]) -> None:
+    resp = api.request("POST", "/v2.1/servers", body=create_body(**server))
+    assert fault(resp, 400).startswith("Block Device Mapping is Invalid")
+    assert api.request("GET", "/v2.1/servers").json_body == {"servers": []}
+
+
+def test_create_schema_checks_block_device_mappings() -> None:
+    schema.validate_create(create_body(block_device_mapping=[], block_device_mapping_v2=[]))
+    for mapping in ({"source_type": "tape"}, {"boot_index": "first"}, {"volume_size": "0"},
+                    {"uuid": "has space"}, {"unknown": 1}):
+        with pytest.raises(exception.ValidationError):
+            schema.validate_create(create_body(block_device_mapping_v2=[mapping]))
+
+
 def test_create_with_keypair_and_flavor_href(api: Api) -> None:
     db_keypairs.keypair_create(api.db, user_id="alice", name="mykey",
                                public_key="ssh-ed25519 AAAAC3Nza alice", fingerprint="f")

@@ -247,8 +247,8 @@ def validate_create(body: Any) -> None:
     for field in ("min_count", "max_count"):
         if field in server:
             check_minimum(field, server[field], 1)
-    for mapping in server.get("block_device_mapping", ()) + server.get(
-            "block_device_mapping_v2", ()):
+    for mapping in [*server.get("block_device_mapping", ()),
+                    *server.get("block_device_mapping_v2", ())]:
         if "volume_size" in mapping:
             check_minimum("volume_size", mapping["volume_size"], 1)
 
