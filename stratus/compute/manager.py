@@ -117,11 +117,11 @@ class ComputeManager:
             try:
                 inst = self.conductor.instance_update(
                     ctxt, uuid, {"task_state": vm_states.SPAWNING},
-                    expected_task_state=[vm_states.SCHEDULING])
+                    expected_task_state=[vm_states.SCHEDULING],
+                    event=_start(event, self.host))
             except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
                 LOG.info("Not building %s: %s", uuid, exc)
                 return
-            self.conductor.action_event_start(ctxt, uuid, event, self.host)
             self._notify(ctxt, "instance.create.start", inst)
             started = time.monotonic()
             try:
@@ -143,7 +143,8 @@ class ComputeManager:
                     "vm_state": vm_states.ACTIVE, "task_state": None,
                     "power_state": self._power_state(inst),
                     "launched_at": isotime_us(utcnow())},
-                    expected_task_state=[vm_states.SPAWNING])
+                    expected_task_state=[vm_states.SPAWNING],
+                    event=_finish(event, "Success"))
             except exception.UnexpectedTaskStateError:
                 # Deleted while spawning: the queued terminate_instance finishes it.
                 LOG.info("Instance %s was deleted while spawning", uuid)
@@ -153,7 +154,6 @@ class ComputeManager:
                 with contextlib.suppress(Exception):
                     self.driver.destroy(ctxt, inst)
                 return
-            self.conductor.action_event_finish(ctxt, uuid, event, "Success")
             self._notify(ctxt, "instance.create.end", inst)
             LOG.info("Instance %s is ACTIVE: took %.3f s to spawn on the hypervisor", uuid,
                      time.monotonic() - started)
@@ -189,13 +189,13 @@ class ComputeManager:
         event = f"compute_{name}"
         with self._instance_lock(uuid):
             try:
-                inst = self.conductor.instance_get(ctxt, uuid)
-            except exception.InstanceNotFound:
+                # Still ours? Checks the task state the API set and opens the event.
+                inst = self.conductor.instance_update(ctxt, uuid, {},
+                                                      expected_task_state=[expected_task],
+                                                      event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping %s of %s: %s", name, uuid, exc)
                 return
-            if inst["task_state"] != expected_task:
-                LOG.info("Skipping %s of %s: task state is %s", name, uuid, inst["task_state"])
-                return
-            self.conductor.action_event_start(ctxt, uuid, event, self.host)
             self._notify(ctxt, f"instance.{notify}.start", inst)
             try:
                 operate(inst)
@@ -203,20 +203,22 @@ class ComputeManager:
                 LOG.exception("%s of %s failed", name, uuid)
                 details = tb.format_exc()
                 with contextlib.suppress(exception.InstanceNotFound):
-                    self.conductor.instance_update(ctxt, uuid, {"task_state": None})
+                    self.conductor.instance_update(ctxt, uuid, {"task_state": None},
+                                                   event=_finish(event, "Error", details))
                     self.conductor.instance_fault_create(ctxt, uuid, getattr(exc, "code", 500),
                                                          _fault_message(exc), details,
                                                          self.host)
-                self.conductor.action_event_finish(ctxt, uuid, event, "Error", details)
                 self._notify(ctxt, f"instance.{notify}.error", inst, error=True)
                 return
             updates = dict(final, task_state=None, power_state=self._power_state(inst))
             try:
                 inst = self.conductor.instance_update(ctxt, uuid, updates,
-                                                      expected_task_state=[expected_task])
+                                                      expected_task_state=[expected_task],
+                                                      event=_finish(event, "Success"))
             except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
                 LOG.info("%s of %s overtaken: %s", name, uuid, exc)
-            self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+                self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+                return
             self._notify(ctxt, f"instance.{notify}.end", inst)
             LOG.info("%s of instance %s done", name, uuid)
 
@@ -279,6 +281,14 @@ class ComputeManager:
 
     def periodic_tasks(self) -> list[tuple[float, Callable[[], Any]]]:
         return [(self.conf.compute.resource_update_interval, self.update_available_resource)]
+
+
+def _start(event: str, host: str) -> dict[str, Any]:
+    return {"event": event, "phase": "start", "host": host}
+
+
+def _finish(event: str, result: str, traceback: str | None = None) -> dict[str, Any]:
+    return {"event": event, "phase": "finish", "result": result, "traceback": traceback}
 
 
 def _fault_message(exc: Exception) -> str:

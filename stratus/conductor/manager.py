@@ -92,9 +92,12 @@ class ConductorManager:
         return db_instances.instance_get(self.db, instance_uuid)
 
     def instance_update(self, ctxt: RequestContext, instance_uuid: str, updates: dict[str, Any],
-                        expected_task_state: Any = _UNSET) -> dict[str, Any]:
-        kwargs = {} if expected_task_state == _UNSET else {"expected_task_state":
-                                                           expected_task_state}
+                        expected_task_state: Any = _UNSET,
+                        event: dict[str, Any] | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {} if expected_task_state == _UNSET else {
+            "expected_task_state": expected_task_state}
+        if event is not None:
+            kwargs["event"] = dict(event, request_id=ctxt.request_id)
         return db_instances.instance_update(self.db, instance_uuid, updates, **kwargs)
 
     def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:

@@ -48,9 +48,15 @@ class ConductorAPI:
         return self.client.call(ctxt, "instance_get", instance_uuid=instance_uuid)
 
     def instance_update(self, ctxt: RequestContext, instance_uuid: str, updates: dict[str, Any],
-                        expected_task_state: Any = "__unset__") -> dict[str, Any]:
+                        expected_task_state: Any = "__unset__",
+                        event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Update (compare-and-swap on ``expected_task_state``) and, with
+        ``event`` ({"event", "phase": "start"|"finish", "host", "result",
+        "traceback"}), record an instance-action event of the request in the
+        same transaction."""
         return self.client.call(ctxt, "instance_update", instance_uuid=instance_uuid,
-                                updates=updates, expected_task_state=expected_task_state)
+                                updates=updates, expected_task_state=expected_task_state,
+                                event=event)
 
     def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
         return self.client.call(ctxt, "instance_destroy", instance_uuid=instance_uuid)

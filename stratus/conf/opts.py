@@ -84,6 +84,9 @@ SCHEDULER = [
     Opt("max_attempts", "int", 3, "Hosts tried for one build before giving up.", min=1),
     Opt("host_subset_size", "int", 1,
         "Pick at random among this many best-weighed hosts.", min=1),
+    Opt("host_state_max_age", "float", 1.0,
+        "Seconds the scheduler reuses the host states it read (its own claims are "
+        "applied to them meanwhile); 0 re-reads for every request.", min=0),
 ]
 
 NOTIFICATIONS = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from typing import Any
 
 from stratus import exception
@@ -39,6 +40,22 @@ class SchedulerManager:
         # One pick at a time in this process: concurrent requests would only
         # collide on the same best host and retry.
         self._lock = threading.Lock()
+        self._cached: list[HostState] = []
+        self._cached_at = -1e9
+
+    def _hosts(self, refresh: bool = False) -> list[HostState]:
+        """Host states, re-read at most every ``host_state_max_age`` seconds.
+
+        Between reads this process's own claims are applied to the cached
+        states (:meth:`HostState.consume`); a claim by anyone else bumps the
+        node's generation, so our next claim there conflicts and forces a
+        re-read. Staleness can cost a retry, never an overcommit.
+        """
+        now = time.monotonic()
+        if refresh or now - self._cached_at > self.conf.scheduler.host_state_max_age:
+            self._cached = self.host_states()
+            self._cached_at = now
+        return self._cached
 
     def host_states(self) -> list[HostState]:
         nodes = db_services.compute_node_get_all(self.db)   # generations first
@@ -73,7 +90,7 @@ class SchedulerManager:
         selections: list[dict[str, Any]] = []
         with self._lock:
             try:
-                hosts = self.host_states()
+                hosts = self._hosts()
                 for uuid in instance_uuids:
                     for _ in range(MAX_CLAIM_CONFLICTS):
                         candidates, reason = self._feasible(hosts, spec)
@@ -86,7 +103,7 @@ class SchedulerManager:
                                          resources)
                         except exception.ResourceProviderGenerationConflict:
                             LOG.debug("Claim conflict on %s; re-reading hosts", chosen.nodename)
-                            hosts = self.host_states()
+                            hosts = self._hosts(refresh=True)
                             continue
                         chosen.consume(resources)
                         selections.append({"instance_uuid": uuid, "host": chosen.host,
@@ -98,6 +115,7 @@ class SchedulerManager:
             except exception.NoValidHost:
                 for sel in selections:  # all or nothing
                     db_instances.allocations_delete(self.db, sel["instance_uuid"])
+                self._cached_at = -1e9  # our cached usage counted those claims
                 raise
         LOG.info("Scheduled %s", ", ".join(f"{s['instance_uuid']} on {s['host']}"
                                            for s in selections))

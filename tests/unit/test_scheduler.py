@@ -83,6 +83,7 @@ def test_disabled_down_and_other_zone_hosts_are_filtered(database, conf):
                                       dict(spec(), availability_zone="az2"), [new_uuid()])
     assert sel["host"] == "elsewhere"
     conf.DEFAULT.service_down_time = 1
+    conf.scheduler.host_state_max_age = 0  # see the change at once
     svc = db_services.service_get_all(database, host="ok")[0]
     import datetime
     db_services.service_update(database, svc["uuid"],
@@ -128,3 +129,17 @@ def test_racing_schedulers_never_overcommit(database, conf):
     assert results.count("novalidhost") == 4
     usage = list(db_services.allocation_usage(database).values())
     assert usage[0]["memory_mb"] == 6 * 1024
+
+
+def test_cached_host_states_never_overcommit(database, conf):
+    """A scheduler keeps its host states between requests; a claim made by
+    another scheduler meanwhile makes its next claim conflict and re-read."""
+    add_host(database, "only", memory_mb=3 * 1024, vcpus=64, local_gb=1000)
+    conf.scheduler.host_state_max_age = 3600
+    first, second = SchedulerManager(conf, database), SchedulerManager(conf, database)
+    first.select_destinations(get_admin_context(), spec(), [new_uuid()])   # caches
+    second.select_destinations(get_admin_context(), spec(), [new_uuid()])
+    second.select_destinations(get_admin_context(), spec(), [new_uuid()])  # node now full
+    with pytest.raises(exception.NoValidHost):
+        first.select_destinations(get_admin_context(), spec(), [new_uuid()])
+    assert db_services.allocation_usage(database)[1]["instances"] == 3
