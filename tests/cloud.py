@@ -16,6 +16,7 @@ from stratus import conf as conf_mod
 from stratus import launch, rpc
 from stratus.api.server import build_app
 from stratus.db import migration
+from stratus.rpc import memory
 
 ADMIN_PASSWORD = "secret"
 
@@ -60,6 +61,7 @@ class InProcessCloud:
             svc.stop(timeout=5)
         self.transport.cleanup()
         self.db.dispose()
+        memory.reset()  # nothing queued here reaches the next test's services
 
     # -- HTTP --------------------------------------------------------------------
     def token(self, username: str = "admin", password: str = ADMIN_PASSWORD,

@@ -92,7 +92,7 @@ class ComputeAPI:
         zone = self._check_zone(availability_zone)
         if user_data is not None:
             try:
-                base64.b64decode(user_data, validate=True)
+                base64.b64decode(user_data)  # lenient, as Nova: line breaks are fine
             except ValueError:
                 raise exception.Invalid("Userdata content cannot be decoded.")
         reservation_id = "r-" + secrets.token_hex(4)
@@ -186,6 +186,8 @@ class ComputeAPI:
                 statuses = [statuses]
             query["states"] = [sel for status in statuses
                                for sel in vm_states.states_from_status(status)]
+            if [st.upper() for st in statuses] == ["DELETED"]:
+                query["deleted"] = True  # admins may list what was deleted
         if filters.get("changes-since") is not None:
             query["changes_since"] = filters["changes-since"]
         return db_instances.instance_get_all(self.db, query, limit=limit, marker=marker,

@@ -142,7 +142,9 @@ def instance_get(db: Database, uuid: str, project_id: str | None = None,
 _SORT_KEYS = {"created_at", "updated_at", "display_name", "uuid", "vm_state", "task_state",
               "power_state", "host", "node", "launched_at", "terminated_at", "project_id",
               "user_id", "key_name", "availability_zone", "image_ref", "hostname",
-              "launch_index", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "id"}
+              "launch_index", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "id",
+              "access_ip_v4", "access_ip_v6", "auto_disk_config", "config_drive",
+              "display_description", "locked_by", "progress"}
 
 
 def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = None,

@@ -139,7 +139,7 @@ def test_create_schema_accepts_what_openstackclient_sends() -> None:
 
 @pytest.mark.parametrize("server, fragment", [
     ({"name": "x" * 256}, "is too long"),
-    ({"name": ""}, "server/name"),
+    ({"name": ""}, "Invalid input for field/attribute name."),
     ({"imageRef": "not-a-uuid"}, "imageRef"),
     ({"flavorRef": ""}, "flavorRef"),
     ({"description": "not at 2.1"}, "Additional properties are not allowed"),

@@ -30,8 +30,9 @@ def validate(schema: dict[str, Any], body: Any) -> None:
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is None:
         return
-    if error.path:
-        field = "/".join(str(p) for p in error.path)
+    path = [p for p in error.absolute_path if not isinstance(p, int)]
+    if path:
+        field = str(path[-1])  # Nova names the attribute itself: "name", not "server/name"
         msg = (f"Invalid input for field/attribute {field}. "
                f"Value: {error.instance}. {error.message}")
     else:

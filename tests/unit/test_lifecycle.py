@@ -1,0 +1,123 @@
+"""The whole control plane in one process: builds, actions, deletes, faults,
+notifications and instance actions, through the real API, conductor,
+scheduler and compute code on the in-process transport."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from stratus import rpc
+from tests.cloud import InProcessCloud
+
+
+def test_notifications_follow_the_lifecycle(cloud):
+    seen: list[dict] = []
+    lock = threading.Lock()
+
+    def collect(note: dict) -> None:
+        with lock:
+            seen.append(note)
+
+    listener = rpc.NotificationListener(cloud.transport, collect, pool="test")
+    listener.start()
+    try:
+        server = cloud.boot("noisy")
+        assert cloud.compute("DELETE", f"/servers/{server['id']}").status_code == 204
+        cloud.wait_for(server["id"], "DELETED")
+
+        def events() -> list[str]:
+            with lock:
+                return [n["event_type"] for n in seen
+                        if n["payload"].get("stratus_object.data", {}).get("uuid") == server["id"]]
+
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "instance.delete.end" not in events():
+            time.sleep(0.02)
+        assert events() == ["instance.create.start", "instance.create.end",
+                            "instance.delete.start", "instance.delete.end"]
+        end = next(n for n in seen if n["event_type"] == "instance.create.end")
+        assert end["publisher_id"] == "compute.host1" and end["priority"].lower() == "info"
+        assert end["payload"]["stratus_object.version"] == "1.0"
+        data = end["payload"]["stratus_object.data"]
+        assert data["state"] == "active" and data["display_name"] == "noisy"
+        assert data["flavor"]["flavorid"] == "1"
+    finally:
+        listener.stop()
+
+
+def test_failed_spawn_ends_in_error_with_fault_and_frees_capacity(tmp_path):
+    import re
+
+    cloud = InProcessCloud(tmp_path)
+    try:
+        cloud.computes["host1"].manager.driver.fail_spawn_pattern = re.compile("doomed")
+        server = cloud.boot("doomed", wait="ERROR")
+        assert server["fault"]["code"] == 500
+        assert "doomed" in server["fault"]["message"]
+        from stratus.db import services as db_services
+        assert db_services.allocation_usage(cloud.db) == {}
+        resp = cloud.compute("GET", f"/servers/{server['id']}/os-instance-actions")
+        [action] = resp.get_json()["instanceActions"]
+        assert action["action"] == "create" and action["message"] == "Error"
+    finally:
+        cloud.close()
+
+
+def test_no_valid_host_puts_the_server_in_error(cloud):
+    resp = cloud.compute("POST", "/flavors", {"flavor": {
+        "name": "huge", "ram": 10 ** 7, "vcpus": 1, "disk": 0}})
+    assert resp.status_code == 200
+    flavor_id = resp.get_json()["flavor"]["id"]
+    server = cloud.boot("too-big", flavor=flavor_id, wait="ERROR")
+    assert server["fault"]["message"].startswith("No valid host was found.")
+    assert "OS-EXT-SRV-ATTR:host" in server and server["OS-EXT-SRV-ATTR:host"] is None
+
+
+def test_delete_during_build_leaves_nothing_behind(tmp_path):
+    cloud = InProcessCloud(tmp_path, fake_delay=0.3)
+    try:
+        server = cloud.boot("short-lived", wait=None)
+        time.sleep(0.1)
+        assert cloud.compute("DELETE", f"/servers/{server['id']}").status_code == 204
+        cloud.wait_for(server["id"], "DELETED", timeout=10)
+        from stratus.db import services as db_services
+        deadline = time.monotonic() + 5
+        while db_services.allocation_usage(cloud.db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db_services.allocation_usage(cloud.db) == {}
+        driver = cloud.computes["host1"].manager.driver
+        deadline = time.monotonic() + 5
+        while driver.list_instances() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert driver.list_instances() == []
+    finally:
+        cloud.close()
+
+
+def test_wrong_state_actions_conflict_and_change_nothing(cloud):
+    server = cloud.boot("stateful")
+    sid = server["id"]
+    resp = cloud.compute("POST", f"/servers/{sid}/action", {"os-start": None})
+    assert resp.status_code == 409
+    assert "conflictingRequest" in resp.get_json()
+    resp = cloud.compute("POST", f"/servers/{sid}/action", {"unpause": None})
+    assert resp.status_code == 409
+    shown = cloud.compute("GET", f"/servers/{sid}").get_json()["server"]
+    assert shown["status"] == "ACTIVE" and shown["OS-EXT-STS:task_state"] is None
+
+
+@pytest.mark.parametrize("count", [3])
+def test_min_max_count_boots_several(cloud, count):
+    image = cloud.create_image()
+    resp = cloud.compute("POST", "/servers", {"server": {
+        "name": "many", "flavorRef": "1", "imageRef": image, "min_count": count,
+        "max_count": count, "return_reservation_id": True}})
+    assert resp.status_code == 202
+    reservation = resp.get_json()["reservation_id"]
+    listed = cloud.compute("GET", f"/servers/detail?reservation_id={reservation}").get_json()
+    names = sorted(s["name"] for s in listed["servers"])
+    assert names == [f"many-{i}" for i in range(1, count + 1)]
+    for s in listed["servers"]:
+        cloud.wait_for(s["id"], "ACTIVE")
