@@ -17,7 +17,6 @@ import argparse
 import concurrent.futures
 import datetime
 import os
-import statistics
 import sys
 import tempfile
 import time

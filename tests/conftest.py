@@ -1,6 +1,7 @@
 """Shared fixtures: migrated databases on every backend, configurations."""
 from __future__ import annotations
 
+import shutil
 from typing import Iterator
 
 import pytest
@@ -26,13 +27,44 @@ def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:
             db.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> str:
+    """A migrated SQLite file, copied for each test (migrating is the slow part)."""
+    path = str(tmp_path_factory.mktemp("template") / "stratus.sqlite")
+    migration.upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def sqlite_db(tmp_path) -> Iterator[Database]:
-    url = f"sqlite:///{tmp_path / 'stratus.sqlite'}"
-    migration.upgrade(url)
-    db = Database(url)
+def sqlite_url(sqlite_template: str, tmp_path) -> str:
+    path = str(tmp_path / "stratus.sqlite")
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def sqlite_db(sqlite_url: str) -> Iterator[Database]:
+    db = Database(sqlite_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="class", params=[b for b in dbs.BACKENDS if b != "sqlite"])
+def server_database(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
+    """A fresh migrated database on a local server, shared by a test class."""
+    if not dbs.available(request.param):
+        pytest.skip(f"{request.param} is not reachable")
+    with dbs.scratch_database(request.param, str(tmp_path_factory.mktemp("db"))) as url:
+        migration.upgrade(url)
+        yield url
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real scrypt, at a cost that keeps the suite fast."""
+    from stratus.identity import passwords
+
+    monkeypatch.setattr(passwords, "DEFAULT_N", 2 ** 8)
 
 
 @pytest.fixture

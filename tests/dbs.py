@@ -47,3 +47,12 @@ def scratch_database(backend: str, tmpdir: str) -> Iterator[str]:
             else:
                 conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
+
+
+def empty_tables(db) -> None:  # type: ignore[no-untyped-def]
+    """Delete every row, children first (reuse a migrated server database)."""
+    from stratus.db.models import Base
+
+    with db.write() as s:
+        for table in reversed(Base.metadata.sorted_tables):
+            s.execute(table.delete())

@@ -322,7 +322,7 @@ class ComputeAPI:
         self._check_locked(ctx, inst)
         metadata = dict(inst["metadata"])
         if key not in metadata:
-            raise exception.NotFound(f"Metadata item was not found")
+            raise exception.NotFound("Metadata item was not found")
         del metadata[key]
         db_instances.metadata_update(self.db, instance_id, metadata, replace=True)
 

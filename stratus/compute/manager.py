@@ -61,7 +61,8 @@ class ComputeManager:
             if inst["vm_state"] == vm_states.BUILDING and \
                     inst["task_state"] != vm_states.SCHEDULING:
                 self._set_error(ctxt, uuid, "Instance build was interrupted by a restart "
-                                            "of its compute service", None)
+                                            "of its compute service", None,
+                                release_allocations=True)
                 with contextlib.suppress(Exception):
                     self.driver.destroy(ctxt, inst)
             elif inst["task_state"] == vm_states.DELETING:
@@ -97,16 +98,19 @@ class ComputeManager:
             ctxt, event, instance_payload(inst))
 
     def _set_error(self, ctxt: RequestContext, uuid: str, message: str,
-                   details: str | None, code: int = 500) -> dict[str, Any] | None:
+                   details: str | None, code: int = 500,
+                   event: dict[str, Any] | None = None,
+                   release_allocations: bool = False) -> dict[str, Any] | None:
+        """ERROR with its fault (and the failed event), in one transaction."""
         try:
-            inst = self.conductor.instance_update(ctxt, uuid, {
-                "vm_state": vm_states.ERROR, "task_state": None,
-                "power_state": power_state.NOSTATE})
+            return self.conductor.instance_update(
+                ctxt, uuid, {"vm_state": vm_states.ERROR, "task_state": None,
+                             "power_state": power_state.NOSTATE},
+                fault={"code": code, "message": message, "details": details or message,
+                       "host": self.host},
+                event=event, release_allocations=release_allocations)
         except exception.InstanceNotFound:
             return None
-        self.conductor.instance_fault_create(ctxt, uuid, code, message, details or message,
-                                             self.host)
-        return inst
 
     # -- build / delete ------------------------------------------------------------------
     def build_and_run_instance(self, ctxt: RequestContext, instance: dict[str, Any],
@@ -133,9 +137,9 @@ class ComputeManager:
                 with contextlib.suppress(Exception):
                     self.driver.destroy(ctxt, inst)
                 failed = self._set_error(ctxt, uuid, _fault_message(exc), details,
-                                         getattr(exc, "code", 500))
-                self.conductor.allocations_delete(ctxt, uuid)
-                self.conductor.action_event_finish(ctxt, uuid, event, "Error", details)
+                                         getattr(exc, "code", 500),
+                                         event=_finish(event, "Error", details),
+                                         release_allocations=True)
                 self._notify(ctxt, "instance.create.error", failed or inst, error=True)
                 return
             try:
@@ -172,8 +176,8 @@ class ComputeManager:
             except Exception as exc:  # noqa: BLE001
                 LOG.exception("Destroying %s failed", instance_uuid)
                 details = tb.format_exc()
-                self._set_error(ctxt, instance_uuid, _fault_message(exc), details)
-                self.conductor.action_event_finish(ctxt, instance_uuid, event, "Error", details)
+                self._set_error(ctxt, instance_uuid, _fault_message(exc), details,
+                                event=_finish(event, "Error", details))
                 return
             inst = self.conductor.instance_destroy(ctxt, instance_uuid)
             self.conductor.action_event_finish(ctxt, instance_uuid, event, "Success")
@@ -203,11 +207,12 @@ class ComputeManager:
                 LOG.exception("%s of %s failed", name, uuid)
                 details = tb.format_exc()
                 with contextlib.suppress(exception.InstanceNotFound):
-                    self.conductor.instance_update(ctxt, uuid, {"task_state": None},
-                                                   event=_finish(event, "Error", details))
-                    self.conductor.instance_fault_create(ctxt, uuid, getattr(exc, "code", 500),
-                                                         _fault_message(exc), details,
-                                                         self.host)
+                    self.conductor.instance_update(
+                        ctxt, uuid, {"task_state": None},
+                        event=_finish(event, "Error", details),
+                        fault={"code": getattr(exc, "code", 500),
+                               "message": _fault_message(exc), "details": details,
+                               "host": self.host})
                 self._notify(ctxt, f"instance.{notify}.error", inst, error=True)
                 return
             updates = dict(final, task_state=None, power_state=self._power_state(inst))

@@ -73,15 +73,15 @@ class ConductorManager:
             f"{type(exc).__name__}: {exc}"
         details = tb.format_exc() if with_traceback else message
         try:
-            inst = db_instances.instance_update(self.db, uuid, {
-                "vm_state": vm_states.ERROR, "task_state": None})
+            inst = db_instances.instance_update(
+                self.db, uuid, {"vm_state": vm_states.ERROR, "task_state": None},
+                fault={"code": code, "message": message, "details": details},
+                release_allocations=True,
+                event={"request_id": ctxt.request_id, "phase": "finish", "result": "Error",
+                       "event": "conductor_schedule_and_build_instances",
+                       "traceback": details})
         except exception.InstanceNotFound:
             return
-        db_instances.allocations_delete(self.db, uuid)
-        db_instances.fault_create(self.db, uuid, code, message, details, host=None)
-        db_instances.action_event_finish(self.db, uuid, ctxt.request_id,
-                                         "conductor_schedule_and_build_instances", "Error",
-                                         details)
         self.notifier.error(ctxt, "instance.create.error", instance_payload(inst))
 
     # -- database work for compute hosts --------------------------------------------
@@ -93,9 +93,12 @@ class ConductorManager:
 
     def instance_update(self, ctxt: RequestContext, instance_uuid: str, updates: dict[str, Any],
                         expected_task_state: Any = _UNSET,
-                        event: dict[str, Any] | None = None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {} if expected_task_state == _UNSET else {
-            "expected_task_state": expected_task_state}
+                        event: dict[str, Any] | None = None,
+                        fault: dict[str, Any] | None = None,
+                        release_allocations: bool = False) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"fault": fault, "release_allocations": release_allocations}
+        if expected_task_state != _UNSET:
+            kwargs["expected_task_state"] = expected_task_state
         if event is not None:
             kwargs["event"] = dict(event, request_id=ctxt.request_id)
         return db_instances.instance_update(self.db, instance_uuid, updates, **kwargs)
@@ -106,10 +109,6 @@ class ConductorManager:
     def instances_get_by_host(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
         return db_instances.instances_get_by_host(self.db, host)
 
-    def instance_fault_create(self, ctxt: RequestContext, instance_uuid: str, code: int,
-                              message: str, details: str | None, host: str | None) -> None:
-        db_instances.fault_create(self.db, instance_uuid, code, message, details, host)
-
     def action_event_start(self, ctxt: RequestContext, instance_uuid: str, event: str,
                            host: str) -> None:
         db_instances.action_event_start(self.db, instance_uuid, ctxt.request_id, event, host)
@@ -118,9 +117,6 @@ class ConductorManager:
                             result: str, traceback: str | None = None) -> None:
         db_instances.action_event_finish(self.db, instance_uuid, ctxt.request_id, event,
                                          result, traceback)
-
-    def allocations_delete(self, ctxt: RequestContext, instance_uuid: str) -> None:
-        db_instances.allocations_delete(self.db, instance_uuid)
 
     def compute_node_update(self, ctxt: RequestContext, host: str, nodename: str,
                             resources: dict[str, Any]) -> dict[str, Any]:
@@ -140,16 +136,16 @@ class ConductorManager:
         cutoff = utcnow() - datetime.timedelta(seconds=timeout)
         reaped = 0
         for uuid in db_instances.instances_stuck_building(self.db, cutoff):
+            message = f"Build of instance {uuid} timed out after {timeout:g} seconds"
             try:
                 inst = db_instances.instance_update(
                     self.db, uuid, {"vm_state": vm_states.ERROR, "task_state": None,
                                     "power_state": power_state.NOSTATE},
-                    expected_vm_state=[vm_states.BUILDING])
+                    expected_vm_state=[vm_states.BUILDING],
+                    fault={"code": 500, "message": message, "details": message},
+                    release_allocations=True)
             except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
                 continue
-            message = f"Build of instance {uuid} timed out after {timeout:g} seconds"
-            db_instances.fault_create(self.db, uuid, 500, message, message, inst["host"])
-            db_instances.allocations_delete(self.db, uuid)
             self.notifier.error(ctxt, "instance.create.error", instance_payload(inst))
             LOG.warning(message)
             reaped += 1

@@ -49,25 +49,25 @@ class ConductorAPI:
 
     def instance_update(self, ctxt: RequestContext, instance_uuid: str, updates: dict[str, Any],
                         expected_task_state: Any = "__unset__",
-                        event: dict[str, Any] | None = None) -> dict[str, Any]:
+                        event: dict[str, Any] | None = None,
+                        fault: dict[str, Any] | None = None,
+                        release_allocations: bool = False) -> dict[str, Any]:
         """Update (compare-and-swap on ``expected_task_state``) and, with
         ``event`` ({"event", "phase": "start"|"finish", "host", "result",
         "traceback"}), record an instance-action event of the request in the
-        same transaction."""
+        same transaction; so does ``fault`` ({"code", "message", "details",
+        "host"}), an instance fault, and ``release_allocations``, which gives
+        the instance's claimed resources back."""
         return self.client.call(ctxt, "instance_update", instance_uuid=instance_uuid,
                                 updates=updates, expected_task_state=expected_task_state,
-                                event=event)
+                                event=event, fault=fault,
+                                release_allocations=release_allocations)
 
     def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
         return self.client.call(ctxt, "instance_destroy", instance_uuid=instance_uuid)
 
     def instances_get_by_host(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
         return self.client.call(ctxt, "instances_get_by_host", host=host)
-
-    def instance_fault_create(self, ctxt: RequestContext, instance_uuid: str, code: int,
-                              message: str, details: str | None, host: str | None) -> None:
-        self.client.call(ctxt, "instance_fault_create", instance_uuid=instance_uuid, code=code,
-                         message=message, details=details, host=host)
 
     def action_event_start(self, ctxt: RequestContext, instance_uuid: str, event: str,
                            host: str) -> None:
@@ -78,9 +78,6 @@ class ConductorAPI:
                             result: str, traceback: str | None = None) -> None:
         self.client.call(ctxt, "action_event_finish", instance_uuid=instance_uuid, event=event,
                          result=result, traceback=traceback)
-
-    def allocations_delete(self, ctxt: RequestContext, instance_uuid: str) -> None:
-        self.client.call(ctxt, "allocations_delete", instance_uuid=instance_uuid)
 
     def compute_node_update(self, ctxt: RequestContext, host: str, nodename: str,
                             resources: dict[str, Any]) -> dict[str, Any]:

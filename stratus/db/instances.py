@@ -248,7 +248,9 @@ def instances_get_by_host(db: Database, host: str) -> list[dict[str, Any]]:
 
 def instance_update(db: Database, uuid: str, updates: dict[str, Any],
                     expected_task_state: Any = UNSET, expected_vm_state: Any = UNSET,
-                    event: dict[str, Any] | None = None) -> dict[str, Any]:
+                    event: dict[str, Any] | None = None,
+                    fault: dict[str, Any] | None = None,
+                    release_allocations: bool = False) -> dict[str, Any]:
     """Update an instance; with ``expected_task_state`` (a value or a list,
     None meaning idle) the update applies only if the task state still is one
     of them, else :class:`UnexpectedTaskStateError` (the compare-and-swap).
@@ -256,7 +258,9 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
     ``event`` records an instance-action event in the same transaction:
     ``{"request_id", "event", "phase": "start"|"finish", "host", "result",
     "traceback"}``, so a compute host's state change and its event cost one
-    round trip.
+    round trip. ``fault`` ({"code", "message", "details", "host"}) records an
+    instance fault with the change, so an ERROR instance never shows without it;
+    ``release_allocations`` gives its claimed resources back in the same step.
     """
     updates = _coerce(updates)
     metadata = updates.pop("metadata", None)
@@ -281,6 +285,10 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
             s.flush()
         if event is not None:
             _record_event(s, uuid, event)
+        if fault is not None:
+            _add_fault(s, uuid, **fault)
+        if release_allocations:
+            s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
         return _load_one(s, uuid)
 
 
@@ -334,11 +342,16 @@ def metadata_update(db: Database, uuid: str, items: dict[str, str], replace: boo
 
 # -- faults and actions --------------------------------------------------------
 
+def _add_fault(s: Session, uuid: str, code: int, message: str, details: str | None = None,
+               host: str | None = None) -> None:
+    s.add(InstanceFault(instance_uuid=uuid, code=code, message=message[:255],
+                        details=details, host=host, created_at=utcnow()))
+
+
 def fault_create(db: Database, uuid: str, code: int, message: str,
                  details: str | None = None, host: str | None = None) -> None:
     with db.write() as s:
-        s.add(InstanceFault(instance_uuid=uuid, code=code, message=message[:255],
-                            details=details, host=host, created_at=utcnow()))
+        _add_fault(s, uuid, code, message, details, host)
 
 
 def action_start(db: Database, uuid: str, action: str, request_id: str,

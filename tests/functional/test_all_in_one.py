@@ -1,7 +1,6 @@
 """``stratus all-in-one`` as a user runs it: start, use, stop, start again."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest

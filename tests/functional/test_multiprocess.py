@@ -3,7 +3,6 @@ api, conductor, scheduler and two compute hosts, driven with openstacksdk."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import httpx

@@ -30,7 +30,7 @@ from stratus.api.compute.app import build_compute_app, resource_routes
 from stratus.api.compute.common import ComputeState
 from stratus.api.wsgi import Request
 from stratus.context import RequestContext
-from stratus.db import Database, migration
+from stratus.db import Database
 from stratus.db import flavors as db_flavors
 from stratus.db import keypairs as db_keypairs
 from stratus.db import services as db_services
@@ -111,12 +111,8 @@ class Api:
 
 
 @pytest.fixture
-def db(tmp_path: Any) -> Database:
-    url = f"sqlite:///{tmp_path}/stratus.sqlite"
-    migration.upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
+def db(sqlite_db: Database) -> Database:
+    return sqlite_db
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import stat
 import uuid
 from typing import Any, Iterator
@@ -21,8 +20,7 @@ from werkzeug.test import Client, EnvironBuilder
 import stratus.conf
 from stratus import exception
 from stratus.api.wsgi import Request
-from stratus.db import migration
-from stratus.db.models import Base, RevokedToken
+from stratus.db.models import RevokedToken
 from stratus.db.session import Database
 from stratus.identity import backend, passwords
 from stratus.identity.app import build_identity_app
@@ -35,46 +33,6 @@ from tests import dbs
 PUBLIC_URL = "http://stratus.test:8774"
 ADMIN_PASSWORD = "s3cret-admin"
 DEMO_PASSWORD = "s3cret-demo"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Real scrypt, at a cost that keeps the suite fast."""
-    monkeypatch.setattr(passwords, "DEFAULT_N", 2 ** 8)
-
-
-# -- database fixtures ------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated SQLite file, copied for each test (migrating is the slow part)."""
-    path = str(tmp_path_factory.mktemp("template") / "stratus.sqlite")
-    migration.upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def sqlite_url(sqlite_template: str, tmp_path: Any) -> str:
-    path = str(tmp_path / "stratus.sqlite")
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture(scope="class", params=[b for b in dbs.BACKENDS if b != "sqlite"])
-def server_database(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh migrated database on a local server, dropped afterwards."""
-    if not dbs.available(request.param):
-        pytest.skip(f"{request.param} is not reachable")
-    with dbs.scratch_database(request.param, str(tmp_path_factory.mktemp("db"))) as url:
-        migration.upgrade(url)
-        yield url
-
-
-def _empty_tables(db: Database) -> None:
-    with db.write() as s:
-        for table in reversed(Base.metadata.sorted_tables):
-            s.execute(table.delete())
 
 
 # -- the identity environment -------------------------------------------------------
@@ -574,7 +532,7 @@ class TestIdentityOnServerDatabases(_IdentityScenarios):
     def env(self, tmp_path: Any, server_database: str) -> Iterator[IdentityEnv]:
         db = Database(server_database)
         try:
-            _empty_tables(db)
+            dbs.empty_tables(db)
         finally:
             db.dispose()
         yield from build_env(tmp_path, server_database)

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import io
 import os
-import shutil
 import socket
 import struct
 import threading
@@ -26,10 +25,8 @@ import stratus.conf
 from stratus import exception
 from stratus.api import wsgi
 from stratus.context import RequestContext
-from stratus.db import migration
-from stratus.db.models import Base
 from stratus.db.session import Database
-from stratus.identity import backend, passwords
+from stratus.identity import backend
 from stratus.identity.app import build_identity_app
 from stratus.identity.auth import make_authenticator
 from stratus.identity.service import bootstrap
@@ -46,44 +43,6 @@ IMAGE_KEYS = {"id", "name", "status", "visibility", "protected", "os_hidden", "c
               "os_hash_algo", "os_hash_value", "size", "virtual_size", "min_disk",
               "min_ram", "disk_format", "container_format", "owner", "created_at",
               "updated_at", "tags", "self", "file", "schema"}
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "DEFAULT_N", 2 ** 8)
-
-
-# -- database fixtures ------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = str(tmp_path_factory.mktemp("image-template") / "stratus.sqlite")
-    migration.upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def sqlite_url(sqlite_template: str, tmp_path: Any) -> str:
-    path = str(tmp_path / "stratus.sqlite")
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture(scope="class", params=[b for b in dbs.BACKENDS if b != "sqlite"])
-def server_database(request: pytest.FixtureRequest,
-                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh migrated database on a local server, dropped afterwards."""
-    if not dbs.available(request.param):
-        pytest.skip(f"{request.param} is not reachable")
-    with dbs.scratch_database(request.param, str(tmp_path_factory.mktemp("db"))) as url:
-        migration.upgrade(url)
-        yield url
-
-
-def _empty_tables(db: Database) -> None:
-    with db.write() as s:
-        for table in reversed(Base.metadata.sorted_tables):
-            s.execute(table.delete())
 
 
 # -- the image environment ------------------------------------------------------------
@@ -671,7 +630,7 @@ class TestImagesOnServerDatabases(_ImageScenarios):
     def env(self, tmp_path: Any, server_database: str) -> Iterator[ImageEnv]:
         db = Database(server_database)
         try:
-            _empty_tables(db)
+            dbs.empty_tables(db)
         finally:
             db.dispose()
         yield from build_env(tmp_path, server_database)
