@@ -131,11 +131,13 @@ class ComputeManager:
             try:
                 self.driver.spawn(ctxt, inst, request_spec.get("image") or {}, [],
                                   request_spec.get("admin_pass"))
-            except Exception as exc:  # noqa: BLE001 - any driver failure ends in ERROR
+            except Exception as exc:  # noqa: BLE001 - rescheduled, or ERROR
                 LOG.exception("Build of instance %s failed", uuid)
                 details = tb.format_exc()
                 with contextlib.suppress(Exception):
                     self.driver.destroy(ctxt, inst)
+                if self._reschedule(ctxt, uuid, request_spec, exc, details, event):
+                    return
                 failed = self._set_error(ctxt, uuid, _fault_message(exc), details,
                                          getattr(exc, "code", 500),
                                          event=_finish(event, "Error", details),
@@ -161,6 +163,29 @@ class ComputeManager:
             self._notify(ctxt, "instance.create.end", inst)
             LOG.info("Instance %s is ACTIVE: took %.3f s to spawn on the hypervisor", uuid,
                      time.monotonic() - started)
+
+    def _reschedule(self, ctxt: RequestContext, uuid: str, request_spec: dict[str, Any],
+                    exc: Exception, details: str, event: str) -> bool:
+        """Send a failed build back to the conductor to try another host, as
+        Nova does, up to ``[scheduler] max_attempts`` hosts. A request that is
+        wrong in itself (``Invalid``) fails the same everywhere: no retry."""
+        attempt = int(request_spec.get("attempt", 1))
+        if attempt >= self.conf.scheduler.max_attempts or isinstance(exc, exception.Invalid):
+            return False
+        spec = dict(request_spec, attempt=attempt + 1,
+                    ignore_hosts=[*request_spec.get("ignore_hosts", []), self.host],
+                    last_failure=f"{self.host}: {_fault_message(exc)}")
+        try:
+            self.conductor.instance_update(
+                ctxt, uuid, {"task_state": vm_states.SCHEDULING, "host": None, "node": None},
+                expected_task_state=[vm_states.SPAWNING],
+                event=_finish(event, "Error", details), release_allocations=True)
+        except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+            return True  # deleted meanwhile: nothing left to build
+        LOG.warning("Rescheduling instance %s away from %s (attempt %d of %d): %s", uuid,
+                    self.host, attempt + 1, self.conf.scheduler.max_attempts, exc)
+        self.conductor.build_instances(ctxt, [uuid], spec)
+        return True
 
     def terminate_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
         event = "compute_terminate_instance"

@@ -43,6 +43,9 @@ class ConductorManager:
             selections = self.scheduler.select_destinations(ctxt, request_spec, instance_uuids)
         except exception.NoValidHost as exc:
             LOG.warning("No valid host for %s: %s", instance_uuids, exc)
+            if request_spec.get("last_failure"):  # a reschedule ran out of hosts
+                exc = exception.NoValidHost(reason=f"Exceeded maximum number of retries. "
+                                                   f"Last failure on {request_spec['last_failure']}")
             for uuid in instance_uuids:
                 self._fail_build(ctxt, uuid, exc, with_traceback=False)
             return

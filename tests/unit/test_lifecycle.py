@@ -121,3 +121,43 @@ def test_min_max_count_boots_several(cloud, count):
     assert names == [f"many-{i}" for i in range(1, count + 1)]
     for s in listed["servers"]:
         cloud.wait_for(s["id"], "ACTIVE")
+
+
+def test_failed_build_is_rescheduled_to_another_host(tmp_path):
+    import re
+
+    cloud = InProcessCloud(tmp_path, hosts=("host1", "host2"))
+    try:
+        for host in cloud.computes:
+            cloud.computes[host].manager.driver.fail_spawn_pattern = \
+                re.compile("picky") if host == "host1" else None
+        image = cloud.create_image()
+        servers = [cloud.boot(f"picky-{i}", image=image) for i in range(4)]
+        assert {s["OS-EXT-SRV-ATTR:host"] for s in servers} == {"host2"}
+        for server in servers:
+            events = cloud.compute("GET", f"/servers/{server['id']}/os-instance-actions/"
+                                          + cloud.compute("GET", f"/servers/{server['id']}/"
+                                                          "os-instance-actions").get_json()
+                                          ["instanceActions"][0]["request_id"]).get_json()
+            results = [e["result"] for e in events["instanceAction"]["events"]]
+            assert results[-1] == "Success"
+            assert set(results) <= {"Success", "Error"}
+    finally:
+        cloud.close()
+
+
+def test_build_failing_everywhere_ends_in_error_naming_the_failure(tmp_path):
+    import re
+
+    cloud = InProcessCloud(tmp_path, hosts=("host1", "host2"))
+    try:
+        for compute in cloud.computes.values():
+            compute.manager.driver.fail_spawn_pattern = re.compile("hopeless")
+        server = cloud.boot("hopeless", wait="ERROR")
+        message = server["fault"]["message"]
+        assert message.startswith("No valid host was found. Exceeded maximum number of retries")
+        assert "hopeless" in message
+        from stratus.db import services as db_services
+        assert db_services.allocation_usage(cloud.db) == {}
+    finally:
+        cloud.close()
