@@ -143,3 +143,14 @@ def test_cached_host_states_never_overcommit(database, conf):
     with pytest.raises(exception.NoValidHost):
         first.select_destinations(get_admin_context(), spec(), [new_uuid()])
     assert db_services.allocation_usage(database)[1]["instances"] == 3
+
+
+def test_scheduling_the_same_instance_again_replaces_its_claim(database, conf):
+    add_host(database, "a", memory_mb=8192)
+    add_host(database, "b", memory_mb=8192)
+    sched = SchedulerManager(conf, database)
+    uuid = new_uuid()
+    sched.select_destinations(get_admin_context(), spec(), [uuid])
+    sched.select_destinations(get_admin_context(), spec(), [uuid])  # e.g. redelivered
+    usage = db_services.allocation_usage(database)
+    assert sum(u["instances"] for u in usage.values()) == 1
