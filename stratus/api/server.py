@@ -9,7 +9,6 @@ import logging
 import threading
 from typing import Any, Callable
 
-import waitress
 from waitress.server import create_server
 
 from stratus.api import wsgi
@@ -71,5 +70,3 @@ class ApiService:
         if self._thread is not None:
             self._thread.join(timeout=timeout)
 
-
-__all__ = ["ApiService", "build_app", "waitress"]

@@ -56,7 +56,13 @@ class ComputeManager:
         ctxt = get_admin_context()
         self.conductor.wait_until_ready(ctxt)
         known = set(self.driver.list_instances())
-        for inst in self.conductor.instances_get_by_host(ctxt, self.host):
+        ours = self.conductor.instances_get_by_host(ctxt, self.host)
+        for orphan in known - {inst["uuid"] for inst in ours}:
+            # Deleted while this host was down (the API deleted it locally).
+            LOG.warning("Destroying guest %s: its instance is gone", orphan)
+            with contextlib.suppress(Exception):
+                self.driver.destroy(ctxt, {"uuid": orphan})
+        for inst in ours:
             uuid = inst["uuid"]
             if inst["vm_state"] == vm_states.BUILDING and \
                     inst["task_state"] != vm_states.SCHEDULING:

@@ -92,3 +92,21 @@ def test_rabbitmq_restart_during_burst_loses_no_request(slow_deployment):
     for server_id, status in states.items():
         if status == "ERROR":
             assert conn.compute.get_server(server_id).fault
+
+
+def test_sigterm_compute_mid_build_lets_the_build_finish(slow_deployment):
+    """A graceful stop waits for the requests in flight: the build completes."""
+    dep = slow_deployment
+    conn = dep.connect()
+    server = create(conn, dep, "graceful")
+    harness.wait_until(lambda: conn.compute.get_server(server.id).task_state == "spawning",
+                       30, what="spawning")
+    proc = dep.processes["compute1"]
+    assert proc.stop(timeout=30) == 0, proc.log()[-3000:]
+    assert conn.compute.get_server(server.id).status == "ACTIVE"
+    proc.start()
+    harness.wait_until(lambda: any(s.host == "compute1" and s.state == "up"
+                                   for s in conn.compute.services()), 30, interval=0.5,
+                       what="compute1 back")
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60, interval=0.5)

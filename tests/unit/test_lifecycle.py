@@ -161,3 +161,22 @@ def test_build_failing_everywhere_ends_in_error_naming_the_failure(tmp_path):
         assert db_services.allocation_usage(cloud.db) == {}
     finally:
         cloud.close()
+
+
+def test_delete_while_host_is_down_then_host_cleans_up_the_guest(tmp_path):
+    cloud = InProcessCloud(tmp_path, overrides={("DEFAULT", "service_down_time"): 1.0,
+                                                ("DEFAULT", "report_interval"): 0.2})
+    try:
+        server = cloud.boot("orphan")
+        compute = cloud.computes["host1"]
+        driver = compute.manager.driver
+        assert driver.list_instances() == [server["id"]]
+        compute.stop(timeout=5)
+        time.sleep(1.3)  # its heartbeat is now older than service_down_time
+        assert cloud.compute("DELETE", f"/servers/{server['id']}").status_code == 204
+        cloud.wait_for(server["id"], "DELETED")   # deleted locally by the API
+        assert driver.list_instances() == [server["id"]]
+        compute.manager.init_host()               # the host comes back
+        assert driver.list_instances() == []
+    finally:
+        cloud.close()
