@@ -116,6 +116,19 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
     print(f"Bootstrapped user {args.username} in project {args.project}")
 
 
+def cmd_policy_list(args: argparse.Namespace) -> None:
+    from stratus import policy
+
+    conf = _load_conf(args.config)
+    try:
+        enforcer = policy.Enforcer(policy_file=conf.oslo_policy.policy_file)
+    except exception.ConfigError as exc:
+        sys.exit(f"stratus: {exc}")
+    for name, check_str in sorted(enforcer.effective().items()):
+        marker = "  # overridden" if name in enforcer.overrides else ""
+        print(f'"{name}": "{check_str}"{marker}')
+
+
 def cmd_config_sample(_args: argparse.Namespace) -> None:
     sys.stdout.write(conf_mod.sample_text())
 
@@ -234,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--username", default="admin")
     boot.add_argument("--project", default="admin")
     boot.set_defaults(func=cmd_bootstrap)
+
+    pol = sub.add_parser("policy", help="policy tasks")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True)
+    plist = pol_sub.add_parser("list", help="print the effective policy rules")
+    plist.add_argument("--config", default=None)
+    plist.set_defaults(func=cmd_policy_list)
 
     cfg = sub.add_parser("config", help="configuration tasks")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True)

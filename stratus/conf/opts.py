@@ -93,6 +93,13 @@ NOTIFICATIONS = [
     Opt("driver", "str", "messaging", "Where notifications go.", choices=("messaging", "noop")),
 ]
 
+OSLO_POLICY = [
+    Opt("policy_file", "str", None,
+        "YAML or JSON file whose rules override or extend the default policy "
+        "(rule name: check string, as oslo.policy's). `stratus policy list` prints the "
+        "effective rules."),
+]
+
 REGISTRY: dict[str, list[Opt]] = {
     "DEFAULT": DEFAULT,
     "database": DATABASE,
@@ -103,4 +110,5 @@ REGISTRY: dict[str, list[Opt]] = {
     "fake": FAKE,
     "scheduler": SCHEDULER,
     "notifications": NOTIFICATIONS,
+    "oslo_policy": OSLO_POLICY,
 }

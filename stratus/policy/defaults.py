@@ -1,0 +1,108 @@
+"""The default rules: OpenStack's current defaults (admin, member, reader).
+
+Names are Nova's (``os_compute_api:...``) so an operator's policy file for
+Nova carries over. ``reader`` may only read its project, ``member`` may act
+in its project, ``admin`` may act everywhere.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleDefault:
+    name: str
+    check_str: str
+    description: str = ""
+
+
+ADMIN = "rule:context_is_admin"
+PROJECT_READER_OR_ADMIN = "rule:project_reader_or_admin"
+PROJECT_MEMBER_OR_ADMIN = "rule:project_member_or_admin"
+OWNER_OR_ADMIN = "rule:admin_or_owner"
+ANY = "@"
+
+BASE = [
+    RuleDefault("context_is_admin", "role:admin", "Administrators of the cloud."),
+    RuleDefault("project_member_api", "role:member and project_id:%(project_id)s",
+                "A member of the target's project."),
+    RuleDefault("project_reader_api", "role:reader and project_id:%(project_id)s",
+                "A reader of the target's project."),
+    RuleDefault("project_member_or_admin", "rule:project_member_api or rule:context_is_admin"),
+    RuleDefault("project_reader_or_admin", "rule:project_reader_api or rule:context_is_admin"),
+    RuleDefault("admin_or_owner", "rule:context_is_admin or user_id:%(user_id)s",
+                "The owning user (keypairs) or an administrator."),
+]
+
+
+def _servers() -> list[RuleDefault]:
+    p = "os_compute_api:servers"
+    reads = ["index", "detail", "show"]
+    writes = ["create", "update", "delete", "start", "stop", "reboot"]
+    rules = [RuleDefault(f"{p}:{r}", PROJECT_READER_OR_ADMIN, f"Servers: {r}") for r in reads]
+    rules += [RuleDefault(f"{p}:{w}", PROJECT_MEMBER_OR_ADMIN, f"Servers: {w}") for w in writes]
+    rules += [
+        RuleDefault(f"{p}:index:get_all_tenants", ADMIN, "List servers of every project."),
+        RuleDefault(f"{p}:detail:get_all_tenants", ADMIN, "List servers of every project."),
+        RuleDefault(f"{p}:allow_all_filters", ADMIN, "Use admin-only list filters."),
+        RuleDefault(f"{p}:show:host_status", ADMIN, "See the host status of a server."),
+    ]
+    for name, action in (("os-pause-server", "pause"), ("os-pause-server", "unpause"),
+                         ("os-suspend-server", "suspend"), ("os-suspend-server", "resume"),
+                         ("os-lock-server", "lock"), ("os-lock-server", "unlock")):
+        rules.append(RuleDefault(f"os_compute_api:{name}:{action}", PROJECT_MEMBER_OR_ADMIN))
+    rules.append(RuleDefault("os_compute_api:os-lock-server:unlock:unlock_override", ADMIN,
+                             "Unlock a server locked by an administrator."))
+    m = "os_compute_api:server-metadata"
+    rules += [RuleDefault(f"{m}:{r}", PROJECT_READER_OR_ADMIN) for r in ("index", "show")]
+    rules += [RuleDefault(f"{m}:{w}", PROJECT_MEMBER_OR_ADMIN)
+              for w in ("create", "update", "update_all", "delete")]
+    a = "os_compute_api:os-instance-actions"
+    rules += [RuleDefault(f"{a}:list", PROJECT_READER_OR_ADMIN),
+              RuleDefault(f"{a}:show", PROJECT_READER_OR_ADMIN),
+              RuleDefault(f"{a}:events", ADMIN, "See the events of an action."),
+              RuleDefault(f"{a}:events:details", ADMIN, "See event tracebacks.")]
+    return rules
+
+
+def _resources() -> list[RuleDefault]:
+    c = "os_compute_api"
+    return [
+        RuleDefault(f"{c}:os-flavor-manage:create", ADMIN),
+        RuleDefault(f"{c}:os-flavor-manage:update", ADMIN),
+        RuleDefault(f"{c}:os-flavor-manage:delete", ADMIN),
+        RuleDefault(f"{c}:os-flavor-extra-specs:index", PROJECT_READER_OR_ADMIN),
+        RuleDefault(f"{c}:os-flavor-extra-specs:show", PROJECT_READER_OR_ADMIN),
+        RuleDefault(f"{c}:os-flavor-extra-specs:create", ADMIN),
+        RuleDefault(f"{c}:os-flavor-extra-specs:update", ADMIN),
+        RuleDefault(f"{c}:os-flavor-extra-specs:delete", ADMIN),
+        RuleDefault(f"{c}:os-flavor-access", ADMIN),
+        RuleDefault(f"{c}:os-flavor-access:add_tenant_access", ADMIN),
+        RuleDefault(f"{c}:os-flavor-access:remove_tenant_access", ADMIN),
+        RuleDefault(f"{c}:os-keypairs:index", OWNER_OR_ADMIN),
+        RuleDefault(f"{c}:os-keypairs:show", OWNER_OR_ADMIN),
+        RuleDefault(f"{c}:os-keypairs:create", OWNER_OR_ADMIN),
+        RuleDefault(f"{c}:os-keypairs:delete", OWNER_OR_ADMIN),
+        RuleDefault(f"{c}:os-services:list", ADMIN),
+        RuleDefault(f"{c}:os-services:update", ADMIN),
+        RuleDefault(f"{c}:os-services:delete", ADMIN),
+        RuleDefault(f"{c}:os-hypervisors:list", ADMIN),
+        RuleDefault(f"{c}:os-hypervisors:list-detail", ADMIN),
+        RuleDefault(f"{c}:os-hypervisors:show", ADMIN),
+        RuleDefault(f"{c}:os-hypervisors:statistics", ADMIN),
+        RuleDefault(f"{c}:os-hypervisors:search", ADMIN),
+        RuleDefault(f"{c}:os-hypervisors:servers", ADMIN),
+        RuleDefault(f"{c}:os-availability-zone:list", ANY),
+        RuleDefault(f"{c}:os-availability-zone:detail", ADMIN),
+        RuleDefault(f"{c}:limits", ANY),
+        RuleDefault(f"{c}:limits:other_project", ADMIN),
+        RuleDefault(f"{c}:os-quota-sets:show", PROJECT_READER_OR_ADMIN),
+        RuleDefault(f"{c}:os-quota-sets:detail", PROJECT_READER_OR_ADMIN),
+        RuleDefault(f"{c}:os-quota-sets:defaults", ANY),
+        RuleDefault(f"{c}:os-quota-sets:update", ADMIN),
+        RuleDefault(f"{c}:os-quota-sets:delete", ADMIN),
+    ]
+
+
+def all_defaults() -> list[RuleDefault]:
+    return BASE + _servers() + _resources()
