@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from waitress.server import create_server
 
+from stratus import policy
 from stratus.api import wsgi
 from stratus.api.compute.app import build_compute_app
 from stratus.api.compute.common import ComputeState
@@ -28,6 +29,7 @@ LOG = logging.getLogger(__name__)
 
 def build_app(conf: Any, db: Database, transport: Any) -> Callable:
     """The WSGI callable serving every API of this deployment."""
+    policy.configure(conf.oslo_policy.policy_file)
     provider = TokenProvider(conf.identity.key_file, expiration=conf.identity.token_expiration,
                              db=db)
     authenticate = make_authenticator(provider, db)

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import jsonschema
 
-from stratus import exception
+from stratus import exception, policy
 from stratus.api.wsgi import Request
 
 
@@ -40,9 +40,15 @@ def validate(schema: dict[str, Any], body: Any) -> None:
     raise exception.ValidationError(msg)
 
 
+def authorize(req: Request, rule: str, target: dict[str, Any] | None = None) -> None:
+    """403 unless the policy rule allows the caller on ``target`` (by default
+    the caller's own project); see :mod:`stratus.policy`."""
+    policy.authorize(req.context, rule, target)
+
+
 def require_admin(req: Request, action: str) -> None:
-    if not req.context.is_admin:
-        raise exception.Forbidden(action=action)
+    """The admin-only rules: decided by the policy too, so a policy file can open them."""
+    authorize(req, action)
 
 
 def query_int(req: Request, name: str, minimum: int = 0) -> int | None:
