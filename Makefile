@@ -33,6 +33,7 @@ functional: $(VENV)/.installed services
 
 bench: $(VENV)/.installed services
 	$(PY) bench/boot.py
+	$(PY) bench/tenants.py
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR)
