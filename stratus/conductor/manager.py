@@ -98,8 +98,10 @@ class ConductorManager:
                         expected_task_state: Any = _UNSET,
                         event: dict[str, Any] | None = None,
                         fault: dict[str, Any] | None = None,
-                        release_allocations: bool = False) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"fault": fault, "release_allocations": release_allocations}
+                        release_allocations: bool = False,
+                        retried: bool = False) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"fault": fault, "release_allocations": release_allocations,
+                                  "retried": retried}
         if expected_task_state != _UNSET:
             kwargs["expected_task_state"] = expected_task_state
         if event is not None:

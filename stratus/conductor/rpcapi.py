@@ -14,6 +14,7 @@ from stratus.context import RequestContext
 
 LOG = logging.getLogger(__name__)
 TOPIC = "conductor"
+UPDATE_ATTEMPTS = 3
 
 
 class ConductorAPI:
@@ -58,10 +59,20 @@ class ConductorAPI:
         same transaction; so does ``fault`` ({"code", "message", "details",
         "host"}), an instance fault, and ``release_allocations``, which gives
         the instance's claimed resources back."""
-        return self.client.call(ctxt, "instance_update", instance_uuid=instance_uuid,
-                                updates=updates, expected_task_state=expected_task_state,
-                                event=event, fault=fault,
-                                release_allocations=release_allocations)
+        # A lost reply is retried: the compare-and-swap plus ``retried`` make
+        # the repeat harmless (see db.instances.instance_update).
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                return self.client.call(ctxt, "instance_update", instance_uuid=instance_uuid,
+                                        updates=updates,
+                                        expected_task_state=expected_task_state, event=event,
+                                        fault=fault, release_allocations=release_allocations,
+                                        retried=attempt > 0)
+            except exception.MessagingTimeout:
+                if attempt == UPDATE_ATTEMPTS - 1:
+                    raise
+                LOG.warning("No reply to instance_update of %s; retrying", instance_uuid)
+        raise AssertionError("unreachable")
 
     def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
         return self.client.call(ctxt, "instance_destroy", instance_uuid=instance_uuid)

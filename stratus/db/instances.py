@@ -250,7 +250,8 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
                     expected_task_state: Any = UNSET, expected_vm_state: Any = UNSET,
                     event: dict[str, Any] | None = None,
                     fault: dict[str, Any] | None = None,
-                    release_allocations: bool = False) -> dict[str, Any]:
+                    release_allocations: bool = False,
+                    retried: bool = False) -> dict[str, Any]:
     """Update an instance; with ``expected_task_state`` (a value or a list,
     None meaning idle) the update applies only if the task state still is one
     of them, else :class:`UnexpectedTaskStateError` (the compare-and-swap).
@@ -261,6 +262,9 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
     round trip. ``fault`` ({"code", "message", "details", "host"}) records an
     instance fault with the change, so an ERROR instance never shows without it;
     ``release_allocations`` gives its claimed resources back in the same step.
+    ``retried`` marks a repeat of a call whose reply was lost: when the
+    compare-and-swap fails because the row already is in the requested
+    state, that earlier attempt applied it, and the row is returned.
     """
     updates = _coerce(updates)
     metadata = updates.pop("metadata", None)
@@ -274,6 +278,9 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
         result = s.execute(q.values(**updates).execution_options(synchronize_session=False))
         if result.rowcount == 0:
             current = _load_one(s, uuid)  # raises InstanceNotFound when gone
+            if retried and all(current[k] == updates[k] for k in ("vm_state", "task_state")
+                               if k in updates):
+                return current
             raise exception.UnexpectedTaskStateError(
                 instance_uuid=uuid,
                 expected=expected_task_state if expected_task_state is not UNSET

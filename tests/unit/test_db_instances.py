@@ -145,3 +145,21 @@ def test_stuck_builds_found(database):
     stuck = db_instances.instances_stuck_building(database,
                                                   utcnow() - datetime.timedelta(minutes=5))
     assert stuck == [inst["uuid"]]
+
+
+def test_a_retried_update_that_already_applied_returns_the_row(database):
+    [inst] = make(database)
+    uuid = inst["uuid"]
+    updates = {"task_state": vm_states.SPAWNING}
+    db_instances.instance_update(database, uuid, updates,
+                                 expected_task_state=[vm_states.SCHEDULING])
+    # The reply was lost; the caller asks again.
+    again = db_instances.instance_update(database, uuid, updates,
+                                         expected_task_state=[vm_states.SCHEDULING],
+                                         retried=True)
+    assert again["task_state"] == vm_states.SPAWNING
+    # A genuine conflict is still one.
+    with pytest.raises(exception.UnexpectedTaskStateError):
+        db_instances.instance_update(database, uuid, {"task_state": vm_states.DELETING},
+                                     expected_task_state=[vm_states.SCHEDULING],
+                                     retried=True)
