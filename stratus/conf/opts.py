@@ -59,6 +59,15 @@ IDENTITY = [
 IMAGE = [
     Opt("store_dir", "str", None,
         "Directory image data is stored in (default: STATE_PATH/images)."),
+    Opt("max_image_size", "int", 1099511627776,
+        "Largest image upload accepted, in bytes (Glance's image_size_cap); a larger "
+        "upload is refused with 413 and leaves nothing behind.", min=0),
+    Opt("disk_formats", "list",
+        ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"],
+        "Disk formats an image may have (Glance's [image_format] disk_formats)."),
+    Opt("container_formats", "list",
+        ["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"],
+        "Container formats an image may have (Glance's [image_format] container_formats)."),
 ]
 
 COMPUTE = [

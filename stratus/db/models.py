@@ -345,3 +345,19 @@ class Image(TimestampMixin, Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted_at: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+
+
+# -- image members (issue 3) -------------------------------------------------
+
+class ImageMember(TimestampMixin, Base):
+    """A project an image of visibility ``shared`` is shared with (Glance's members)."""
+
+    __tablename__ = "image_members"
+    __table_args__ = (UniqueConstraint("image_id", "member", name="uniq_image_members0image0member"),
+                      Index("image_members_member_status_idx", "member", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
+                                          index=True)
+    member: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20), default="pending")

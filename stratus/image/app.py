@@ -21,7 +21,8 @@ from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db.session import Database
 from stratus.image import schemas, views
 from stratus.image.service import (IN_FILTERS, SORT_DIRS, SORT_KEYS, ImageNoData,
-                                   ImageService, ListQuery, PatchOp, parse_time_filter)
+                                   ImageService, ImageTooLarge, ListQuery, PatchOp,
+                                   parse_time_filter)
 from stratus.image.store import FileStore
 
 PATCH_MEDIA_TYPES = ("application/openstack-images-v2.1-json-patch",
@@ -60,6 +61,8 @@ class ImageAPI:
             Route("GET", "/versions", self.versions_explicit, public=True),
             Route("GET", "/v2/schemas/image", self.image_schema),
             Route("GET", "/v2/schemas/images", self.images_schema),
+            Route("GET", "/v2/schemas/member", self.member_schema),
+            Route("GET", "/v2/schemas/members", self.members_schema),
             Route("GET", "/v2/images", self.list_images),
             Route("POST", "/v2/images", self.create_image),
             Route("GET", "/v2/images/<image_id>", self.show_image),
@@ -71,6 +74,11 @@ class ImageAPI:
             Route("POST", "/v2/images/<image_id>/actions/reactivate", self.reactivate),
             Route("PUT", "/v2/images/<image_id>/tags/<tag>", self.add_tag),
             Route("DELETE", "/v2/images/<image_id>/tags/<tag>", self.remove_tag),
+            Route("GET", "/v2/images/<image_id>/members", self.list_members),
+            Route("POST", "/v2/images/<image_id>/members", self.add_member),
+            Route("GET", "/v2/images/<image_id>/members/<member_id>", self.show_member),
+            Route("PUT", "/v2/images/<image_id>/members/<member_id>", self.update_member),
+            Route("DELETE", "/v2/images/<image_id>/members/<member_id>", self.delete_member),
         ]
 
     # -- discovery and schemas ----------------------------------------------
@@ -85,6 +93,41 @@ class ImageAPI:
 
     def images_schema(self, req: Request) -> Response:
         return json_response(schemas.images_schema())
+
+    def member_schema(self, req: Request) -> Response:
+        return json_response(schemas.member_schema())
+
+    def members_schema(self, req: Request) -> Response:
+        return json_response(schemas.members_schema())
+
+    # -- members ----------------------------------------------------------------
+    def list_members(self, req: Request, image_id: str) -> Response:
+        members = self.service.list_members(req.context, image_id)
+        return json_response({"members": [views.member_view(m) for m in members],
+                              "schema": "/v2/schemas/members"})
+
+    def add_member(self, req: Request, image_id: str) -> Response:
+        body = req.json_body()
+        if not isinstance(body, dict) or "member" not in body:
+            raise exception.Invalid("Member to be added not specified")
+        member = self.service.add_member(req.context, image_id, body["member"])
+        return json_response(views.member_view(member))
+
+    def show_member(self, req: Request, image_id: str, member_id: str) -> Response:
+        member = self.service.get_member(req.context, image_id, member_id)
+        return json_response(views.member_view(member))
+
+    def update_member(self, req: Request, image_id: str, member_id: str) -> Response:
+        body = req.json_body()
+        if not isinstance(body, dict) or "status" not in body:
+            raise exception.Invalid("Status not specified")
+        member = self.service.update_member(req.context, image_id, member_id,
+                                            body["status"])
+        return json_response(views.member_view(member))
+
+    def delete_member(self, req: Request, image_id: str, member_id: str) -> Response:
+        self.service.delete_member(req.context, image_id, member_id)
+        return empty_response(204)
 
     # -- images ---------------------------------------------------------------
     def list_images(self, req: Request) -> Response:
@@ -149,6 +192,10 @@ class ImageAPI:
         if (req.mimetype or "").lower() != UPLOAD_MEDIA_TYPE:
             raise UnsupportedMediaType(f"Unsupported Content-Type {req.mimetype or 'None'}; "
                                        f"use {UPLOAD_MEDIA_TYPE}")
+        limit = self.service.max_image_size
+        if limit is not None and req.content_length is not None \
+                and req.content_length > limit:
+            raise ImageTooLarge()
         # req.stream honours Content-Length, and reads chunked bodies (which
         # the server de-chunks and marks wsgi.input_terminated) to the end.
         self.service.upload(req.context, image_id, _read_chunks(req.stream.read))
@@ -267,6 +314,10 @@ def parse_list_query(args: Any, max_limit: int) -> ListQuery:
     query.created_at = [parse_time_filter(v) for v in args.getlist("created_at")]
     query.updated_at = [parse_time_filter(v) for v in args.getlist("updated_at")]
     query.tags = args.getlist("tag")
+    if "member_status" in args:
+        if args["member_status"] not in ("pending", "accepted", "rejected", "all"):
+            raise exception.Invalid(f"Invalid status value: {args['member_status']}")
+        query.member_status = args["member_status"]
     query.properties = {k: v for k, v in args.items() if k not in _RESERVED_PARAMS}
     return query
 
@@ -307,7 +358,7 @@ def parse_patch(body: Any, v20: bool = False) -> list[PatchOp]:
 def build_image_app(conf: Any, db: Database, store: FileStore,
                     authenticate: wsgi.Authenticator) -> wsgi.App:
     """The Image v2 app (mount it at ``/image``)."""
-    service = ImageService(db, store)
+    service = ImageService.from_conf(conf, db, store)
     api = ImageAPI(service, conf.api.public_url, conf.api.max_limit)
     return wsgi.App(api.routes(), fault_formatter=views.glance_fault_body,
                     authenticate=authenticate, name="image")

@@ -182,3 +182,38 @@ def validate_image(values: dict[str, Any]) -> None:
     where = "/".join(str(p) for p in error.absolute_path)
     detail = f"{error.message}" + (f" (at '{where}')" if where else "")
     raise exception.Invalid(f"Provided object does not match schema 'image': {detail}")
+
+
+# -- members --------------------------------------------------------------------
+
+def member_schema() -> dict[str, Any]:
+    """Glance's ``member`` schema."""
+    return {
+        "name": "member",
+        "properties": {
+            "created_at": {"type": "string", "description": "Date and time of image member "
+                                                            "creation"},
+            "image_id": {"type": "string", "pattern": UUID_PATTERN,
+                         "description": "An identifier for the image"},
+            "member_id": {"type": "string", "description": "An identifier for the image "
+                                                           "member (tenantId)"},
+            "status": {"type": "string", "enum": ["pending", "accepted", "rejected"],
+                       "description": "The status of this image member"},
+            "updated_at": {"type": "string", "description": "Date and time of last "
+                                                            "modification of image member"},
+            "schema": {"type": "string", "readOnly": True},
+        },
+    }
+
+
+def members_schema() -> dict[str, Any]:
+    """Glance's ``members`` (collection) schema."""
+    return {
+        "name": "members",
+        "properties": {
+            "members": {"type": "array", "items": member_schema()},
+            "schema": {"type": "string"},
+        },
+        "links": [{"rel": "self", "href": "{self}"},
+                  {"rel": "describedby", "href": "{schema}"}],
+    }

@@ -6,8 +6,9 @@ are plain dicts (the ``images`` row, ``properties`` holding the extra
 properties); :mod:`stratus.image.views` renders them in Glance's format.
 
 Visibility: an admin sees every image; anyone else sees their project's
-images, public and community images. ``shared`` images are visible to their
-owner only (there are no image members).
+images, public and community images, and ``shared`` images whose owner
+added their project as a member (Glance's rules: any member sees the image by
+id; lists show it once the member accepted it, or with ``member_status``).
 
 Data upload moves an image ``queued -> saving -> active`` with
 compare-and-swap updates, so two concurrent uploads cannot both proceed and
@@ -20,14 +21,14 @@ import datetime
 import struct
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Select, and_, false, func, or_, select, true, update
+from sqlalchemy import Select, and_, delete, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stratus import exception
 from stratus.context import RequestContext
 from stratus.db.common import to_dict
-from stratus.db.models import Image
+from stratus.db.models import Image, ImageMember
 from stratus.db.session import Database
 from stratus.image import schemas
 from stratus.image.store import FileStore, StoredData
@@ -44,6 +45,16 @@ class ImageGone(exception.StratusException):
     code = 410
 
 
+class ImageTooLarge(exception.StratusException):
+    msg_fmt = "The provided image is too large."
+    code = 413
+
+
+class ImageMemberLimitExceeded(exception.StratusException):
+    msg_fmt = "Maximum number of image members exceeded (128)."
+    code = 413
+
+
 class ImageNoData(exception.StratusException):
     """The image has no data yet (the API answers a download with 204)."""
 
@@ -58,6 +69,8 @@ IN_FILTERS = ("id", "name", "status", "disk_format", "container_format")
 TIME_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__",
             "eq": "__eq__", "neq": "__ne__"}
 BATCH = 200
+MEMBER_STATUSES = ("pending", "accepted", "rejected")
+MEMBER_QUOTA = 128   # Glance's image_member_quota
 
 
 @dataclasses.dataclass
@@ -83,6 +96,9 @@ class ListQuery:
     updated_at: list[tuple[str, datetime.datetime]] = dataclasses.field(default_factory=list)
     tags: list[str] = dataclasses.field(default_factory=list)
     properties: dict[str, str] = dataclasses.field(default_factory=dict)
+    member_status: str = "accepted"   # pending, accepted, rejected or all
+    min_ram: int | None = None        # at least (Nova's minRam filter)
+    min_disk: int | None = None       # at least (Nova's minDisk filter)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +128,24 @@ def _sort_value(record: dict[str, Any], key: str) -> Any:
     return _NULL_SORT_VALUE.get(key) if value is None else value
 
 
+def _shared_with(project_id: str | None, status: str = "all") -> Any:
+    """Shared images ``project_id`` is a member of (with that member status)."""
+    if not project_id:
+        return false()
+    members = select(ImageMember.id).where(ImageMember.image_id == Image.id,
+                                           ImageMember.member == project_id)
+    if status != "all":
+        members = members.where(ImageMember.status == status)
+    return and_(Image.visibility == "shared", members.exists())
+
+
 def _visible_to(ctx: RequestContext) -> Any:
     if ctx.is_admin:
         return true()
     clauses = [Image.visibility.in_(("public", "community"))]
     if ctx.project_id:
         clauses.append(Image.owner == ctx.project_id)
+        clauses.append(_shared_with(ctx.project_id))
     return or_(*clauses)
 
 
@@ -139,9 +167,29 @@ def virtual_size(disk_format: str | None, data: StoredData) -> int | None:
 class ImageService:
     """Glance's image API logic over the shared database and a FileStore."""
 
-    def __init__(self, db: Database, store: FileStore) -> None:
+    def __init__(self, db: Database, store: FileStore, max_image_size: int | None = None,
+                 disk_formats: Iterable[str] | None = None,
+                 container_formats: Iterable[str] | None = None) -> None:
         self.db = db
         self.store = store
+        self.max_image_size = max_image_size
+        self.disk_formats = tuple(disk_formats or schemas.DISK_FORMATS)
+        self.container_formats = tuple(container_formats or schemas.CONTAINER_FORMATS)
+
+    @classmethod
+    def from_conf(cls, conf: Any, db: Database, store: FileStore) -> "ImageService":
+        return cls(db, store, max_image_size=conf.image.max_image_size,
+                   disk_formats=conf.image.disk_formats,
+                   container_formats=conf.image.container_formats)
+
+    def _check_formats(self, values: dict[str, Any]) -> None:
+        """Formats outside the configured lists are a 400 (as Glance's config lists)."""
+        for key, allowed in (("disk_format", self.disk_formats),
+                             ("container_format", self.container_formats)):
+            value = values.get(key)
+            if value is not None and value not in allowed:
+                raise exception.Invalid(f"Invalid {key} '{value}' for image; allowed: "
+                                        f"{', '.join(allowed)}.")
 
     # -- for the compute API -------------------------------------------------
     def get(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
@@ -195,13 +243,16 @@ class ImageService:
                 q = q.where(Image.visibility == query.visibility)
         else:
             mine = Image.owner == ctx.project_id if ctx.project_id else false()
+            shared = _shared_with(ctx.project_id, query.member_status)
             if query.visibility is None:
-                q = q.where(or_(mine, Image.visibility == "public"))
+                q = q.where(or_(mine, Image.visibility == "public", shared))
             elif query.visibility == "all":
-                q = q.where(or_(mine, Image.visibility.in_(("public", "community"))))
+                q = q.where(or_(mine, Image.visibility.in_(("public", "community")), shared))
             elif query.visibility in ("public", "community"):
                 q = q.where(Image.visibility == query.visibility)
-            else:  # private, shared: only one's own
+            elif query.visibility == "shared":
+                q = q.where(Image.visibility == "shared", or_(mine, shared))
+            else:  # private: only one's own
                 q = q.where(and_(mine, Image.visibility == query.visibility))
         for values, column in ((query.ids, Image.id), (query.name, Image.name),
                                (query.status, Image.status),
@@ -217,6 +268,10 @@ class ImageService:
             q = q.where(Image.os_hidden == query.os_hidden)
         if query.size_min is not None:
             q = q.where(Image.size >= query.size_min)
+        if query.min_ram is not None:
+            q = q.where(Image.min_ram >= query.min_ram)
+        if query.min_disk is not None:
+            q = q.where(Image.min_disk >= query.min_disk)
         if query.size_max is not None:
             q = q.where(Image.size <= query.size_max)
         for column, conditions in ((Image.created_at, query.created_at),
@@ -254,6 +309,7 @@ class ImageService:
         """Create an image record (status queued) from the API body."""
         schemas.check_writable_names(values)
         schemas.validate_image(values)
+        self._check_formats(values)
         if ctx.project_id is None and not ctx.is_admin:
             raise exception.Forbidden("A project-scoped token is required to create images.")
         owner = values.get("owner", ctx.project_id)
@@ -299,6 +355,8 @@ class ImageService:
             changed = {k for k in set(values) | set(original)
                        if values.get(k) != original.get(k)}
             schemas.validate_image(values)
+            self._check_formats({k: values[k] for k in changed
+                                 if k in ("disk_format", "container_format")})
             if "visibility" in changed and values["visibility"] == "public" \
                     and not ctx.is_admin:
                 raise exception.Forbidden("You are not authorized to complete "
@@ -360,6 +418,7 @@ class ImageService:
             image.deleted_at = now
             image.updated_at = now
             image.status = "deleted"
+            s.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
         self.store.delete(image_id)
 
     def _get_writable(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
@@ -368,6 +427,99 @@ class ImageService:
             raise exception.Forbidden("You are not permitted to modify image "
                                       f"{image_id}.")
         return image
+
+    # -- members -------------------------------------------------------------
+    def _member_image(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
+        image = self._get_visible(s, ctx, image_id)
+        if image.visibility != "shared":
+            raise exception.Forbidden("Only shared images have members.")
+        return image
+
+    @staticmethod
+    def _is_owner(ctx: RequestContext, image: Image) -> bool:
+        return bool(ctx.is_admin or (ctx.project_id and image.owner == ctx.project_id))
+
+    def list_members(self, ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
+        """The owner (or admin) sees every member; a member sees its own membership."""
+        with self.db.read() as s:
+            image = self._member_image(s, ctx, image_id)
+            q = select(ImageMember).where(ImageMember.image_id == image_id)
+            if not self._is_owner(ctx, image):
+                q = q.where(ImageMember.member == ctx.project_id)
+            return [to_dict(m) for m in s.scalars(q.order_by(ImageMember.id)).all()]
+
+    def get_member(self, ctx: RequestContext, image_id: str, member: str) -> dict[str, Any]:
+        with self.db.read() as s:
+            image = self._member_image(s, ctx, image_id)
+            if not self._is_owner(ctx, image) and member != ctx.project_id:
+                raise exception.NotFound(f"Member {member} not found for image {image_id}.")
+            return to_dict(self._member_row(s, image_id, member))
+
+    @staticmethod
+    def _member_row(s: Session, image_id: str, member: str) -> ImageMember:
+        row = s.scalars(select(ImageMember).where(ImageMember.image_id == image_id,
+                                                  ImageMember.member == member)
+                        ).one_or_none()
+        if row is None:
+            raise exception.NotFound(f"Member {member} not found for image {image_id}.")
+        return row
+
+    def add_member(self, ctx: RequestContext, image_id: str, member: Any) -> dict[str, Any]:
+        """Share a ``shared`` image with project ``member`` (status pending); owner only."""
+        if not isinstance(member, str) or not member or len(member) > 255:
+            raise exception.Invalid("Member to be added not specified")
+        conflict = exception.Conflict(f"The member {member} is already associated with "
+                                      f"image {image_id}.")
+        with self.db.write() as s:
+            image = self._member_image(s, ctx, image_id)
+            if not self._is_owner(ctx, image):
+                raise exception.Forbidden(f"You are not permitted to add members to image "
+                                          f"{image_id}.")
+            exists = s.scalars(select(ImageMember.id).where(
+                ImageMember.image_id == image_id, ImageMember.member == member)).first()
+            if exists is not None:
+                raise conflict
+            count = s.scalar(select(func.count(ImageMember.id)).where(
+                ImageMember.image_id == image_id)) or 0
+            if count >= MEMBER_QUOTA:
+                raise ImageMemberLimitExceeded()
+            now = utcnow()
+            row = ImageMember(image_id=image_id, member=member, status="pending",
+                              created_at=now, updated_at=now)
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError:
+                raise conflict
+            return to_dict(row)
+
+    def update_member(self, ctx: RequestContext, image_id: str, member: str,
+                      status: Any) -> dict[str, Any]:
+        """Accept, reject or reset a membership: only the member (or admin) may."""
+        if status not in MEMBER_STATUSES:
+            raise exception.Invalid(f"Provided object does not match schema 'member': "
+                                    f"'{status}' is not one of {list(MEMBER_STATUSES)}")
+        with self.db.write() as s:
+            image = self._member_image(s, ctx, image_id)
+            if not ctx.is_admin and member != ctx.project_id:
+                if self._is_owner(ctx, image):
+                    raise exception.Forbidden("You are not permitted to modify 'status' on "
+                                              "this image member.")
+                raise exception.NotFound(f"Member {member} not found for image "
+                                         f"{image_id}.")
+            row = self._member_row(s, image_id, member)
+            row.status = status
+            row.updated_at = utcnow()
+            s.flush()
+            return to_dict(row)
+
+    def delete_member(self, ctx: RequestContext, image_id: str, member: str) -> None:
+        with self.db.write() as s:
+            image = self._member_image(s, ctx, image_id)
+            if not self._is_owner(ctx, image):
+                raise exception.Forbidden(f"You are not permitted to delete members of "
+                                          f"image {image_id}.")
+            s.delete(self._member_row(s, image_id, member))
 
     # -- data ----------------------------------------------------------------
     def upload(self, ctx: RequestContext, image_id: str,
@@ -389,6 +541,8 @@ class ImageService:
                 raise exception.Conflict("Image status transition from queued to saving "
                                          "is not allowed")
             disk_format = image.disk_format
+        if self.max_image_size is not None:
+            chunks = _capped(chunks, self.max_image_size)
         try:
             data = self.store.write(image_id, chunks)
         except BaseException:
@@ -431,6 +585,16 @@ class ImageService:
                                                Image.deleted == false())
                            .values(status=new, updated_at=utcnow()))
         return result.rowcount == 1
+
+
+def _capped(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    """``chunks``, raising ImageTooLarge (413) as soon as they pass ``limit`` bytes."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise ImageTooLarge()
+        yield chunk
 
 
 def _after(sort: list[tuple[str, str]], marker: dict[str, Any]) -> Any:

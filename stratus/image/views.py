@@ -65,3 +65,15 @@ def image_view(record: dict[str, Any]) -> dict[str, Any]:
         "schema": "/v2/schemas/image",
     })
     return view
+
+
+def member_view(record: dict[str, Any]) -> dict[str, Any]:
+    """One image member as Glance shows it."""
+    return {
+        "created_at": isotime(record["created_at"]),
+        "image_id": record["image_id"],
+        "member_id": record["member"],
+        "schema": "/v2/schemas/member",
+        "status": record["status"],
+        "updated_at": isotime(record["updated_at"] or record["created_at"]),
+    }

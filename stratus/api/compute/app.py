@@ -38,6 +38,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "server_actions",
     "server_metadata",
     "instance_actions",
+    "images",
 )
 
 
