@@ -53,7 +53,13 @@ class ApiService:
         self.server = create_server(self.app, host=conf.api.listen, port=conf.api.port,
                                     threads=conf.api.threads, ident="stratus",
                                     clear_untrusted_proxy_headers=True,
-                                    channel_timeout=300)
+                                    channel_timeout=300,
+                                    # Image uploads up to [image] max_image_size (the
+                                    # image API answers 413 past it); waitress' own cap
+                                    # would otherwise be 1 GiB.
+                                    max_request_body_size=conf.image.max_image_size
+                                    + 1024 * 1024,
+                                    recv_bytes=256 * 1024)
         self._thread: threading.Thread | None = None
 
     @property

@@ -29,7 +29,7 @@ PATCH_MEDIA_TYPES = ("application/openstack-images-v2.1-json-patch",
                      "application/openstack-images-v2.0-json-patch")
 UPLOAD_MEDIA_TYPE = "application/octet-stream"
 DEFAULT_LIMIT = 25
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 1024 * 1024
 # Query parameters that are not filters on extra properties.
 _RESERVED_PARAMS = frozenset(("limit", "marker", "sort", "sort_key", "sort_dir", "visibility",
                               "owner", "protected", "os_hidden", "size_min", "size_max",

@@ -2,11 +2,13 @@
 
 ``FileStore.write`` consumes an iterable of chunks into a temporary file in
 the store directory, hashing as it goes (md5 for Glance's ``checksum``,
-sha512 for ``os_hash_value``), then fsyncs and renames it into place: a
+sha512 for ``os_hash_value``, each on a thread of its own), then fsyncs and renames it into place: a
 reader never sees a partial image and the data is never held in memory.
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import hashlib
 import os
@@ -19,6 +21,7 @@ from stratus import exception
 HASH_ALGO = "sha512"
 CHUNK_SIZE = 64 * 1024
 HEAD_BYTES = 512  # kept from the start of the data, for format inspection
+_MAX_PENDING_HASHES = 8  # hash updates queued behind the writer (chunks held in memory)
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
@@ -58,17 +61,26 @@ class FileStore:
         size = 0
         head = bytearray()
         fd, tmp = tempfile.mkstemp(prefix=f".{image_id}.", suffix=".part", dir=self.store_dir)
+        # Each hash runs on a thread of its own (hashlib releases the GIL), in
+        # chunk order, while this thread writes: hashing does not slow the write.
+        pools = [concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="image-hash")
+                 for _ in range(2)]
+        pending: collections.deque[concurrent.futures.Future] = collections.deque()
         try:
             with os.fdopen(fd, "wb") as f:
                 for chunk in chunks:
                     if not chunk:
                         continue
+                    pending.append(pools[0].submit(md5.update, chunk))
+                    pending.append(pools[1].submit(digest.update, chunk))
                     f.write(chunk)
-                    md5.update(chunk)
-                    digest.update(chunk)
                     size += len(chunk)
                     if len(head) < HEAD_BYTES:
                         head += chunk[:HEAD_BYTES - len(head)]
+                    while len(pending) > _MAX_PENDING_HASHES:
+                        pending.popleft().result()
+                while pending:
+                    pending.popleft().result()
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, final)
@@ -78,6 +90,9 @@ class FileStore:
             except FileNotFoundError:
                 pass
             raise
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True)
         return StoredData(size=size, checksum=md5.hexdigest(), os_hash_algo=HASH_ALGO,
                           os_hash_value=digest.hexdigest(), head=bytes(head))
 
