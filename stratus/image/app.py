@@ -3,8 +3,9 @@
 Routes: version discovery (``/``, ``/versions``), ``/v2/images`` (list,
 create), ``/v2/images/{id}`` (show, JSON-patch update, delete),
 ``/v2/images/{id}/file`` (streamed upload and download, with byte ranges),
-``/v2/images/{id}/actions/(de|re)activate``, ``/v2/images/{id}/tags/{tag}``
-and the JSON schemas. Links in bodies are
+``/v2/images/{id}/actions/(de|re)activate``, ``/v2/images/{id}/tags/{tag}``,
+``/v2/images/{id}/members[/{member}]`` (sharing) and the JSON schemas
+(``image(s)``, ``member(s)``). Uploads past ``[image] max_image_size`` are a 413. Links in bodies are
 relative to the endpoint (``/v2/images/{id}``), as Glance's are.
 """
 from __future__ import annotations

@@ -201,8 +201,9 @@ def member_schema() -> dict[str, Any]:
                        "description": "The status of this image member"},
             "updated_at": {"type": "string", "description": "Date and time of last "
                                                             "modification of image member"},
-            "schema": {"type": "string", "readOnly": True},
+            "schema": {"type": "string"},
         },
+        "additionalProperties": False,
     }
 
 
@@ -213,7 +214,10 @@ def members_schema() -> dict[str, Any]:
         "properties": {
             "members": {"type": "array", "items": member_schema()},
             "schema": {"type": "string"},
+            "first": {"type": "string"},
+            "next": {"type": "string"},
         },
-        "links": [{"rel": "self", "href": "{self}"},
+        "links": [{"rel": "first", "href": "{first}"},
+                  {"rel": "next", "href": "{next}"},
                   {"rel": "describedby", "href": "{schema}"}],
     }

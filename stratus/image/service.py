@@ -51,7 +51,7 @@ class ImageTooLarge(exception.StratusException):
 
 
 class ImageMemberLimitExceeded(exception.StratusException):
-    msg_fmt = "Maximum number of image members exceeded (128)."
+    msg_fmt = "Image member limit exceeded for image %(image_id)s: 128."
     code = 413
 
 
@@ -432,7 +432,8 @@ class ImageService:
     def _member_image(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
         image = self._get_visible(s, ctx, image_id)
         if image.visibility != "shared":
-            raise exception.Forbidden("Only shared images have members.")
+            raise exception.Forbidden(f"Error fetching members of image {image_id}: Only "
+                                      f"shared images have members.")
         return image
 
     @staticmethod
@@ -468,12 +469,12 @@ class ImageService:
         """Share a ``shared`` image with project ``member`` (status pending); owner only."""
         if not isinstance(member, str) or not member or len(member) > 255:
             raise exception.Invalid("Member to be added not specified")
-        conflict = exception.Conflict(f"The member {member} is already associated with "
-                                      f"image {image_id}.")
+        conflict = exception.Conflict(f"Member {member} is duplicated for image "
+                                      f"{image_id}")
         with self.db.write() as s:
             image = self._member_image(s, ctx, image_id)
             if not self._is_owner(ctx, image):
-                raise exception.Forbidden(f"You are not permitted to add members to image "
+                raise exception.Forbidden(f"Not allowed to create members for image "
                                           f"{image_id}.")
             exists = s.scalars(select(ImageMember.id).where(
                 ImageMember.image_id == image_id, ImageMember.member == member)).first()
@@ -482,7 +483,7 @@ class ImageService:
             count = s.scalar(select(func.count(ImageMember.id)).where(
                 ImageMember.image_id == image_id)) or 0
             if count >= MEMBER_QUOTA:
-                raise ImageMemberLimitExceeded()
+                raise ImageMemberLimitExceeded(image_id=image_id)
             now = utcnow()
             row = ImageMember(image_id=image_id, member=member, status="pending",
                               created_at=now, updated_at=now)
@@ -517,8 +518,8 @@ class ImageService:
         with self.db.write() as s:
             image = self._member_image(s, ctx, image_id)
             if not self._is_owner(ctx, image):
-                raise exception.Forbidden(f"You are not permitted to delete members of "
-                                          f"image {image_id}.")
+                raise exception.Forbidden(f"Not allowed to delete members for image "
+                                          f"{image_id}.")
             s.delete(self._member_row(s, image_id, member))
 
     # -- data ----------------------------------------------------------------

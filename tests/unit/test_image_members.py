@@ -40,7 +40,14 @@ def test_member_schemas(env: ImageEnv) -> None:
     assert members["properties"]["members"]["items"]["name"] == "member"
 
 
-def test_sharing_lifecycle(env: ImageEnv) -> None:
+@pytest.fixture
+def any_env(tmp_path: Any, database: Any) -> Iterator[ImageEnv]:
+    """The image environment on SQLite, PostgreSQL and MariaDB in turn."""
+    yield from build_env(tmp_path, database.url)
+
+
+def test_sharing_lifecycle(any_env: ImageEnv) -> None:
+    env = any_env
     other = env.projects["other"]
     image = env.create(name="shared-img", visibility="shared")
     assert names(env, "other") == set()
@@ -202,3 +209,14 @@ def test_configured_format_lists(tmp_path: Any, sqlite_url: str) -> None:
         assert resp.status_code == 400
     finally:
         gen.close()
+
+
+def test_member_limit_is_413(env: ImageEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratus.image import service
+
+    monkeypatch.setattr(service, "MEMBER_QUOTA", 1)
+    image = env.create(name="s")
+    assert env.client.post(members_url(image), json={"member": "p1"},
+                           headers=env.headers()).status_code == 200
+    resp = env.client.post(members_url(image), json={"member": "p2"}, headers=env.headers())
+    assert resp.status_code == 413 and "limit" in resp.json["message"]
