@@ -171,3 +171,41 @@ def test_sdk_image_members(aio: AllInOne) -> None:
     finally:
         alice.close()
         bob.close()
+
+
+def test_interrupted_upload_leaves_the_image_queued(aio: AllInOne) -> None:
+    """A client that goes away mid-upload leaves a queued image and no data file."""
+    import http.client
+    import socket
+    import time
+
+    sdk = connect(aio.url, MEMBER_PASSWORD, username="alice", project="alice")
+    try:
+        image = sdk.image.create_image("interrupted", disk_format="raw",
+                                       container_format="bare", allow_duplicates=True)
+        token = sdk.auth_token
+        port = int(aio.url.rsplit(":", 1)[1])
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall((f"PUT /image/v2/images/{image.id}/file HTTP/1.1\r\n"
+                      f"Host: 127.0.0.1\r\nX-Auth-Token: {token}\r\n"
+                      f"Content-Type: application/octet-stream\r\n"
+                      f"Content-Length: {10 * 1024 * 1024}\r\n\r\n").encode())
+        sock.sendall(os.urandom(2 * 1024 * 1024))
+        sock.close()
+        time.sleep(0.5)
+        shown = sdk.image.get_image(image.id)
+        assert (shown.status, shown.size, shown.checksum) == ("queued", None, None)
+        leftovers = [f for f in os.listdir(os.path.join(aio.state_dir, "images"))
+                     if image.id in f]
+        assert leftovers == []
+        # The upload can be done again, completely.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("PUT", f"/image/v2/images/{image.id}/file", body=b"x" * 4096,
+                     headers={"X-Auth-Token": token,
+                              "Content-Type": "application/octet-stream"})
+        assert conn.getresponse().status == 204
+        conn.close()
+        assert sdk.image.get_image(image.id).status == "active"
+        sdk.image.delete_image(image.id)
+    finally:
+        sdk.close()
