@@ -79,6 +79,8 @@ def test_show_detail_and_list(two: InProcessCloud) -> None:
     assert [i["id"] for i in detail["images"]] == [iid]
     for query, expected in (("name=cirros", [iid]), ("minRam=64", [iid]),
                             ("minDisk=2", []), ("type=snapshot", []),
+                            ("property-os_distro=cirros", [iid]),
+                            ("property-os_distro=ubuntu", []),
                             ("server=11111111-2222-3333-4444-555555555555", [iid]),
                             ("changes-since=2000-01-01T00:00:00Z", None)):
         got = c.compute("GET", f"/images/detail?{query}", token=tok(c, "alice")).get_json()
@@ -113,7 +115,10 @@ def test_visibility_through_the_proxy(two: InProcessCloud) -> None:
     assert c.compute("GET", f"/images/{community['id']}", token=bob).status_code == 200
     assert c.compute("GET", f"/images/{public['id']}", token=bob).status_code == 200
     # Not the owner: no metadata changes, no delete.
-    assert c.compute("DELETE", f"/images/{public['id']}", token=bob).status_code == 403
+    denied = c.compute("DELETE", f"/images/{public['id']}", token=bob)
+    assert denied.status_code == 403
+    assert denied.get_json() == {"forbidden": {
+        "code": 403, "message": "You are not allowed to delete the image."}}
     assert c.compute("DELETE", f"/images/{private['id']}", token=bob).status_code == 404
     assert c.compute("POST", f"/images/{community['id']}/metadata",
                      {"metadata": {"a": "b"}}, token=bob).status_code == 403

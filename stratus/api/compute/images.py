@@ -113,7 +113,8 @@ def detail_view(req: Request, record: dict[str, Any]) -> dict[str, Any]:
 # -- images -----------------------------------------------------------------------
 
 def _list_query(req: Request) -> ListQuery:
-    """Nova's image filters: name, status, changes-since, server, type, minRam, minDisk."""
+    """Nova's image filters: name, status, changes-since, server, type, minRam, minDisk,
+    and ``property-<name>``."""
     limit, marker = common.limit_and_marker(req)
     query = ListQuery(limit=limit, marker=marker)
     args = req.args
@@ -132,6 +133,9 @@ def _list_query(req: Request) -> ListQuery:
         query.properties["instance_uuid"] = args["server"].rstrip("/").rsplit("/", 1)[-1]
     if "type" in args:
         query.properties["image_type"] = args["type"]
+    for key, value in args.items():
+        if key.startswith("property-") and len(key) > len("property-"):
+            query.properties[key[len("property-"):]] = value
     query.min_ram = common.query_int(req, "minRam")
     query.min_disk = common.query_int(req, "minDisk")
     return query
@@ -173,6 +177,8 @@ def delete(req: Request, image_id: str) -> Response:
         image_service(req).delete(req.context, image_id)
     except exception.ImageNotFound:
         raise exception.NotFound("Image not found.")
+    except exception.Forbidden:
+        raise exception.Forbidden("You are not allowed to delete the image.")
     return empty_response(204)
 
 
