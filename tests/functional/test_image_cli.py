@@ -164,6 +164,12 @@ def test_sdk_image_members(aio: AllInOne) -> None:
         updated = bob.image.update_member(bob_id, image.id, status="accepted")
         assert updated.status == "accepted"
         assert image.id in [i.id for i in bob.image.images()]
+        # Compute's image proxy applies the same rules.
+        proxied = {i.id: i for i in bob.compute.images()}
+        assert proxied[image.id].status == "ACTIVE" and proxied[image.id].size == 1000
+        assert bob.compute.get_image(image.id).name == "sdk-shared"
+        alice.compute.set_image_metadata(image.id, os_distro="cirros")
+        assert bob.compute.get_image_metadata(image.id).metadata["os_distro"] == "cirros"
         assert bob.image.download_image(image.id).content == b"x" * 1000
         alice.image.remove_member(bob_id, image.id)
         assert image.id not in [i.id for i in bob.image.images(member_status="all")]
