@@ -34,7 +34,7 @@ def build_app(conf: Any, db: Database, transport: Any) -> Callable:
                              db=db)
     authenticate = make_authenticator(provider, db)
     store = FileStore(conf.image.store_dir)
-    images = ImageService(db, store)
+    images = ImageService.from_conf(conf, db, store)
     compute_api = ComputeAPI(conf, db, transport, image_get=images.get)
     state = ComputeState(conf=conf, db=db, compute_api=compute_api)
     return wsgi.PrefixDispatcher({
