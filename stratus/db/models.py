@@ -278,6 +278,8 @@ class Project(TimestampMixin, Base):
     domain_id: Mapped[str] = mapped_column(String(64), default="default")
     description: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped when the project is disabled: its tokens stay dead if re-enabled (issue 3).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class User(TimestampMixin, Base):
@@ -291,6 +293,9 @@ class User(TimestampMixin, Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     default_project_id: Mapped[str | None] = mapped_column(String(64))
     email: Mapped[str | None] = mapped_column(String(255))
+    # Bumped when the password changes or the user is disabled: tokens carry the
+    # value they were issued under, so older tokens stop working (issue 3).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Role(Base):
@@ -318,6 +323,96 @@ class RevokedToken(Base):
 
     audit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime.datetime] = mapped_column(Timestamp, index=True)
+
+
+# -- identity management (issue 3) -------------------------------------------
+
+class Domain(TimestampMixin, Base):
+    """A Keystone domain; ``default`` (named ``Default``) is created by the migration."""
+
+    __tablename__ = "domains"
+    __table_args__ = (UniqueConstraint("name", name="uniq_domains0name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped when the domain is disabled (its domain-scoped tokens stay dead).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Group(TimestampMixin, Base):
+    """A group of users (``groups`` is reserved in MySQL 8, hence the table name)."""
+
+    __tablename__ = "identity_groups"
+    __table_args__ = (UniqueConstraint("domain_id", "name",
+                                       name="uniq_identity_groups0domain0name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    domain_id: Mapped[str] = mapped_column(String(64), default="default")
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class UserGroupMembership(Base):
+    __tablename__ = "user_group_memberships"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("identity_groups.id", ondelete="CASCADE"),
+                                          primary_key=True, index=True)
+
+
+class RoleGrant(Base):
+    """Role assignments other than user-on-project (those are ``role_assignments``).
+
+    ``type`` is Keystone's: ``GroupProject``, ``UserDomain`` or ``GroupDomain``;
+    actor and target ids are not foreign keys (they name different tables), so
+    deleting a group, user, project or domain deletes its grants explicitly.
+    """
+
+    __tablename__ = "role_grants"
+    __table_args__ = (Index("role_grants_target_idx", "target_id"),
+                      Index("role_grants_actor_idx", "actor_id"))
+
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    actor_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role_id: Mapped[str] = mapped_column(ForeignKey("roles.id", ondelete="CASCADE"),
+                                         primary_key=True)
+
+
+class ApplicationCredential(Base):
+    """A user's delegation of (some of) its roles on one project; the secret is hashed."""
+
+    __tablename__ = "application_credentials"
+    __table_args__ = (UniqueConstraint("user_id", "name",
+                                       name="uniq_application_credentials0user0name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                            index=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime.datetime | None] = mapped_column(Timestamp)
+    unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    role_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class IdentityState(Base):
+    """One row (id 1): a counter bumped by every identity write in its transaction.
+
+    API processes read it on each authenticated request and drop their cached
+    token validations when it moved (see stratus.identity.auth).
+    """
+
+    __tablename__ = "identity_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 # -- images ------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Routes: version discovery (``/`` and ``/v3``), the auth API
 (``/v3/auth/tokens`` POST/GET/HEAD/DELETE, ``/v3/auth/catalog``,
-``/v3/auth/projects``) and read-only users, projects and roles — what
-keystoneauth, openstacksdk and ``openstack token issue`` need. Errors use
+``/v3/auth/projects``, ``/v3/auth/domains``), and the management API of
+:mod:`stratus.identity.manage_api` (domains, projects, users, groups, roles,
+role assignments, application credentials, password changes). Errors use
 Keystone's body: ``{"error": {"code": 401, "message": ..., "title": ...}}``.
 """
 from __future__ import annotations
@@ -18,8 +19,9 @@ from stratus.api.wsgi import Request, Route, json_response
 from stratus.context import RequestContext
 from stratus.db.models import Project, Role, User
 from stratus.db.session import Database
-from stratus.identity import backend
-from stratus.identity.auth import make_authenticator
+from stratus.identity import backend, manage
+from stratus.identity.auth import TokenAuthenticator, ValidatedToken, make_authenticator
+from stratus.identity.manage_api import ManagementAPI
 from stratus.identity.service import IdentityService
 from stratus.identity.tokens import TokenProvider
 
@@ -51,6 +53,7 @@ class IdentityAPI:
         self.db = db
         self.root_url = public_url.rstrip("/") + "/identity"
         self.v3_url = self.root_url + "/v3"
+        self.manage = ManagementAPI(service, db, self.v3_url)
 
     def routes(self) -> list[Route]:
         return [
@@ -67,7 +70,7 @@ class IdentityAPI:
             Route("GET", "/v3/projects", self.list_projects),
             Route("GET", "/v3/projects/<project_id>", self.get_project),
             Route("GET", "/v3/roles", self.list_roles),
-        ]
+        ] + self.manage.routes()
 
     # -- discovery ------------------------------------------------------------
     def _v3_version(self) -> dict[str, Any]:
@@ -91,34 +94,35 @@ class IdentityAPI:
         return json_response({"token": issued.body}, status=201,
                              headers={SUBJECT_TOKEN_HEADER: issued.token})
 
-    def _subject(self, req: Request) -> tuple[str, Any]:
+    def _subject(self, req: Request) -> ValidatedToken:
         token = req.headers.get(SUBJECT_TOKEN_HEADER)
         if not token:
             raise exception.ValidationError(
                 f"Expecting to find {SUBJECT_TOKEN_HEADER} in request headers.")
         try:
-            data = self.provider.validate(token)
+            valid = self.service.validate(token)
         except exception.NotAuthenticated:
             raise exception.NotFound("Failed to validate token")
-        if not (req.context.is_admin or data.user_id == req.context.user_id):
+        if not (req.context.is_admin or valid.data.user_id == req.context.user_id):
             raise exception.Forbidden(
                 "You are not authorized to perform the requested action: "
                 "identity:validate_token.")
-        return token, data
+        return valid
 
     def validate_token(self, req: Request) -> Response:
-        token, data = self._subject(req)
-        body = self.service.describe(data, include_catalog="nocatalog" not in req.args)
-        return json_response({"token": body}, headers={SUBJECT_TOKEN_HEADER: token})
+        valid = self._subject(req)
+        body = self.service.describe(valid, include_catalog="nocatalog" not in req.args)
+        return json_response({"token": body}, headers={SUBJECT_TOKEN_HEADER: valid.token})
 
     def revoke_token(self, req: Request) -> Response:
-        _token, data = self._subject(req)
-        self.provider.revoke(data)
+        valid = self._subject(req)
+        self.provider.revoke(valid.data)
         return wsgi.empty_response(204)
 
     def get_catalog(self, req: Request) -> Response:
-        if req.context.project_id is None:
-            raise exception.Forbidden("A project-scoped token is required to get the catalog.")
+        if req.context.project_id is None and self.service.validate(
+                req.context.auth_token or "").data.domain_id is None:
+            raise exception.Forbidden("A scoped token is required to get the catalog.")
         return json_response({"catalog": self.service.catalog(),
                               "links": self._links("/auth/catalog")})
 
@@ -132,8 +136,9 @@ class IdentityAPI:
     def list_users(self, req: Request) -> Response:
         _require_admin(req.context, "identity:list_users")
         with self.db.read() as s:
-            users = backend.list_users(s, name=req.args.get("name"),
-                                       domain_id=req.args.get("domain_id"))
+            users = manage.list_users(s, name=req.args.get("name"),
+                                      domain_id=req.args.get("domain_id"),
+                                      enabled=_enabled_filter(req))
             body = [self._user(u) for u in users]
         return json_response({"users": body, "links": self._links("/users")})
 
@@ -159,8 +164,9 @@ class IdentityAPI:
     def list_projects(self, req: Request) -> Response:
         _require_admin(req.context, "identity:list_projects")
         with self.db.read() as s:
-            projects = backend.list_projects(s, name=req.args.get("name"),
-                                             domain_id=req.args.get("domain_id"))
+            projects = manage.list_projects(s, name=req.args.get("name"),
+                                            domain_id=req.args.get("domain_id"),
+                                            enabled=_enabled_filter(req))
             body = [self._project(p) for p in projects]
         return json_response({"projects": body, "links": self._links("/projects")})
 
@@ -185,26 +191,13 @@ class IdentityAPI:
         return {"self": self.v3_url + path, "previous": None, "next": None}
 
     def _user(self, user: User) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": user.id, "name": user.name, "domain_id": user.domain_id,
-            "enabled": user.enabled, "password_expires_at": None, "options": {},
-            "links": {"self": f"{self.v3_url}/users/{user.id}"},
-        }
-        if user.default_project_id:
-            body["default_project_id"] = user.default_project_id
-        if user.email:
-            body["email"] = user.email
-        return body
+        return self.manage.user_view(user)
 
     def _project(self, project: Project) -> dict[str, Any]:
-        return {"id": project.id, "name": project.name, "domain_id": project.domain_id,
-                "description": project.description, "enabled": project.enabled,
-                "parent_id": project.domain_id, "is_domain": False, "tags": [],
-                "options": {}, "links": {"self": f"{self.v3_url}/projects/{project.id}"}}
+        return self.manage.project_view(project)
 
     def _role(self, role: Role) -> dict[str, Any]:
-        return {"id": role.id, "name": role.name, "domain_id": None, "description": None,
-                "options": {}, "links": {"self": f"{self.v3_url}/roles/{role.id}"}}
+        return self.manage.role_view(role)
 
 
 def _forbidden(action: str) -> exception.Forbidden:
@@ -217,6 +210,12 @@ def _require_admin(ctx: RequestContext, action: str) -> None:
         raise _forbidden(action)
 
 
+def _enabled_filter(req: Request) -> bool | None:
+    if "enabled" not in req.args:
+        return None
+    return req.args.get("enabled", "").strip().lower() not in ("0", "false", "no", "off")
+
+
 def build_identity_app(conf: Any, db: Database, provider: TokenProvider, *,
                        authenticate: wsgi.Authenticator | None = None) -> wsgi.App:
     """The Identity v3 app (mount it at ``/identity``).
@@ -224,8 +223,9 @@ def build_identity_app(conf: Any, db: Database, provider: TokenProvider, *,
     ``authenticate`` defaults to a new :func:`make_authenticator`; pass the
     one the other apps of the process use to share its cache.
     """
-    service = IdentityService.from_conf(conf, db, provider)
+    authenticate = authenticate or make_authenticator(provider, db)
+    authenticator = authenticate if isinstance(authenticate, TokenAuthenticator) else None
+    service = IdentityService.from_conf(conf, db, provider, authenticator)
     api = IdentityAPI(service, db, conf.api.public_url)
     return wsgi.App(api.routes(), fault_formatter=keystone_fault_body,
-                    authenticate=authenticate or make_authenticator(provider, db),
-                    name="identity")
+                    authenticate=authenticate, name="identity")

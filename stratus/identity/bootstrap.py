@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stratus.db.models import Project, User
 from stratus.db.session import Database
-from stratus.identity import backend, passwords
+from stratus.identity import backend, changes, passwords
 from stratus.utils import utcnow
 
 DEFAULT_ROLES = ("admin", "member", "reader")
@@ -31,20 +31,26 @@ def bootstrap(db: Database, *, password: str, username: str = "admin",
     gets every role in ``roles`` on the project (there are no implied roles).
     ``project_name`` is an alias of ``project``.
     """
-    password_hash = passwords.hash_password(password)
     for attempt in range(2):
         try:
-            return _bootstrap_once(db, password_hash, username, project_name or project, roles)
+            return _bootstrap_once(db, password, username, project_name or project, roles)
         except IntegrityError:
             if attempt:  # lost a race with a concurrent bootstrap twice: give up
                 raise
     raise AssertionError("unreachable")
 
 
-def _bootstrap_once(db: Database, password_hash: str, username: str, project_name: str,
+def _bootstrap_once(db: Database, password: str, username: str, project_name: str,
                     role_names: Sequence[str]) -> BootstrapResult:
     domain_id = backend.DEFAULT_DOMAIN_ID
+    with db.read() as s:
+        existing = backend.find_user(s, username, domain_id)
+        old_hash = existing.password_hash if existing is not None else None
+    # A new password ends the user's tokens; the same one (a restart) keeps them.
+    same_password = passwords.verify_password(password, old_hash)
+    password_hash = old_hash if same_password else passwords.hash_password(password)
     with db.write() as s:
+        backend.ensure_default_domain(s)
         project = backend.find_project(s, project_name, domain_id)
         if project is None:
             project = Project(id=backend.new_id(), name=project_name, domain_id=domain_id,
@@ -55,6 +61,8 @@ def _bootstrap_once(db: Database, password_hash: str, username: str, project_nam
         if user is None:
             user = User(id=backend.new_id(), name=username, domain_id=domain_id)
             s.add(user)
+        if user.password_hash is not None and user.password_hash != password_hash:
+            user.token_generation = (user.token_generation or 0) + 1
         user.password_hash = password_hash
         user.enabled = True
         user.updated_at = utcnow()
@@ -64,4 +72,5 @@ def _bootstrap_once(db: Database, password_hash: str, username: str, project_nam
             role = backend.ensure_role_row(s, name)
             role_ids[name] = role.id
             backend.grant_role_row(s, user.id, project.id, role)
+        changes.bump(s)
         return BootstrapResult(user_id=user.id, project_id=project.id, role_ids=role_ids)

@@ -1,24 +1,32 @@
 """Fernet tokens: unforgeable, expiring, validated without a database lookup.
 
 A token is the Fernet encryption (AES-128-CBC + HMAC-SHA256, from
-``cryptography``) of a compact JSON list: payload version, user id, project
-id, authentication methods (a bit mask), audit id, parent audit id and expiry
-time; the issue time is Fernet's own timestamp. A project-scoped password
-token is under 255 characters, as Keystone's are (a rescoped one, carrying a
-parent audit id, a little longer). Any process holding the key file can
-validate one; validation costs about 20 microseconds.
+``cryptography``) of a compact JSON list: payload version, user id, scope (a
+project id, ``["d", domain id]`` or null), authentication methods (a bit
+mask), audit id, parent audit id, expiry time, the user's and the scope's
+token generations at issue, and (application credential tokens only) the
+application credential id; the issue time is Fernet's own timestamp. A
+project-scoped password token is under 255 characters, as Keystone's are (a
+rescoped one, carrying a parent audit id, or an application credential one a
+little longer). Any process holding the key file can decrypt one in about 20
+microseconds; version 1 payloads (no generations, project scope only) are
+still accepted.
+
+Token generations (``users.token_generation``, ``projects`` and ``domains``
+likewise) are bumped by a password change or disabling the user (project,
+domain); a token whose generations differ from the current ones is dead, with
+no clock involved (see stratus.identity.auth).
 
 The key file holds one URL-safe base64 Fernet key per line: the first one
 signs new tokens, every one validates (so keys can be rotated by prepending a
 new key and later dropping the old). It is created, mode 0600, on first use.
 
 Revocation (``DELETE /v3/auth/tokens``) records the token's audit id in
-``revoked_tokens``. Validation checks a per-process copy of the revoked set
-that is reloaded from the database at most every ``revocation_cache_ttl``
-seconds (2 s by default): one small query per process every two seconds at
-any request rate, at the price of a revocation made by *another* process
-taking up to that long to apply. Revocations made by this process apply at
-once.
+``revoked_tokens`` and bumps the identity change counter in the same
+transaction (:mod:`stratus.identity.changes`). Validation checks a
+per-process copy of the revoked set that is reloaded whenever the counter
+moved, so a revocation made by any process applies to the next request
+everywhere.
 """
 from __future__ import annotations
 
@@ -42,10 +50,11 @@ from sqlalchemy.exc import IntegrityError
 from stratus import exception
 from stratus.db.models import RevokedToken
 from stratus.db.session import Database
+from stratus.identity import changes
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
 # Authentication methods a token can carry, as bits of its payload.
-METHOD_BITS: dict[str, int] = {"password": 1, "token": 2}
+METHOD_BITS: dict[str, int] = {"password": 1, "token": 2, "application_credential": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +68,10 @@ class TokenData:
     issued_at: datetime.datetime
     expires_at: datetime.datetime
     parent_audit_id: str | None = None
+    domain_id: str | None = None          # domain scope (project_id is None then)
+    user_generation: int = 0
+    scope_generation: int = 0
+    app_cred_id: str | None = None
 
     @property
     def audit_ids(self) -> list[str]:
@@ -67,7 +80,7 @@ class TokenData:
 
     @property
     def is_scoped(self) -> bool:
-        return self.project_id is not None
+        return self.project_id is not None or self.domain_id is not None
 
 
 def _to_datetime(epoch: int) -> datetime.datetime:
@@ -135,6 +148,8 @@ class TokenProvider:
 
     ``db`` may be None for a provider that neither revokes nor checks
     revocations (tests, tools). ``clock`` returns epoch seconds.
+    ``revocation_cache_ttl`` is accepted for compatibility and ignored: the
+    revoked set is reloaded when the identity change counter moves.
     """
 
     def __init__(self, key_file: str, db: Database | None = None, *,
@@ -146,8 +161,9 @@ class TokenProvider:
         self.revocation_cache_ttl = revocation_cache_ttl
         self.clock = clock
         self._fernet = MultiFernet([Fernet(k) for k in load_or_create_keys(key_file)])
+        self.changes = changes.ChangeCounter(db) if db is not None else None
         self._revoked: frozenset[str] = frozenset()
-        self._revoked_loaded_at = float("-inf")
+        self._revoked_generation: int | None = None
         self._revoked_lock = threading.Lock()
 
     @classmethod
@@ -158,20 +174,30 @@ class TokenProvider:
     # -- issue / validate ----------------------------------------------------
     def issue(self, user_id: str, project_id: str | None, methods: Sequence[str], *,
               expires_at: datetime.datetime | None = None,
-              parent_audit_id: str | None = None) -> tuple[str, TokenData]:
+              parent_audit_id: str | None = None, domain_id: str | None = None,
+              user_generation: int = 0, scope_generation: int = 0,
+              app_cred_id: str | None = None) -> tuple[str, TokenData]:
         """A new token and what it asserts.
 
         ``expires_at`` defaults to now + expiration; a rescoped token passes
-        its parent's expiry and audit id.
+        its parent's expiry and audit id. A token is scoped to a project or
+        a domain, not both.
         """
+        if project_id is not None and domain_id is not None:
+            raise ValueError("a token is scoped to a project or a domain, not both")
         now = int(self.clock())
         expires = _to_epoch(expires_at) if expires_at is not None else now + self.expiration
         bits = _methods_to_bits(methods)
         data = TokenData(user_id=user_id, project_id=project_id, methods=_bits_to_methods(bits),
                          audit_id=new_audit_id(), issued_at=_to_datetime(now),
-                         expires_at=_to_datetime(expires), parent_audit_id=parent_audit_id)
-        payload = [PAYLOAD_VERSION, user_id, project_id, bits, data.audit_id,
-                   parent_audit_id, expires]
+                         expires_at=_to_datetime(expires), parent_audit_id=parent_audit_id,
+                         domain_id=domain_id, user_generation=user_generation,
+                         scope_generation=scope_generation, app_cred_id=app_cred_id)
+        scope: Any = project_id if domain_id is None else ["d", domain_id]
+        payload = [PAYLOAD_VERSION, user_id, scope, bits, data.audit_id,
+                   parent_audit_id, expires, user_generation, scope_generation]
+        if app_cred_id is not None:
+            payload.append(app_cred_id)
         raw = self._fernet.encrypt_at_time(orjson.dumps(payload), now)
         # Fernet tokens are URL-safe base64; drop the padding as Keystone does.
         return raw.rstrip(b"=").decode("ascii"), data
@@ -183,16 +209,34 @@ class TokenProvider:
         try:
             padded = token.encode("ascii") + b"=" * (-len(token) % 4)
             plain = self._fernet.decrypt(padded)
-            version, user_id, project_id, bits, audit_id, parent_audit_id, expires = \
-                orjson.loads(plain)
-            if version != PAYLOAD_VERSION:
+            payload = orjson.loads(plain)
+            version = payload[0]
+            user_gen = scope_gen = 0
+            app_cred_id = domain_id = None
+            if version == 1:
+                _v, user_id, project_id, bits, audit_id, parent_audit_id, expires = payload
+            elif version == 2:
+                (_v, user_id, scope, bits, audit_id, parent_audit_id, expires, user_gen,
+                 scope_gen, *rest) = payload
+                if rest:
+                    (app_cred_id,) = rest
+                if isinstance(scope, list):
+                    kind, domain_id = scope
+                    if kind != "d":
+                        raise ValueError("unknown scope")
+                    project_id = None
+                else:
+                    project_id = scope
+            else:
                 raise ValueError("unknown payload version")
             # Fernet's timestamp: bytes 1-8, i.e. within the first 12 characters.
             issued = struct.unpack(">Q", base64.urlsafe_b64decode(padded[:12])[1:9])[0]
             data = TokenData(user_id=user_id, project_id=project_id,
                              methods=_bits_to_methods(bits), audit_id=audit_id,
                              issued_at=_to_datetime(issued), expires_at=_to_datetime(expires),
-                             parent_audit_id=parent_audit_id)
+                             parent_audit_id=parent_audit_id, domain_id=domain_id,
+                             user_generation=int(user_gen), scope_generation=int(scope_gen),
+                             app_cred_id=app_cred_id)
         except (InvalidToken, UnicodeError, ValueError, KeyError, TypeError,
                 binascii.Error, struct.error, orjson.JSONDecodeError):
             raise exception.NotAuthenticated("The token is invalid.")
@@ -200,17 +244,25 @@ class TokenProvider:
             raise exception.NotAuthenticated("The token has expired.")
         return data
 
-    def validate(self, token: str) -> TokenData:
-        """What ``token`` asserts; NotAuthenticated if invalid, expired or revoked."""
+    def validate(self, token: str, generation: int | None = None) -> TokenData:
+        """What ``token`` asserts; NotAuthenticated if invalid, expired or revoked.
+
+        Only the token itself is checked here; whether its user, scope and
+        roles still hold is :class:`stratus.identity.auth.TokenAuthenticator`'s.
+        """
         data = self.decode(token)
-        if self.is_revoked(data):
+        if self.is_revoked(data, generation):
             raise exception.NotAuthenticated("The token has been revoked.")
         return data
 
     # -- revocation ----------------------------------------------------------
-    def is_revoked(self, data: TokenData) -> bool:
-        """True if the token or the token it was rescoped from was revoked."""
-        revoked = self._revoked_set()
+    def is_revoked(self, data: TokenData, generation: int | None = None) -> bool:
+        """True if the token or the token it was rescoped from was revoked.
+
+        ``generation`` is the change counter the caller read for this request
+        (read here if not given).
+        """
+        revoked = self._revoked_set(generation)
         return data.audit_id in revoked or (data.parent_audit_id or "") in revoked
 
     def revoke(self, data: TokenData) -> None:
@@ -218,31 +270,38 @@ class TokenProvider:
         if self.db is None:
             raise exception.ConfigError(reason="token revocation needs a database")
         now = _to_datetime(int(self.clock()))
-        with self.db.write() as s:
-            # Purge revocations of tokens that have expired anyway.
-            s.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
-            if s.get(RevokedToken, data.audit_id) is None:
-                s.add(RevokedToken(audit_id=data.audit_id, expires_at=data.expires_at))
-                try:
-                    s.flush()
-                except IntegrityError:  # revoked concurrently: same outcome
-                    s.rollback()
+        for attempt in range(2):
+            try:
+                with self.db.write() as s:
+                    # Purge revocations of tokens that have expired anyway.
+                    s.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
+                    if s.get(RevokedToken, data.audit_id) is None:
+                        s.add(RevokedToken(audit_id=data.audit_id,
+                                           expires_at=data.expires_at))
+                        s.flush()
+                    changes.bump(s)
+                break
+            except IntegrityError:  # revoked concurrently: try once more
+                if attempt:
+                    raise
         with self._revoked_lock:
             self._revoked = self._revoked | {data.audit_id}
 
-    def _revoked_set(self) -> frozenset[str]:
-        if self.db is None:
+    def _revoked_set(self, generation: int | None = None) -> frozenset[str]:
+        if self.db is None or self.changes is None:
             return self._revoked
-        now = time.monotonic()
-        if now - self._revoked_loaded_at < self.revocation_cache_ttl:
+        if generation is None:
+            generation = self.changes.current()
+        if generation == self._revoked_generation:
             return self._revoked
         with self._revoked_lock:
-            if now - self._revoked_loaded_at >= self.revocation_cache_ttl:
+            if generation != self._revoked_generation:
+                # Loaded after the counter was read: at least as new as it.
                 cutoff = _to_datetime(int(self.clock()))
                 with self.db.read() as s:
                     ids = s.scalars(select(RevokedToken.audit_id)
                                     .where(RevokedToken.expires_at > cutoff)).all()
                 self._revoked = frozenset(ids)
-                self._revoked_loaded_at = now
+                self._revoked_generation = generation
         return self._revoked
 
