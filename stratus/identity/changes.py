@@ -20,6 +20,7 @@ while identity data does not change.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +30,7 @@ from stratus.db.models import IdentityState
 from stratus.db.session import Database
 
 _READ = select(IdentityState.generation).where(IdentityState.id == 1)
+_READ_SQL = "SELECT generation FROM identity_state WHERE id = 1"
 
 
 def bump(s: Session) -> None:
@@ -62,6 +64,11 @@ class ChangeCounter:
     read is in flight wait for it to finish and then share the next one, so
     at most one read per process is in flight and a burst of N concurrent
     requests costs about two reads, not N.
+
+    Reads go over a connection of the counter's own, outside the pool, in
+    autocommit mode: one round trip (no pool checkout, pre-ping, BEGIN or
+    ROLLBACK), and every read sees the latest committed value. A failed read
+    drops that connection; the next one opens a new one.
     """
 
     def __init__(self, db: Database) -> None:
@@ -86,7 +93,7 @@ class ChangeCounter:
                     break
                 self._cond.wait()
         try:
-            value = read(self.db)
+            value = self._read()
         except BaseException:
             with self._cond:
                 self._reading = False
@@ -99,3 +106,47 @@ class ChangeCounter:
             self._value = value
             self._cond.notify_all()
         return value
+
+    # -- the dedicated connection ----------------------------------------------------
+    _conn: Any = None
+
+    def _read(self) -> int:
+        url = self.db.engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return read(self.db)  # one shared in-memory connection: use it as everyone does
+        for attempt in range(2):
+            try:
+                if self._conn is None:
+                    self._conn = self._open()
+                cursor = self._conn.dbapi_connection.cursor()
+                try:
+                    cursor.execute(_READ_SQL)
+                    row = cursor.fetchone()
+                finally:
+                    cursor.close()
+                return int(row[0]) if row and row[0] is not None else 0
+            except Exception:
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _open(self) -> Any:
+        conn = self.db.engine.raw_connection()
+        conn.detach()  # ours alone, never returned to the pool
+        dbapi = conn.dbapi_connection
+        name = self.db.engine.dialect.name
+        if name == "postgresql":
+            dbapi.autocommit = True
+        elif name in ("mysql", "mariadb"):
+            dbapi.autocommit(True)
+        # SQLite connections are in autocommit mode already (stratus.db.session).
+        return conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass

@@ -669,14 +669,14 @@ def test_change_counter_shares_reads_between_concurrent_requests(
     with sqlite_db.write() as s:
         changes.bump(s)
     assert counter.current() == 1  # a new request always reads anew
-    real_read = changes.read
+    real_read = counter._read
     gate = threading.Event()
 
-    def slow_read(db: Database) -> int:
+    def slow_read() -> int:
         gate.wait(5)
-        return real_read(db)
+        return real_read()
 
-    monkeypatch.setattr(changes, "read", slow_read)
+    monkeypatch.setattr(counter, "_read", slow_read)
     before = counter.reads
     results: list[int] = []
     threads = [threading.Thread(target=lambda: results.append(counter.current()))
