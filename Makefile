@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8774
 STATE_DIR ?= ./.stratus
 
-.PHONY: cloud test unit functional bench install services clean
+.PHONY: cloud test unit functional bench install services libvirt clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,13 +22,19 @@ cloud: $(VENV)/.installed
 services:
 	scripts/test-services
 
-test: $(VENV)/.installed services
+# libvirt/QEMU, the libvirt extra and the test image, for tests/functional/test_libvirt.py.
+# A machine where libvirtd cannot run still runs the other tests (that one skips, saying why).
+libvirt: $(VENV)/.installed
+	-scripts/libvirt-setup --python $(PY)
+	-scripts/build-test-image
+
+test: $(VENV)/.installed services libvirt
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
-functional: $(VENV)/.installed services
+functional: $(VENV)/.installed services libvirt
 	$(PY) -m pytest -q -p no:cacheprovider tests/functional
 
 bench: $(VENV)/.installed services
