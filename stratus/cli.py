@@ -161,6 +161,47 @@ def _read_password(clouds_file: str) -> str | None:
     return None
 
 
+def libvirt_reachable(uri: str) -> tuple[bool, str]:
+    """Whether libvirt-python is installed and ``uri`` answers (and why not)."""
+    try:
+        import libvirt
+    except ImportError:
+        return False, "libvirt-python is not installed (pip install '.[libvirt]')"
+    try:
+        conn = libvirt.open(uri)
+    except libvirt.libvirtError as exc:
+        return False, f"libvirtd not reachable at {uri}: {exc.get_error_message()}"
+    try:
+        return True, f"{uri}, QEMU {conn.getVersion() // 1000000}.{conn.getVersion() // 1000 % 1000}"
+    finally:
+        conn.close()
+
+
+def choose_hypervisor(conf: Any, choice: str) -> str:
+    """Set ``[compute] driver`` for the all-in-one and say which, and why.
+
+    A driver set in the config file wins; otherwise ``--hypervisor``:
+    ``fake``, ``libvirt``, or ``auto`` (libvirt when libvirtd answers, else
+    fake). Without a ``[libvirt] virt_type`` in the file, the all-in-one uses
+    ``qemu`` (TCG), which works everywhere, nested VMs included.
+    """
+    if ("compute", "driver") in conf.from_file:
+        driver = conf.compute.driver
+        why = "[compute] driver in the config file"
+    elif choice in ("fake", "libvirt"):
+        driver, why = choice, f"--hypervisor {choice}"
+    else:
+        ok, detail = libvirt_reachable(conf.libvirt.connection_uri)
+        driver, why = ("libvirt", detail) if ok else ("fake", detail)
+    conf.compute.driver = driver
+    if driver == "libvirt":
+        if ("libvirt", "virt_type") not in conf.from_file:
+            conf.libvirt.virt_type = "qemu"
+        return (f"libvirt ({why}; virt_type={conf.libvirt.virt_type}, "
+                f"instances in {conf.libvirt.instances_path})")
+    return f"{driver} ({why})"
+
+
 def cmd_all_in_one(args: argparse.Namespace) -> None:
     from stratus import launch, rpc
     from stratus.api.server import ApiService
@@ -187,6 +228,11 @@ def cmd_all_in_one(args: argparse.Namespace) -> None:
         os.chmod(clouds_file, 0o600)
         f.write(CLOUDS_YAML.format(auth_url=f"{conf.api.public_url}/identity",
                                    password=password, region=conf.api.region))
+    if ("service_user", "password") not in conf.from_file:
+        # The compute fetches images over HTTP as the admin of this cloud.
+        conf.service_user.password = password
+    hypervisor = choose_hypervisor(conf, args.hypervisor)
+    LOG.info("Hypervisor: %s", hypervisor)
 
     transport = rpc.get_transport(conf.DEFAULT.transport_url)
     db = launch.make_database(conf)
@@ -201,6 +247,7 @@ def cmd_all_in_one(args: argparse.Namespace) -> None:
             print(f"Stratus is running at {conf.api.public_url} "
                   f"(started in {time.monotonic() - started:.2f} s; logs in "
                   f"{conf.DEFAULT.log_file or os.path.join(state, 'stratus.log')})\n"
+                  f"Hypervisor: {hypervisor}\n"
                   f"Use it with:\n"
                   f"  export OS_CLIENT_CONFIG_FILE={clouds_file}\n"
                   f"  export OS_CLOUD=stratus\n"
@@ -228,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     aio.add_argument("--port", type=int, default=8774)
     aio.add_argument("--listen", default=None, help="address to listen on (default 127.0.0.1)")
     aio.add_argument("--config", default=None, help="optional config file")
+    aio.add_argument("--hypervisor", choices=("auto", "fake", "libvirt"), default="auto",
+                     help="virt driver: libvirt when libvirtd is reachable (auto, the "
+                          "default), or as named; [compute] driver in --config wins")
     aio.set_defaults(func=cmd_all_in_one)
 
     for name in ("api", "conductor", "scheduler", "compute"):

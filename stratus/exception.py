@@ -95,6 +95,10 @@ class InstanceInvalidState(Conflict):
                "%(attr)s %(state)s")
 
 
+class InstanceNotReady(Conflict):
+    msg_fmt = "Instance %(instance_uuid)s is not ready"
+
+
 class InstanceIsLocked(Conflict):
     msg_fmt = "Instance %(instance_uuid)s is locked"
 

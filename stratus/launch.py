@@ -59,13 +59,27 @@ def make_scheduler(conf: Any, transport: Any, db: Database) -> RPCService:
                       workers=conf.DEFAULT.executor_thread_pool_size)
 
 
+def driver_options(conf: Any) -> dict[str, Any]:
+    """The options of the virt driver ``[compute] driver`` names."""
+    if conf.compute.driver == "libvirt":
+        from stratus.image.client import ImageClient
+
+        lv = conf.libvirt
+        return {"virt_type": lv.virt_type, "connection_uri": lv.connection_uri,
+                "instances_path": lv.instances_path, "images_path": lv.images_path,
+                "wait_soft_reboot_seconds": lv.wait_soft_reboot_seconds,
+                "image_cache_max_age": lv.image_cache_max_age,
+                "force_config_drive": conf.DEFAULT.force_config_drive,
+                "image_client": ImageClient.from_conf(conf)}
+    return {"vcpus": conf.fake.vcpus, "memory_mb": conf.fake.memory_mb,
+            "local_gb": conf.fake.local_gb, "delay": conf.fake.delay}
+
+
 def make_compute(conf: Any, transport: Any) -> RPCService:
     """A compute host: note it gets no database, only the conductor."""
     host = conf.DEFAULT.host
     conductor = ConductorAPI(transport, conf.DEFAULT.rpc_response_timeout)
-    options = {"vcpus": conf.fake.vcpus, "memory_mb": conf.fake.memory_mb,
-               "local_gb": conf.fake.local_gb, "delay": conf.fake.delay}
-    driver = load_driver(conf.compute.driver, host, options)
+    driver = load_driver(conf.compute.driver, host, driver_options(conf))
     manager = compute_manager.ComputeManager(conf, host, driver, conductor,
                                              make_notifier(conf, transport, f"compute.{host}"))
     return RPCService(binary=compute_manager.BINARY, topic=compute_manager.TOPIC, host=host,

@@ -62,6 +62,15 @@ def _hostname_from(name: str) -> str:
     return host[:63] or "server"
 
 
+def tail_lines(log: str, length: int | None) -> str:
+    """The last ``length`` lines of ``log`` (Nova's ComputeManager._tail_log)."""
+    if length is None:
+        return log
+    if length <= 0:
+        return ""
+    return "\n".join(log.split("\n")[-length:])
+
+
 class ComputeAPI:
     def __init__(self, conf: Any, db: Database, transport: Any,
                  image_get: Callable[[RequestContext, str], dict[str, Any]]) -> None:
@@ -291,6 +300,17 @@ class ComputeAPI:
                                   _REBOOT_TASKS[reboot_type])
         self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "reboot_instance",
                                          reboot_type=reboot_type)
+
+    def get_console_output(self, ctx: RequestContext, instance_id: str,
+                           length: int | None = None) -> str:
+        """The last ``length`` lines of the guest's console log (all when None),
+        read from its compute host (409 when it has none yet)."""
+        inst = self.get(ctx, instance_id)
+        if not inst.get("host"):
+            raise exception.InstanceNotReady(instance_uuid=instance_id)
+        output = self.compute_rpc.get_console_output(
+            ctx, inst["host"], {"uuid": inst["uuid"], "name": inst.get("name")})
+        return tail_lines(output, length)
 
     def lock(self, ctx: RequestContext, instance_id: str) -> None:
         self.get(ctx, instance_id)

@@ -294,6 +294,11 @@ class ComputeManager:
                          lambda i: self.driver.resume(ctxt, i, None),
                          {"vm_state": vm_states.ACTIVE}, "resume")
 
+    # -- console -------------------------------------------------------------------------
+    def get_console_output(self, ctxt: RequestContext, instance: dict[str, Any]) -> str:
+        """The whole console log the driver keeps (the API takes the tail)."""
+        return self.driver.get_console_output(ctxt, instance)
+
     # -- periodic ----------------------------------------------------------------------
     def update_available_resource(self) -> None:
         ctxt = get_admin_context()
@@ -315,8 +320,19 @@ class ComputeManager:
                 "reserved_disk_mb": compute.reserved_host_disk_mb,
             })
 
+    def run_image_cache_manager_pass(self) -> None:
+        """Let a driver that caches images remove the ones no guest used lately."""
+        ctxt = get_admin_context()
+        instances = self.conductor.instances_get_by_host(ctxt, self.host)
+        self.driver.manage_image_cache(ctxt, instances)
+
     def periodic_tasks(self) -> list[tuple[float, Callable[[], Any]]]:
-        return [(self.conf.compute.resource_update_interval, self.update_available_resource)]
+        tasks: list[tuple[float, Callable[[], Any]]] = [
+            (self.conf.compute.resource_update_interval, self.update_available_resource)]
+        interval = self.conf.compute.image_cache_manager_interval
+        if self.driver.capabilities.get("has_imagecache") and interval > 0:
+            tasks.append((interval, self.run_image_cache_manager_pass))
+        return tasks
 
 
 def _start(event: str, host: str) -> dict[str, Any]:

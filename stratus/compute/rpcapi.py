@@ -24,6 +24,10 @@ class ComputeRPCAPI:
     def terminate_instance(self, ctxt: RequestContext, host: str, instance_uuid: str) -> None:
         self._host(host).cast(ctxt, "terminate_instance", instance_uuid=instance_uuid)
 
+    def get_console_output(self, ctxt: RequestContext, host: str,
+                           instance: dict[str, Any]) -> str:
+        return self._host(host).call(ctxt, "get_console_output", instance=instance)
+
     def instance_action(self, ctxt: RequestContext, host: str, instance_uuid: str,
                         action: str, **kwargs: Any) -> None:
         """stop_instance, start_instance, reboot_instance, pause_instance, ..."""

@@ -38,10 +38,16 @@ def finalize(conf: Config) -> None:
         conf.identity.key_file = os.path.join(state, "fernet.key")
     if not conf.image.store_dir:
         conf.image.store_dir = os.path.join(state, "images")
+    if not conf.libvirt.instances_path:
+        conf.libvirt.instances_path = os.path.join(state, "instances")
+    if not conf.libvirt.images_path:
+        conf.libvirt.images_path = os.path.join(conf.libvirt.instances_path, "_base")
     if not conf.api.public_url:
         host = conf.api.listen if conf.api.listen not in ("0.0.0.0", "::") else "127.0.0.1"
         conf.api.public_url = f"http://{host}:{conf.api.port}"
     conf.api.public_url = conf.api.public_url.rstrip("/")
+    if not conf.service_user.auth_url:
+        conf.service_user.auth_url = f"{conf.api.public_url}/identity"
 
 
 def sample_text() -> str:

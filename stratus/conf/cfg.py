@@ -90,6 +90,9 @@ class Config:
     def __init__(self, registry: dict[str, list[Opt]], path: str | None = None) -> None:
         self._registry = registry
         self.path = path
+        #: (group, option) pairs the config file set, e.g. to let a file's choice win
+        #: over a command line default.
+        self.from_file: set[tuple[str, str]] = set()
         for group, opts in registry.items():
             setattr(self, group, Group(group, {o.name: o.default for o in opts}))
 
@@ -131,6 +134,7 @@ class Config:
             for name, raw in parser.items(section):
                 opt = self._find(section, name)
                 setattr(getattr(self, section), name, opt.convert(section, raw))
+                self.from_file.add((section, name))
 
 
 def sample(registry: dict[str, list[Opt]]) -> str:

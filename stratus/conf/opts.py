@@ -27,6 +27,9 @@ DEFAULT = [
     Opt("instance_build_timeout", "float", 600.0,
         "Seconds an instance may stay in BUILD before it is put in ERROR; 0 disables.",
         min=0),
+    Opt("force_config_drive", "bool", False,
+        "Give every instance a config drive, whether or not it asked for one (Nova's "
+        "force_config_drive)."),
 ]
 
 DATABASE = [
@@ -71,7 +74,9 @@ IMAGE = [
 ]
 
 COMPUTE = [
-    Opt("driver", "str", "fake", "Virt driver: fake, or module.path:ClassName."),
+    Opt("driver", "str", "fake",
+        "Virt driver: fake, libvirt, or module.path:ClassName. The all-in-one chooses "
+        "with --hypervisor unless this is set in its config file."),
     Opt("resource_update_interval", "float", 60.0,
         "Seconds between reports of this host's resources to the conductor.", min=0.1),
     Opt("cpu_allocation_ratio", "float", 16.0, "Virtual CPUs per physical CPU.", min=0.0001),
@@ -80,6 +85,9 @@ COMPUTE = [
     Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
     Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
     Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
+    Opt("image_cache_manager_interval", "float", 2400.0,
+        "Seconds between runs of the image cache cleanup of drivers that cache images "
+        "(libvirt: see [libvirt] image_cache_max_age); 0 disables it.", min=0),
 ]
 
 FAKE = [
@@ -87,6 +95,43 @@ FAKE = [
     Opt("memory_mb", "int", 131072, "Fake driver: memory of the simulated host.", min=1),
     Opt("local_gb", "int", 2048, "Fake driver: disk of the simulated host.", min=1),
     Opt("delay", "float", 0.0, "Fake driver: seconds each operation takes.", min=0),
+]
+
+LIBVIRT = [
+    Opt("virt_type", "str", "kvm",
+        "Libvirt domain type: kvm (hardware virtualisation, needs /dev/kvm) or qemu "
+        "(TCG emulation: slower, works in nested VMs).", choices=("kvm", "qemu")),
+    Opt("connection_uri", "str", "qemu:///system", "Libvirt connection URI."),
+    Opt("instances_path", "str", None,
+        "Directory of the guests' disks, config drives and console logs, one "
+        "sub-directory per instance (default: STATE_PATH/instances)."),
+    Opt("images_path", "str", None,
+        "Directory of this host's image cache: base images, kernels and ramdisks "
+        "fetched from the image service, named by checksum (default: "
+        "INSTANCES_PATH/_base)."),
+    Opt("wait_soft_reboot_seconds", "float", 120.0,
+        "Seconds a soft reboot waits for the guest OS to shut down (ACPI) before it "
+        "falls back to a hard reboot.", min=0),
+    Opt("image_cache_max_age", "float", 86400.0,
+        "Seconds an unused base image stays in the image cache before the periodic "
+        "task removes it.", min=0),
+    Opt("image_download_timeout", "float", 600.0,
+        "Seconds an image download from the image service may take.", min=1),
+]
+
+SERVICE_USER = [
+    Opt("auth_url", "str", None,
+        "Identity v3 URL the compute service authenticates at to fetch images "
+        "(default: PUBLIC_URL/identity, the API of this deployment)."),
+    Opt("username", "str", "admin", "User the compute service fetches images as."),
+    Opt("password", "str", None,
+        "Its password (the all-in-one fills in its admin password).", secret=True),
+    Opt("project_name", "str", "admin", "Project of its token."),
+    Opt("user_domain_name", "str", "Default", "Domain of the user."),
+    Opt("project_domain_name", "str", "Default", "Domain of the project."),
+    Opt("image_endpoint", "str", None,
+        "Image API URL, e.g. http://controller:8774/image (default: from the token's "
+        "service catalog)."),
 ]
 
 SCHEDULER = [
@@ -117,6 +162,8 @@ REGISTRY: dict[str, list[Opt]] = {
     "image": IMAGE,
     "compute": COMPUTE,
     "fake": FAKE,
+    "libvirt": LIBVIRT,
+    "service_user": SERVICE_USER,
     "scheduler": SCHEDULER,
     "notifications": NOTIFICATIONS,
     "oslo_policy": OSLO_POLICY,

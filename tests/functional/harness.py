@@ -96,13 +96,15 @@ class Process:
 class AllInOne:
     """``stratus all-in-one`` on a free port with its own state directory."""
 
-    def __init__(self, state_dir: str, extra_args: list[str] | None = None) -> None:
+    def __init__(self, state_dir: str, extra_args: list[str] | None = None,
+                 hypervisor: str = "fake") -> None:
         self.state_dir = state_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         os.makedirs(state_dir, exist_ok=True)
         self.process = Process("all-in-one", [BIN, "all-in-one", "--state-dir", state_dir,
-                                              "--port", str(self.port)] + (extra_args or []),
+                                              "--port", str(self.port),
+                                              "--hypervisor", hypervisor] + (extra_args or []),
                                os.path.join(state_dir, "stdout.log"))
 
     @property

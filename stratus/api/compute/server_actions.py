@@ -1,6 +1,7 @@
 """``POST /v2.1/servers/{id}/action``: the server actions of microversion 2.1
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
-resume, lock, unlock). Each answers 202 with an empty body.
+resume, lock, unlock), each answering 202 with an empty body, and
+os-getConsoleOutput, answering 200 with ``{"output": "..."}``.
 
 As in Nova's wsgi layer, the body must be a JSON object with exactly one key
 (else 400 "Malformed request body"), and the key must name an action (else
@@ -8,6 +9,7 @@ As in Nova's wsgi layer, the body must be a JSON object with exactly one key
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 import orjson
@@ -16,9 +18,11 @@ from werkzeug.wrappers import Response
 from stratus import exception
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.compute.servers import check_server_id
-from stratus.api.wsgi import Request, Route, empty_response
+from stratus.api.wsgi import Request, Route, empty_response, json_response
 
-ActionHandler = Callable[[Request, str, Any], None]
+ActionHandler = Callable[[Request, str, Any], "Response | None"]
+# Control characters Nova strips from console output (all but \t and \n).
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f]")
 
 
 def routes() -> list[Route]:
@@ -49,6 +53,16 @@ def _reboot(req: Request, server_id: str, body: Any) -> None:
     req.state.compute_api.reboot(req.context, server_id, body["reboot"]["type"].upper())
 
 
+def _console_output(req: Request, server_id: str, body: Any) -> Response:
+    length = body["os-getConsoleOutput"].get("length")
+    if length is not None:
+        length = int(length)
+        if length == -1:  # unlimited, as Nova
+            length = None
+    output = req.state.compute_api.get_console_output(req.context, server_id, length)
+    return json_response({"output": _CONTROL_CHARS.sub("", output)})
+
+
 def _simple(method: str) -> ActionHandler:
     def handler(req: Request, server_id: str, body: Any) -> None:
         getattr(req.state.compute_api, method)(req.context, server_id)
@@ -67,6 +81,7 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
     "resume": (None, _simple("resume")),
     "lock": (None, _simple("lock")),
     "unlock": (None, _simple("unlock")),
+    "os-getConsoleOutput": (schema.validate_get_console_output, _console_output),
 }
 
 
@@ -78,5 +93,5 @@ def server_action(req: Request, server_id: str) -> Response:
     if validator is not None:
         validator(body)
     check_server_id(server_id)
-    handler(req, server_id, body)
-    return empty_response(202)
+    response = handler(req, server_id, body)
+    return response if response is not None else empty_response(202)

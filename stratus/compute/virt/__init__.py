@@ -15,6 +15,7 @@ from stratus.compute.virt.driver import ComputeDriver
 #: Short names for the drivers shipped with Stratus.
 DRIVERS: dict[str, str] = {
     "fake": "stratus.compute.virt.fake:FakeDriver",
+    "libvirt": "stratus.compute.virt.libvirt.driver:LibvirtDriver",
 }
 
 

@@ -310,6 +310,15 @@ class ComputeDriver(abc.ABC):
         state. Drivers may cap its length, keeping the newest output."""
         raise NotImplementedError(f"{type(self).__name__} has no console log")
 
+    def manage_image_cache(self, context: RequestContext,
+                           all_instances: list[Instance]) -> None:
+        """Remove cached images that no guest of this host uses and that were
+        last used longer ago than the driver's configured age. The manager
+        calls it periodically (``[compute] image_cache_manager_interval``)
+        when ``capabilities["has_imagecache"]``; ``all_instances`` are the
+        instances the database places on this host. The default does nothing.
+        """
+
     def snapshot(self, context: RequestContext, instance: Instance, image_id: str,
                  update_task_state: UpdateTaskState) -> SnapshotImage:
         """Capture the guest's root disk as the data of image ``image_id``.

@@ -260,6 +260,10 @@ class FakeDriver(driver.ComputeDriver):
             guest = self._get_guest(instance["uuid"])
             return "".join(line + "\n" for line in guest.console)
 
+    def manage_image_cache(self, context: RequestContext,
+                           all_instances: list[Instance]) -> None:
+        return None  # no image cache: guests are records
+
     def snapshot(self, context: RequestContext, instance: Instance, image_id: str,
                  update_task_state: UpdateTaskState) -> SnapshotImage:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from stratus import exception
 from stratus.api.compute import common
 from stratus.api.compute.schemas import (accessIPv4, accessIPv6, admin_password, boolean,
                                          check_base64, check_minimum, check_name, disk_config,
@@ -257,6 +258,36 @@ def validate_update(body: Any) -> None:
     common.validate(update, body)
     if "name" in body["server"]:
         check_name(body["server"]["name"])
+
+
+# Nova's get_console_output schema (microversion 2.1).
+get_console_output: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "os-getConsoleOutput": {
+            "type": "object",
+            "properties": {
+                "length": {
+                    "oneOf": [{"type": "integer", "minimum": -1},
+                              {"type": "string", "pattern": "^-?[0-9]+$"},
+                              {"type": "null"}],
+                },
+            },
+            "additionalProperties": False,
+        },
+    },
+    "required": ["os-getConsoleOutput"],
+    "additionalProperties": False,
+}
+
+
+def validate_get_console_output(body: Any) -> None:
+    common.validate(get_console_output, body)
+    length = body["os-getConsoleOutput"].get("length")
+    if isinstance(length, str) and int(length) < -1:
+        raise exception.ValidationError(
+            "Invalid input for field/attribute length. Value: "
+            f"{length}. {length} is less than the minimum of -1")
 
 
 def validate_reboot(body: Any) -> None:

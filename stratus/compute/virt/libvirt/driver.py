@@ -1,0 +1,616 @@
+"""The libvirt/QEMU driver: real guests.
+
+Each instance is a persistent libvirt domain whose uuid is the instance's,
+named ``<instance name>-<first 8 hex of the uuid>`` (unique even when
+several deployments share one libvirtd), with its files in
+``INSTANCES_PATH/<uuid>/``::
+
+    disk          qcow2 overlay on the cached base image, the flavor's root_gb big
+    disk.eph0     ephemeral disk (raw, ext4 "ephemeral0"), if the flavor has one
+    disk.swap     swap disk (raw, mkswap), if the flavor has swap
+    disk.config   the config drive (ISO 9660 "config-2"), when asked for or forced
+    kernel, ramdisk   hard links to the cached kernel_id / ramdisk_id images
+    console.log   the serial console, appended by virtlogd across boots
+    bases.json    the cached files this guest uses (for the image cache cleanup)
+
+Domains carry the instances directory in their ``<metadata>``; this driver
+lists and manages only the domains of its own directory.
+
+Options (from ``[libvirt]``, see :mod:`stratus.conf.opts`): ``virt_type``,
+``connection_uri``, ``instances_path``, ``images_path``,
+``wait_soft_reboot_seconds``, ``image_cache_max_age``; and
+``force_config_drive`` (``[DEFAULT]``) and ``image_client`` (an
+:class:`stratus.image.client.ImageClient`, or any object with ``get(id)``
+and ``download(id)``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import libvirt
+
+from stratus import exception
+from stratus.compute import power_state
+from stratus.compute.virt import driver
+from stratus.compute.virt.driver import (
+    BlockDeviceInfo, HostResources, ImageMeta, Instance, InstanceInfo,
+    InstanceNotFoundInDriver, NetworkInfo)
+from stratus.compute.virt.libvirt import config, configdrive, disk, imagecache
+
+if TYPE_CHECKING:
+    from stratus.context import RequestContext
+
+LOG = logging.getLogger(__name__)
+
+HYPERVISOR_TYPE = "QEMU"
+#: Most console output returned (Nova's MAX_CONSOLE_BYTES).
+MAX_CONSOLE_BYTES = 100 * 1024
+DEFAULT_CMDLINE = "root=/dev/vda console=tty0 console=ttyS0"
+_OPTIONS = {"virt_type": "kvm", "connection_uri": "qemu:///system", "instances_path": None,
+            "images_path": None, "wait_soft_reboot_seconds": 120.0,
+            "image_cache_max_age": 86400.0, "force_config_drive": False,
+            "image_client": None}
+_STATE = {
+    libvirt.VIR_DOMAIN_NOSTATE: power_state.NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: power_state.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: power_state.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: power_state.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: power_state.SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: power_state.SHUTDOWN,
+    libvirt.VIR_DOMAIN_CRASHED: power_state.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: power_state.SUSPENDED,
+}
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)
+
+
+class LibvirtDriver(driver.ComputeDriver):
+    capabilities = {
+        "has_imagecache": True,
+        "supports_evacuate": False,
+        "supports_migrate_to_same_host": False,
+        "supports_multiattach": False,
+    }
+
+    def __init__(self, host: str, options: Mapping[str, Any]) -> None:
+        super().__init__(host, options)
+        unknown = set(options) - set(_OPTIONS)
+        if unknown:
+            raise exception.ConfigError(
+                reason=f"unknown libvirt driver option(s): {', '.join(sorted(unknown))}")
+        settings = {**_OPTIONS, **options}
+        self.virt_type = settings["virt_type"]
+        if self.virt_type not in ("kvm", "qemu"):
+            raise exception.ConfigError(
+                reason=f"[libvirt] virt_type must be kvm or qemu, not {self.virt_type!r}")
+        self.uri = settings["connection_uri"] or "qemu:///system"
+        if not settings["instances_path"]:
+            raise exception.ConfigError(reason="[libvirt] instances_path is not set")
+        self.instances_path = os.path.abspath(settings["instances_path"])
+        self.images_path = os.path.abspath(settings["images_path"] or
+                                           os.path.join(self.instances_path, "_base"))
+        self.soft_reboot_wait = float(settings["wait_soft_reboot_seconds"])
+        self.image_cache_max_age = float(settings["image_cache_max_age"])
+        self.force_config_drive = _truthy(settings["force_config_drive"])
+        self.image_client = settings["image_client"]
+        self.disk_cache = "none"
+        self._conn: libvirt.virConnect | None = None
+        self._conn_lock = threading.Lock()
+        self._imagecache: imagecache.ImageCache | None = None
+
+    # -- connection --------------------------------------------------------------------
+    def _connection(self) -> libvirt.virConnect:
+        with self._conn_lock:
+            if self._conn is not None:
+                try:
+                    if self._conn.isAlive():
+                        return self._conn
+                except libvirt.libvirtError:
+                    pass
+                LOG.warning("Lost the libvirt connection to %s: reconnecting", self.uri)
+                self._conn = None
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                raise exception.VirtDriverError(
+                    reason=f"cannot connect to libvirt at {self.uri}: "
+                           f"{exc.get_error_message()}") from None
+            return self._conn
+
+    @property
+    def imagecache(self) -> imagecache.ImageCache:
+        if self._imagecache is None:
+            if self.image_client is None:
+                raise exception.VirtDriverError(
+                    reason="the libvirt driver has no image client: cannot fetch images")
+            self._imagecache = imagecache.ImageCache(
+                self.images_path, self.image_client.get, self.image_client.download)
+        return self._imagecache
+
+    # -- host lifecycle -------------------------------------------------------------------
+    def init_host(self, host: str) -> None:
+        if self.virt_type == "kvm" and not os.path.exists("/dev/kvm"):
+            raise exception.ConfigError(
+                reason="[libvirt] virt_type = kvm needs /dev/kvm; use virt_type = qemu")
+        for path in (self.instances_path, self.images_path):
+            os.makedirs(path, mode=0o755, exist_ok=True)
+        conn = self._connection()
+        self.disk_cache = "none" if disk.supports_direct_io(self.instances_path) else "writeback"
+        _warn_if_unreachable(self.instances_path)
+        LOG.info("libvirt driver: %s (libvirt %s, QEMU %s), virt_type=%s, instances in %s, "
+                 "disk cache=%s", self.uri, _version(conn.getLibVersion()),
+                 _version(conn.getVersion()), self.virt_type, self.instances_path,
+                 self.disk_cache)
+
+    def cleanup_host(self, host: str) -> None:
+        with self._conn_lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+
+    # -- domains -------------------------------------------------------------------------
+    def _domain_name(self, instance: Instance) -> str:
+        return f"{instance.get('name') or 'instance'}-{instance['uuid'][:8]}"
+
+    def _instance_dir(self, uuid: str) -> str:
+        return os.path.join(self.instances_path, uuid)
+
+    def _lookup(self, uuid: str) -> libvirt.virDomain:
+        try:
+            return self._connection().lookupByUUIDString(uuid)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise InstanceNotFoundInDriver(instance_uuid=uuid) from None
+            raise _error(exc, f"looking up instance {uuid}") from None
+
+    def _owned(self, dom: libvirt.virDomain) -> bool:
+        try:
+            owner = config.read_owner(dom.XMLDesc(0))
+        except libvirt.libvirtError:
+            return False
+        return owner.get("instances_path") == self.instances_path
+
+    def _state(self, dom: libvirt.virDomain) -> int:
+        state, _reason = dom.state()
+        if state == libvirt.VIR_DOMAIN_SHUTOFF and dom.hasManagedSaveImage(0):
+            return power_state.SUSPENDED
+        return _STATE.get(state, power_state.NOSTATE)
+
+    def _wait_for(self, dom: libvirt.virDomain, states: tuple[int, ...],
+                  timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self._state(dom) in states:
+                    return True
+            except libvirt.libvirtError:
+                pass
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    # -- inventory -------------------------------------------------------------------------
+    def get_info(self, instance: Instance) -> InstanceInfo:
+        dom = self._lookup(instance["uuid"])
+        try:
+            state = self._state(dom)
+            internal = str(dom.ID()) if dom.isActive() else None
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise InstanceNotFoundInDriver(instance_uuid=instance["uuid"]) from None
+            raise _error(exc, "reading the guest's state") from None
+        return InstanceInfo(state=state, internal_id=internal)
+
+    def list_instances(self) -> list[str]:
+        return [dom.UUIDString() for dom in self._domains()]
+
+    def _domains(self) -> list[libvirt.virDomain]:
+        try:
+            domains = self._connection().listAllDomains(0)
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "listing domains") from None
+        return [d for d in domains if self._owned(d)]
+
+    def instance_exists(self, instance: Instance) -> bool:
+        try:
+            self._lookup(instance["uuid"])
+            return True
+        except InstanceNotFoundInDriver:
+            return False
+
+    def get_available_nodes(self) -> list[str]:
+        return [self.host]
+
+    def get_available_resource(self, nodename: str) -> HostResources:
+        if nodename != self.host:
+            raise exception.VirtDriverError(reason=f"node {nodename!r} is not managed here")
+        conn = self._connection()
+        _model, memory_mb, cpus, *_ = conn.getInfo()
+        fs = os.statvfs(self.instances_path)
+        total_gb = fs.f_frsize * fs.f_blocks // 1024 ** 3
+        free_gb = fs.f_frsize * fs.f_bavail // 1024 ** 3
+        vcpus_used = memory_used = 0
+        domains = self._domains()
+        for dom in domains:
+            try:
+                _state, max_mem_kib, _mem, nr_vcpus, _cpu_time = dom.info()
+            except libvirt.libvirtError:
+                continue
+            vcpus_used += nr_vcpus
+            memory_used += max_mem_kib // 1024
+        return HostResources(
+            vcpus=int(cpus), memory_mb=int(memory_mb), local_gb=int(total_gb),
+            vcpus_used=vcpus_used, memory_mb_used=memory_used,
+            local_gb_used=int(total_gb - free_gb), hypervisor_type=HYPERVISOR_TYPE,
+            hypervisor_version=int(conn.getVersion()), hypervisor_hostname=self.host,
+            cpu_info=json.dumps(_cpu_info(conn.getCapabilities())), host_ip=None,
+            running_vms=len(domains))
+
+    # -- spawn / destroy --------------------------------------------------------------------
+    def spawn(self, context: RequestContext, instance: Instance, image_meta: ImageMeta,
+              injected_files: list[tuple[str, bytes]], admin_password: str | None,
+              network_info: NetworkInfo | None = None,
+              block_device_info: BlockDeviceInfo | None = None) -> None:
+        uuid = instance["uuid"]
+        started = time.monotonic()
+        if self.instance_exists(instance):
+            raise exception.VirtDriverError(reason=f"a guest with uuid {uuid} already exists")
+        inst_dir = self._instance_dir(uuid)
+        dom = None
+        try:
+            if os.path.exists(inst_dir):  # left by a crash: no domain uses it
+                shutil.rmtree(inst_dir, ignore_errors=True)
+            os.makedirs(inst_dir, mode=0o755)
+            spec = self._prepare(instance, image_meta, injected_files, admin_password,
+                                 network_info, inst_dir)
+            xml = config.domain_xml(spec)
+            conn = self._connection()
+            dom = conn.defineXML(xml)
+            dom.create()
+            if not self._wait_for(dom, (power_state.RUNNING,), 30):
+                raise exception.VirtDriverError(reason=f"guest {uuid} did not start")
+        except BaseException as exc:
+            LOG.warning("Spawning %s failed (%s): removing what was made", uuid, exc)
+            self._cleanup(uuid, dom, inst_dir)
+            if isinstance(exc, libvirt.libvirtError):
+                raise _error(exc, "starting the guest") from exc
+            if isinstance(exc, OSError):
+                raise exception.VirtDriverError(reason=f"spawn failed: {exc}") from exc
+            raise
+        LOG.info("Guest %s (%s) started in %.2f s", uuid, spec.name,
+                 time.monotonic() - started)
+
+    def _prepare(self, instance: Instance, image_meta: ImageMeta,
+                 injected_files: list[tuple[str, bytes]], admin_password: str | None,
+                 network_info: NetworkInfo | None, inst_dir: str) -> config.GuestSpec:
+        image_id = image_meta.get("id") or instance.get("image_ref")
+        if not image_id:
+            raise exception.VirtDriverError(reason="no image to boot from")
+        base = self.imagecache.fetch(str(image_id))
+        if base.format in ("kernel", "ramdisk"):
+            raise exception.Invalid(f"Image {image_id} is a {base.format} "
+                                    f"({base.image.get('disk_format')}), not a bootable disk.")
+        bases = [base.path]
+        flavor = instance.get("flavor") or {}
+        disks: list[config.Disk] = []
+
+        # Root disk: an overlay on the base, grown to root_gb.
+        virtual_size = int(disk.info(base.path, base.format)["virtual-size"])
+        root_gb = int(instance.get("root_gb") or 0)
+        size = root_gb * disk.GiB if root_gb else None
+        if size is not None and size < virtual_size:
+            raise exception.Invalid(
+                f"Flavor's disk is too small for requested image: the image's virtual size "
+                f"is {virtual_size} bytes, the flavor's root disk {root_gb} GB.")
+        root = os.path.join(inst_dir, "disk")
+        disk.create_overlay(base.path, base.format, root, size)
+        disks.append(config.Disk(root, "qcow2", "vda"))
+
+        ephemeral_gb = int(instance.get("ephemeral_gb") or flavor.get("ephemeral_gb") or 0)
+        if ephemeral_gb:
+            path = os.path.join(inst_dir, "disk.eph0")
+            disk.create_ephemeral(path, ephemeral_gb)
+            disks.append(config.Disk(path, "raw", config.disk_target(len(disks))))
+        swap_mb = int(instance.get("swap") or flavor.get("swap") or 0)
+        if swap_mb:
+            path = os.path.join(inst_dir, "disk.swap")
+            disk.create_swap(path, swap_mb)
+            disks.append(config.Disk(path, "raw", config.disk_target(len(disks))))
+        if self.force_config_drive or _truthy(instance.get("config_drive")):
+            path = os.path.join(inst_dir, "disk.config")
+            configdrive.write_iso(path, configdrive.contents(
+                instance, admin_password, injected_files, network_info))
+            disks.append(config.Disk(path, "raw", config.disk_target(len(disks)),
+                                     readonly=True))
+
+        # Direct kernel boot: kernel_id / ramdisk_id properties (Glance v2 puts them at
+        # the top level of the image record; image_meta has them under properties).
+        props = {**(image_meta.get("properties") or {}), **dict(base.image)}
+        kernel = initrd = cmdline = None
+        if props.get("kernel_id"):
+            kernel = self._link_cached(str(props["kernel_id"]), inst_dir, "kernel", bases)
+            if props.get("ramdisk_id"):
+                initrd = self._link_cached(str(props["ramdisk_id"]), inst_dir, "ramdisk",
+                                           bases)
+            cmdline = str(props.get("os_command_line") or DEFAULT_CMDLINE)
+        with open(os.path.join(inst_dir, "bases.json"), "w", encoding="utf-8") as f:
+            json.dump(bases, f)
+
+        return config.GuestSpec(
+            name=self._domain_name(instance), uuid=instance["uuid"],
+            virt_type=self.virt_type, memory_mb=int(instance["memory_mb"]),
+            vcpus=int(instance["vcpus"]), disks=disks,
+            console_log=os.path.join(inst_dir, "console.log"),
+            owner={"instances_path": self.instances_path, "host": self.host,
+                   "display_name": instance.get("display_name"),
+                   "project": instance.get("project_id"), "user": instance.get("user_id"),
+                   "flavor": flavor.get("name")},
+            kernel=kernel, initrd=initrd, cmdline=cmdline,
+            interfaces=config.interfaces_from(network_info), disk_cache=self.disk_cache)
+
+    def _link_cached(self, image_id: str, inst_dir: str, name: str,
+                     bases: list[str]) -> str:
+        cached = self.imagecache.fetch(image_id)
+        dest = os.path.join(inst_dir, name)
+        try:
+            os.link(cached.path, dest)  # instant, and survives the cache entry's removal
+        except OSError:
+            shutil.copyfile(cached.path, dest)
+        bases.append(cached.path)
+        return dest
+
+    def _cleanup(self, uuid: str, dom: libvirt.virDomain | None, inst_dir: str) -> None:
+        if dom is not None:
+            try:
+                if dom.isActive():
+                    dom.destroy()
+            except libvirt.libvirtError:
+                pass
+            try:
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            except libvirt.libvirtError:
+                pass
+        shutil.rmtree(inst_dir, ignore_errors=True)
+
+    def destroy(self, context: RequestContext, instance: Instance,
+                network_info: NetworkInfo | None = None,
+                block_device_info: BlockDeviceInfo | None = None,
+                destroy_disks: bool = True) -> None:
+        uuid = instance["uuid"]
+        try:
+            dom = self._lookup(uuid)
+        except InstanceNotFoundInDriver:
+            dom = None
+        if dom is not None:
+            try:
+                if dom.isActive():
+                    dom.destroy()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() not in (libvirt.VIR_ERR_NO_DOMAIN,
+                                                libvirt.VIR_ERR_OPERATION_INVALID):
+                    raise _error(exc, "stopping the guest") from None
+            try:
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise _error(exc, "removing the guest") from None
+        if destroy_disks:
+            shutil.rmtree(self._instance_dir(uuid), ignore_errors=True)
+
+    # -- power -------------------------------------------------------------------------------
+    def _clean_shutdown(self, dom: libvirt.virDomain, timeout: float,
+                        retry_interval: float = 10.0) -> bool:
+        """Ask the guest OS to power off (ACPI) and wait up to ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                dom.shutdown()
+            except libvirt.libvirtError as exc:
+                if not dom.isActive():
+                    return True
+                LOG.debug("ACPI shutdown request failed: %s", exc)
+            until = min(time.monotonic() + (retry_interval or timeout), deadline)
+            while time.monotonic() < until:
+                if not dom.isActive():
+                    return True
+                time.sleep(0.1)
+        return not dom.isActive()
+
+    def _start(self, dom: libvirt.virDomain, uuid: str) -> None:
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "starting the guest") from None
+        if not self._wait_for(dom, (power_state.RUNNING,), 30):
+            raise exception.VirtDriverError(reason=f"guest {uuid} did not start")
+
+    def _hard_reboot(self, dom: libvirt.virDomain, uuid: str) -> None:
+        try:
+            if dom.isActive():
+                dom.destroy()
+            if dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "stopping the guest") from None
+        self._start(dom, uuid)
+
+    def reboot(self, context: RequestContext, instance: Instance,
+               network_info: NetworkInfo | None, reboot_type: str,
+               block_device_info: BlockDeviceInfo | None = None) -> None:
+        if reboot_type not in driver.REBOOT_TYPES:
+            raise ValueError(f"reboot_type must be one of {driver.REBOOT_TYPES}, "
+                             f"not {reboot_type!r}")
+        uuid = instance["uuid"]
+        dom = self._lookup(uuid)
+        if reboot_type == "SOFT" and self._state(dom) == power_state.RUNNING:
+            if self._clean_shutdown(dom, self.soft_reboot_wait):
+                LOG.info("Guest %s shut down cleanly: starting it again", uuid)
+                self._start(dom, uuid)
+                return
+            LOG.warning("Guest %s did not shut down within %.0f s: rebooting it hard",
+                        uuid, self.soft_reboot_wait)
+        self._hard_reboot(dom, uuid)
+
+    def power_off(self, instance: Instance, timeout: int = 0, retry_interval: int = 0) -> None:
+        dom = self._lookup(instance["uuid"])
+        state = self._state(dom)
+        if timeout > 0 and state == power_state.RUNNING:
+            if self._clean_shutdown(dom, timeout, retry_interval or 10):
+                return
+        try:
+            if dom.isActive():
+                dom.destroy()
+        except libvirt.libvirtError as exc:
+            if dom.isActive():
+                raise _error(exc, "powering off the guest") from None
+
+    def power_on(self, context: RequestContext, instance: Instance,
+                 network_info: NetworkInfo | None,
+                 block_device_info: BlockDeviceInfo | None = None) -> None:
+        uuid = instance["uuid"]
+        dom = self._lookup(uuid)
+        state = self._state(dom)
+        if state == power_state.RUNNING:
+            return
+        if state not in (power_state.SHUTDOWN, power_state.CRASHED):
+            raise _state_error(uuid, "power on", state)
+        self._hard_reboot(dom, uuid)
+
+    def _require(self, instance: Instance, action: str,
+                 *allowed: int) -> tuple[libvirt.virDomain, int]:
+        dom = self._lookup(instance["uuid"])
+        state = self._state(dom)
+        if state not in allowed:
+            raise _state_error(instance["uuid"], action, state)
+        return dom, state
+
+    def pause(self, instance: Instance) -> None:
+        dom, _ = self._require(instance, "pause", power_state.RUNNING)
+        _call(dom.suspend, "pausing the guest")
+
+    def unpause(self, instance: Instance) -> None:
+        dom, _ = self._require(instance, "unpause", power_state.PAUSED)
+        _call(dom.resume, "unpausing the guest")
+
+    def suspend(self, context: RequestContext, instance: Instance) -> None:
+        dom, _ = self._require(instance, "suspend", power_state.RUNNING, power_state.PAUSED)
+        # Restored running, even when saved paused.
+        _call(lambda: dom.managedSave(libvirt.VIR_DOMAIN_SAVE_RUNNING), "suspending the guest")
+
+    def resume(self, context: RequestContext, instance: Instance,
+               network_info: NetworkInfo | None,
+               block_device_info: BlockDeviceInfo | None = None) -> None:
+        dom, _ = self._require(instance, "resume", power_state.SUSPENDED)
+        self._start(dom, instance["uuid"])
+
+    # -- console ---------------------------------------------------------------------------
+    def get_console_output(self, context: RequestContext, instance: Instance) -> str:
+        self._lookup(instance["uuid"])
+        path = os.path.join(self._instance_dir(instance["uuid"]), "console.log")
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - MAX_CONSOLE_BYTES))
+                data = f.read()
+        except FileNotFoundError:
+            return ""
+        if size > MAX_CONSOLE_BYTES:  # start at a whole line
+            data = data.split(b"\n", 1)[-1]
+        return data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+    # -- image cache -------------------------------------------------------------------------
+    def manage_image_cache(self, context: RequestContext,
+                           all_instances: list[Instance]) -> None:
+        in_use: list[str] = []
+        try:
+            names = os.listdir(self.instances_path)
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                with open(os.path.join(self.instances_path, name, "bases.json"),
+                          encoding="utf-8") as f:
+                    in_use.extend(json.load(f))
+            except (OSError, ValueError):
+                continue
+        if self._imagecache is None and not os.path.isdir(self.images_path):
+            return
+        cache = self._imagecache or imagecache.ImageCache(
+            self.images_path, _unavailable, _unavailable)
+        cache.remove_unused(in_use, self.image_cache_max_age)
+
+
+def _unavailable(_image_id: str) -> Any:
+    raise exception.VirtDriverError(reason="no image client")
+
+
+def _call(fn: Callable[[], Any], what: str) -> None:
+    try:
+        fn()
+    except libvirt.libvirtError as exc:
+        raise _error(exc, what) from None
+
+
+def _error(exc: libvirt.libvirtError, what: str) -> exception.VirtDriverError:
+    return exception.VirtDriverError(reason=f"libvirt error {what}: {exc.get_error_message()}")
+
+
+def _state_error(uuid: str, action: str, state: int) -> exception.VirtDriverError:
+    return exception.VirtDriverError(
+        reason=f"cannot {action} instance {uuid} in power state "
+               f"{power_state.STATE_MAP.get(state, state)}")
+
+
+def _version(number: int) -> str:
+    return f"{number // 1000000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def _cpu_info(capabilities_xml: str) -> dict[str, Any]:
+    try:
+        cpu = ET.fromstring(capabilities_xml).find("host/cpu")
+    except ET.ParseError:
+        return {}
+    if cpu is None:
+        return {}
+    topology = cpu.find("topology")
+    return {
+        "arch": cpu.findtext("arch"),
+        "model": cpu.findtext("model"),
+        "vendor": cpu.findtext("vendor"),
+        "topology": {k: int(topology.get(k, 1)) for k in ("sockets", "cores", "threads")}
+        if topology is not None else {},
+        "features": sorted(f.get("name", "") for f in cpu.findall("feature")),
+    }
+
+
+def _warn_if_unreachable(path: str) -> None:
+    """QEMU runs as an unprivileged user (libvirt-qemu on Debian): every directory
+    above the instances must let others through (o+x)."""
+    current = os.path.abspath(path)
+    while current != "/":
+        try:
+            mode = os.stat(current).st_mode
+        except OSError:
+            return
+        if not mode & 0o001:
+            LOG.warning("%s is not searchable by others (mode %o): QEMU, running as "
+                        "libvirt-qemu, cannot open guest disks under %s", current,
+                        mode & 0o777, path)
+            return
+        current = os.path.dirname(current)
