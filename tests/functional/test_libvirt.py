@@ -1,0 +1,268 @@
+"""Real guests: the all-in-one with ``[compute] driver = libvirt`` (QEMU TCG).
+
+Boots the test image of ``scripts/build-test-image`` (a Debian kernel and a
+busybox initramfs that prints the instance uuid and user_data from the config
+drive on its serial console) through openstacksdk, then takes the guest
+through stop/start, hard and soft reboot, pause, suspend and delete, checking
+the console log, the power states, ``virsh list --all`` and the instances
+directory. One guest at a time, 128 MB. Skipped, saying why, only when
+libvirtd cannot be set up on this machine (``scripts/libvirt-setup``).
+"""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.functional.harness import AllInOne, wait_until
+
+pytestmark = [pytest.mark.functional, pytest.mark.libvirt]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IMAGE_DIR = os.path.join(ROOT, "build", "test-image")
+URI = "qemu:///system"
+USER_DATA = b"stratus-functional-user-data 42"
+BOOT_TIMEOUT = 180.0  # TCG on a busy 2-core machine
+
+
+def _not_ready() -> str | None:
+    """Why libvirt guests cannot run here, or None."""
+    try:
+        import libvirt
+    except ImportError:
+        return "libvirt-python is not installed (scripts/libvirt-setup --python .venv/bin/python)"
+    try:
+        libvirt.open(URI).close()
+    except libvirt.libvirtError as exc:
+        return f"libvirtd is not reachable at {URI}: {exc.get_error_message()}"
+    for name in ("vmlinux", "initramfs.img", "disk.qcow2"):
+        if not os.path.exists(os.path.join(IMAGE_DIR, name)):
+            return f"{IMAGE_DIR}/{name} is missing (scripts/build-test-image)"
+    return None
+
+
+def _set_up() -> None:
+    """Try what `make libvirt` does, for a run that skipped it."""
+    if os.geteuid() != 0:
+        return
+    for script in (["scripts/libvirt-setup"], ["scripts/build-test-image"]):
+        subprocess.run(script, cwd=ROOT, capture_output=True, timeout=900, check=False)
+
+
+@pytest.fixture(scope="module")
+def libvirt_ready() -> None:
+    if _not_ready() is not None:
+        _set_up()
+    reason = _not_ready()
+    if reason is not None:
+        pytest.skip(f"libvirt cannot be set up on this machine: {reason}")
+
+
+def virsh(*args: str) -> str:
+    return subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def cloud(libvirt_ready: None):
+    # Not under pytest's 0700 tmp dirs: QEMU runs as libvirt-qemu and must reach the disks.
+    state = tempfile.mkdtemp(prefix="stratus-libvirt-", dir="/var/tmp")
+    os.chmod(state, 0o755)
+    config = os.path.join(state, "stratus.conf")
+    with open(config, "w") as f:
+        f.write("[compute]\ndriver = libvirt\nresource_update_interval = 5\n"
+                "[libvirt]\nvirt_type = qemu\nwait_soft_reboot_seconds = 60\n")
+    aio = AllInOne(os.path.join(state, "aio"), ["--config", config], hypervisor="libvirt")
+    os.chmod(aio.state_dir, 0o755)
+    aio.start(timeout=120)
+    try:
+        yield aio
+    finally:
+        code = aio.stop()
+        log = aio.process.log()
+        leftovers = remove_guests_under(state)
+        shutil.rmtree(state, ignore_errors=True)
+        assert code == 0, log
+        assert not leftovers, f"guests left behind: {leftovers}"
+
+
+def remove_guests_under(state: str) -> list[str]:
+    """Destroy the domains whose instances directory is under ``state`` (those a
+    failed test left running), so no guest outlives the test run."""
+    import libvirt
+
+    from stratus.compute.virt.libvirt import config
+
+    conn = libvirt.open(URI)
+    removed = []
+    try:
+        for dom in conn.listAllDomains(0):
+            owner = config.read_owner(dom.XMLDesc(0))
+            if not owner.get("instances_path", "").startswith(state + os.sep):
+                continue
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            removed.append(dom.UUIDString())
+    finally:
+        conn.close()
+    return removed
+
+
+@pytest.fixture(scope="module")
+def conn(cloud: AllInOne) -> Any:
+    return cloud.connect()
+
+
+def upload(cloud: AllInOne, conn: Any, name: str, path: str, disk_format: str,
+           container_format: str, **properties: str) -> str:
+    """An image through the Image v2 API (create, then PUT the data)."""
+    token = conn.session.get_token()
+    headers = {"X-Auth-Token": token}
+    body = {"name": name, "disk_format": disk_format,
+            "container_format": container_format, **properties}
+    resp = httpx.post(f"{cloud.url}/image/v2/images", json=body, headers=headers, timeout=30)
+    assert resp.status_code == 201, resp.text
+    image_id = resp.json()["id"]
+    with open(path, "rb") as f:
+        resp = httpx.put(f"{cloud.url}/image/v2/images/{image_id}/file", content=f,
+                         headers={**headers, "Content-Type": "application/octet-stream"},
+                         timeout=120)
+    assert resp.status_code == 204, resp.text
+    return image_id
+
+
+@pytest.fixture(scope="module")
+def test_image(cloud: AllInOne, conn: Any) -> str:
+    kernel = upload(cloud, conn, "test-kernel", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
+    ramdisk = upload(cloud, conn, "test-ramdisk", os.path.join(IMAGE_DIR, "initramfs.img"),
+                     "ari", "ari")
+    image_id = upload(cloud, conn, "test-image", os.path.join(IMAGE_DIR, "disk.qcow2"),
+                      "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
+                      os_command_line="console=ttyS0")
+    # The SDK sees the properties a user set with `openstack image create --property`.
+    image = conn.image.get_image(image_id)
+    assert (image.kernel_id, image.ramdisk_id) == (kernel, ramdisk)
+    return image_id
+
+
+def instances_dir(cloud: AllInOne) -> str:
+    return os.path.join(cloud.state_dir, "instances")
+
+
+def console(conn: Any, server_id: str, length: int | None = None) -> str:
+    return conn.compute.get_server_console_output(server_id, length=length)["output"]
+
+
+def wait_console(conn: Any, server_id: str, text: str, count: int = 1) -> str:
+    return wait_until(lambda: (out := console(conn, server_id)).count(text) >= count and out,
+                      BOOT_TIMEOUT, 0.5, f"{text!r} x{count} on the console")
+
+
+def wait_state(conn: Any, server_id: str, status: str, power: int) -> Any:
+    def done() -> Any:
+        server = conn.compute.get_server(server_id)
+        assert server.status != "ERROR", server.fault
+        return (server.status == status and server.task_state is None
+                and server.power_state == power and server)
+    return wait_until(done, BOOT_TIMEOUT, 0.25, f"{status}/power state {power}")
+
+
+def domain_state(server_id: str) -> str:
+    return virsh("domstate", server_id).strip()
+
+
+def test_real_guest_lifecycle(cloud: AllInOne, conn: Any, test_image: str) -> None:
+    flavor = conn.compute.find_flavor("m1.nano")  # 128 MB, 1 vCPU, 1 GB
+    started = time.monotonic()
+    server = conn.compute.create_server(
+        name="real-vm", image_id=test_image, flavor_id=flavor.id, config_drive=True,
+        user_data=base64.b64encode(USER_DATA).decode(), networks="none")
+    server = conn.compute.wait_for_server(server, status="ACTIVE", wait=BOOT_TIMEOUT)
+    assert server.power_state == 1
+    uuid_line = f"stratus-test-image: instance uuid {server.id}"
+
+    # The config drive reached the guest: uuid and user_data on the serial console.
+    wait_console(conn, server.id, uuid_line)
+    boot_s = time.monotonic() - started
+    output = wait_console(conn, server.id, "stratus-test-image: ready")
+    assert f"user_data begin\n{USER_DATA.decode()}\n" in output
+    assert "stratus-test-image: config drive /dev/vd" in output
+    assert domain_state(server.id) == "running"
+    inst_dir = os.path.join(instances_dir(cloud), server.id)
+    assert sorted(os.listdir(inst_dir)) == ["bases.json", "console.log", "disk",
+                                            "disk.config", "kernel", "ramdisk"]
+    assert len(os.listdir(os.path.join(instances_dir(cloud), "_base"))) == 3
+
+    # os-getConsoleOutput's length: the last N lines.
+    tail = console(conn, server.id, length=2)
+    assert tail.split("\n")[0] == "stratus-test-image: ready" and len(tail.split("\n")) == 2
+
+    # stop / start: a cold boot, the console log appended.
+    conn.compute.stop_server(server)
+    wait_state(conn, server.id, "SHUTOFF", 4)
+    assert domain_state(server.id) == "shut off"
+    conn.compute.start_server(server)
+    wait_state(conn, server.id, "ACTIVE", 1)
+    wait_console(conn, server.id, uuid_line, count=2)
+
+    # Hard reboot.
+    conn.compute.reboot_server(server, "HARD")
+    wait_state(conn, server.id, "ACTIVE", 1)
+    wait_console(conn, server.id, uuid_line, count=3)
+
+    # Soft reboot: ACPI power button, the guest powers off, then starts again.
+    wait_console(conn, server.id, "stratus-test-image: ready", count=3)
+    conn.compute.reboot_server(server, "SOFT")
+    wait_state(conn, server.id, "ACTIVE", 1)
+    output = wait_console(conn, server.id, uuid_line, count=4)
+    assert "ACPI power button: powering off" in output
+
+    # pause / unpause, suspend (managed save) / resume.
+    conn.compute.pause_server(server)
+    wait_state(conn, server.id, "PAUSED", 3)
+    assert domain_state(server.id) == "paused"
+    conn.compute.unpause_server(server)
+    wait_state(conn, server.id, "ACTIVE", 1)
+    conn.compute.suspend_server(server)
+    wait_state(conn, server.id, "SUSPENDED", 7)
+    assert domain_state(server.id) == "shut off"
+    assert "Managed save:   yes" in virsh("dominfo", server.id)
+    conn.compute.resume_server(server)
+    wait_state(conn, server.id, "ACTIVE", 1)
+    assert domain_state(server.id) == "running"
+
+    # Delete: domain, disks, config drive and console log all gone.
+    started = time.monotonic()
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60)
+    delete_s = time.monotonic() - started
+    assert server.id not in virsh("list", "--all", "--uuid")
+    assert not os.path.exists(inst_dir)
+    assert os.listdir(instances_dir(cloud)) == ["_base"]
+    print(f"\nreal guest: POST to uuid on the console {boot_s:.1f} s, delete {delete_s:.1f} s")
+
+
+def test_failed_spawn_leaves_nothing(cloud: AllInOne, conn: Any, tmp_path: Any) -> None:
+    """A 2 GiB image on a 1 GB flavor: the spawn fails after downloading; ERROR with
+    a fault, no domain, no instance directory."""
+    big = tmp_path / "big.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(big), "2G"], check=True)
+    image_id = upload(cloud, conn, "too-big", str(big), "qcow2", "bare")
+    flavor = conn.compute.find_flavor("m1.nano")
+    server = conn.compute.create_server(name="too-big", image_id=image_id,
+                                        flavor_id=flavor.id, networks="none")
+    server = conn.compute.wait_for_server(server, status="ERROR", failures=[],
+                                          wait=BOOT_TIMEOUT)
+    assert "too small" in server.fault["message"]
+    assert server.id not in virsh("list", "--all", "--uuid")
+    assert not os.path.exists(os.path.join(instances_dir(cloud), server.id))
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server, wait=60)
