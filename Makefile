@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8774
 STATE_DIR ?= ./.stratus
 
-.PHONY: cloud test unit functional bench install services libvirt clean
+.PHONY: cloud test unit functional bench bench-guest install services libvirt clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,6 +40,10 @@ functional: $(VENV)/.installed services libvirt
 bench: $(VENV)/.installed services
 	$(PY) bench/boot.py
 	$(PY) bench/tenants.py
+
+# Real guests under libvirt/QEMU TCG: POST -> first console line, delete -> gone.
+bench-guest: $(VENV)/.installed libvirt
+	$(PY) bench/guest.py
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR)
