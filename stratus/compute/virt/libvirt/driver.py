@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from stratus.context import RequestContext
 
 LOG = logging.getLogger(__name__)
+# libvirt prints every error to stderr by default; they are raised as exceptions.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 HYPERVISOR_TYPE = "QEMU"
 #: Most console output returned (Nova's MAX_CONSOLE_BYTES).
