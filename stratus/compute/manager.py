@@ -320,6 +320,59 @@ class ComputeManager:
                 "reserved_disk_mb": compute.reserved_host_disk_mb,
             })
 
+    def sync_power_states(self) -> None:
+        """Bring the database in line with what the hypervisor says (Nova's
+        ``_sync_power_states``), for the instances of this host that no
+        operation is working on:
+
+        * the power state is recorded when it changed;
+        * ACTIVE whose guest shut down or crashed on its own -> STOPPED;
+        * STOPPED whose guest runs (started behind our back) -> powered off.
+
+        An instance whose lock is held (an operation in flight) is skipped,
+        and every write is a compare-and-swap on ``task_state`` None, so an
+        operation that started meanwhile wins.
+        """
+        ctxt = get_admin_context()
+        for inst in self.conductor.instances_get_by_host(ctxt, self.host):
+            if inst["task_state"] is not None or inst["vm_state"] in (
+                    vm_states.BUILDING, vm_states.DELETED, vm_states.ERROR):
+                continue
+            with self._locks_guard:
+                lock = self._locks.setdefault(inst["uuid"], threading.Lock())
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                self._sync_power_state(ctxt, inst)
+            except Exception:  # noqa: BLE001 - one instance must not stop the others
+                LOG.exception("Power state sync of %s failed", inst["uuid"])
+            finally:
+                lock.release()
+
+    def _sync_power_state(self, ctxt: RequestContext, inst: dict[str, Any]) -> None:
+        uuid = inst["uuid"]
+        actual = self._power_state(inst)
+        updates: dict[str, Any] = {}
+        if inst["vm_state"] == vm_states.ACTIVE and actual in (power_state.SHUTDOWN,
+                                                               power_state.CRASHED):
+            LOG.warning("Instance %s is %s on the hypervisor: it is now STOPPED", uuid,
+                        power_state.STATE_MAP[actual])
+            updates["vm_state"] = vm_states.STOPPED
+        elif inst["vm_state"] == vm_states.STOPPED and actual == power_state.RUNNING:
+            LOG.warning("Instance %s should be stopped but runs: powering it off", uuid)
+            self.driver.power_off(inst)
+            actual = self._power_state(inst)
+        if actual != inst["power_state"]:
+            updates["power_state"] = actual
+        if not updates:
+            return
+        try:
+            self.conductor.instance_update(ctxt, uuid, updates, expected_task_state=[None])
+        except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+            return
+        if "vm_state" in updates:
+            self._notify(ctxt, "instance.power_off.end", {**inst, **updates})
+
     def run_image_cache_manager_pass(self) -> None:
         """Let a driver that caches images remove the ones no guest used lately."""
         ctxt = get_admin_context()
@@ -329,6 +382,8 @@ class ComputeManager:
     def periodic_tasks(self) -> list[tuple[float, Callable[[], Any]]]:
         tasks: list[tuple[float, Callable[[], Any]]] = [
             (self.conf.compute.resource_update_interval, self.update_available_resource)]
+        if self.conf.compute.sync_power_state_interval > 0:
+            tasks.append((self.conf.compute.sync_power_state_interval, self.sync_power_states))
         interval = self.conf.compute.image_cache_manager_interval
         if self.driver.capabilities.get("has_imagecache") and interval > 0:
             tasks.append((interval, self.run_image_cache_manager_pass))

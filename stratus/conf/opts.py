@@ -85,6 +85,9 @@ COMPUTE = [
     Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
     Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
     Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
+    Opt("sync_power_state_interval", "float", 600.0,
+        "Seconds between checks of every guest's power state against the database "
+        "(a guest that shut itself down becomes SHUTOFF); 0 disables them.", min=0),
     Opt("image_cache_manager_interval", "float", 2400.0,
         "Seconds between runs of the image cache cleanup of drivers that cache images "
         "(libvirt: see [libvirt] image_cache_max_age); 0 disables it.", min=0),

@@ -78,6 +78,7 @@ def cloud(libvirt_ready: None):
     config = os.path.join(state, "stratus.conf")
     with open(config, "w") as f:
         f.write("[compute]\ndriver = libvirt\nresource_update_interval = 5\n"
+                "sync_power_state_interval = 1\n"
                 "[libvirt]\nvirt_type = qemu\nwait_soft_reboot_seconds = 60\n")
     aio = AllInOne(os.path.join(state, "aio"), ["--config", config], hypervisor="libvirt")
     os.chmod(aio.state_dir, 0o755)
@@ -238,6 +239,11 @@ def test_real_guest_lifecycle(cloud: AllInOne, conn: Any, test_image: str) -> No
     conn.compute.resume_server(server)
     wait_state(conn, server.id, "ACTIVE", 1)
     assert domain_state(server.id) == "running"
+
+    # The guest powers itself off (ACPI from outside): the power state sync sees it.
+    wait_console(conn, server.id, "stratus-test-image: ready", count=4)
+    virsh("shutdown", server.id)
+    wait_state(conn, server.id, "SHUTOFF", 4)
 
     # Delete: domain, disks, config drive and console log all gone.
     started = time.monotonic()

@@ -1,0 +1,71 @@
+"""The compute manager's power state sync (Nova's _sync_power_states), on the fake driver."""
+from __future__ import annotations
+
+import threading
+
+from stratus.compute import power_state
+
+
+def manager_of(cloud):
+    return cloud.computes["host1"].manager
+
+
+def shown(cloud, server_id):
+    server = cloud.compute("GET", f"/servers/{server_id}").get_json()["server"]
+    return server["status"], server["OS-EXT-STS:power_state"]
+
+
+def test_a_guest_that_shut_itself_down_becomes_shutoff(cloud):
+    server = cloud.boot("quitter")
+    manager = manager_of(cloud)
+    manager.driver.set_power_state(server["id"], power_state.SHUTDOWN)
+    manager.sync_power_states()
+    assert shown(cloud, server["id"]) == ("SHUTOFF", power_state.SHUTDOWN)
+    # and it can be started again through the API
+    resp = cloud.compute("POST", f"/servers/{server['id']}/action", {"os-start": None})
+    assert resp.status_code == 202
+    cloud.wait_for(server["id"], "ACTIVE")
+
+
+def test_a_crashed_guest_becomes_shutoff(cloud):
+    server = cloud.boot("crasher")
+    manager_of(cloud).driver.set_power_state(server["id"], power_state.CRASHED)
+    manager_of(cloud).sync_power_states()
+    assert shown(cloud, server["id"]) == ("SHUTOFF", power_state.CRASHED)
+
+
+def test_a_stopped_guest_that_runs_is_powered_off(cloud):
+    server = cloud.boot("zombie")
+    cloud.compute("POST", f"/servers/{server['id']}/action", {"os-stop": None})
+    cloud.wait_for(server["id"], "SHUTOFF")
+    manager = manager_of(cloud)
+    manager.driver.set_power_state(server["id"], power_state.RUNNING)
+    manager.sync_power_states()
+    assert manager.driver.get_info({"uuid": server["id"]}).state == power_state.SHUTDOWN
+    assert shown(cloud, server["id"]) == ("SHUTOFF", power_state.SHUTDOWN)
+
+
+def test_paused_power_state_is_recorded_and_a_missing_guest_is_nostate(cloud):
+    paused, missing = cloud.boot("p"), cloud.boot("m")
+    manager = manager_of(cloud)
+    manager.driver.set_power_state(paused["id"], power_state.PAUSED)
+    del manager.driver._guests[missing["id"]]
+    manager.sync_power_states()
+    assert shown(cloud, paused["id"]) == ("ACTIVE", power_state.PAUSED)
+    assert shown(cloud, missing["id"]) == ("ACTIVE", power_state.NOSTATE)
+
+
+def test_instances_being_worked_on_are_left_alone(cloud):
+    server = cloud.boot("busy")
+    manager = manager_of(cloud)
+    manager.driver.set_power_state(server["id"], power_state.SHUTDOWN)
+    with manager._locks_guard:
+        lock = manager._locks.setdefault(server["id"], threading.Lock())
+    with lock:  # an operation in flight
+        manager.sync_power_states()
+    assert shown(cloud, server["id"]) == ("ACTIVE", power_state.RUNNING)
+
+
+def test_sync_is_a_periodic_task(cloud):
+    names = [getattr(fn, "__name__", "") for _i, fn in manager_of(cloud).periodic_tasks()]
+    assert "sync_power_states" in names
