@@ -59,7 +59,7 @@ def make_scheduler(conf: Any, transport: Any, db: Database) -> RPCService:
                       workers=conf.DEFAULT.executor_thread_pool_size)
 
 
-def driver_options(conf: Any) -> dict[str, Any]:
+def driver_options(conf: Any, image_client: Any = None) -> dict[str, Any]:
     """The options of the virt driver ``[compute] driver`` names."""
     if conf.compute.driver == "libvirt":
         from stratus.image.client import ImageClient
@@ -70,7 +70,7 @@ def driver_options(conf: Any) -> dict[str, Any]:
                 "wait_soft_reboot_seconds": lv.wait_soft_reboot_seconds,
                 "image_cache_max_age": lv.image_cache_max_age,
                 "force_config_drive": conf.DEFAULT.force_config_drive,
-                "image_client": ImageClient.from_conf(conf)}
+                "image_client": image_client or ImageClient.from_conf(conf)}
     return {"vcpus": conf.fake.vcpus, "memory_mb": conf.fake.memory_mb,
             "local_gb": conf.fake.local_gb, "delay": conf.fake.delay}
 
@@ -79,9 +79,13 @@ def make_compute(conf: Any, transport: Any) -> RPCService:
     """A compute host: note it gets no database, only the conductor."""
     host = conf.DEFAULT.host
     conductor = ConductorAPI(transport, conf.DEFAULT.rpc_response_timeout)
-    driver = load_driver(conf.compute.driver, host, driver_options(conf))
+    from stratus.image.client import ImageClient
+
+    image_client = ImageClient.from_conf(conf)  # images in, snapshots out, over HTTP
+    driver = load_driver(conf.compute.driver, host, driver_options(conf, image_client))
     manager = compute_manager.ComputeManager(conf, host, driver, conductor,
-                                             make_notifier(conf, transport, f"compute.{host}"))
+                                             make_notifier(conf, transport, f"compute.{host}"),
+                                             image_api=image_client)
     return RPCService(binary=compute_manager.BINARY, topic=compute_manager.TOPIC, host=host,
                       manager=manager, transport=transport,
                       heartbeat=lambda: conductor.service_heartbeat(

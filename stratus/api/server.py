@@ -35,7 +35,7 @@ def build_app(conf: Any, db: Database, transport: Any) -> Callable:
     authenticate = make_authenticator(provider, db)
     store = FileStore(conf.image.store_dir)
     images = ImageService.from_conf(conf, db, store)
-    compute_api = ComputeAPI(conf, db, transport, image_get=images.get)
+    compute_api = ComputeAPI(conf, db, transport, image_get=images.get, images=images)
     state = ComputeState(conf=conf, db=db, compute_api=compute_api)
     return wsgi.PrefixDispatcher({
         "/identity": build_identity_app(conf, db, provider, authenticate=authenticate),

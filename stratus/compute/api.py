@@ -73,10 +73,12 @@ def tail_lines(log: str, length: int | None) -> str:
 
 class ComputeAPI:
     def __init__(self, conf: Any, db: Database, transport: Any,
-                 image_get: Callable[[RequestContext, str], dict[str, Any]]) -> None:
+                 image_get: Callable[[RequestContext, str], dict[str, Any]],
+                 images: Any = None) -> None:
         self.conf = conf
         self.db = db
         self.image_get = image_get
+        self.images = images  # the ImageService: snapshots create image records
         timeout = conf.DEFAULT.rpc_response_timeout
         self.conductor = ConductorAPI(transport, timeout)
         self.compute_rpc = ComputeRPCAPI(transport, timeout)
@@ -300,6 +302,53 @@ class ComputeAPI:
                                   _REBOOT_TASKS[reboot_type])
         self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "reboot_instance",
                                          reboot_type=reboot_type)
+
+    def snapshot(self, ctx: RequestContext, instance_id: str, name: str,
+                 metadata: dict[str, str] | None = None) -> dict[str, Any]:
+        """createImage: a queued image record the instance's compute host fills.
+
+        The snapshot inherits the base image's properties (so a kernel_id /
+        ramdisk_id image boots the same way) and records Nova's
+        ``instance_uuid``, ``image_type=snapshot``, ``base_image_ref``.
+        """
+        if self.images is None:
+            raise exception.StratusException("Snapshots need the image service.")
+        allowed = (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED, vm_states.SUSPENDED)
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        if inst["vm_state"] not in allowed:
+            raise exception.InstanceInvalidState(action="createImage", instance_uuid=instance_id,
+                                                 attr="vm_state", state=inst["vm_state"])
+        if inst["task_state"] is not None:
+            raise exception.InstanceInvalidState(action="createImage", instance_uuid=instance_id,
+                                                 attr="task_state", state=inst["task_state"])
+        try:
+            base = self.image_get(ctx.elevated(), inst["image_ref"])
+        except exception.StratusException:
+            base = {}
+        props = {k: v for k, v in (base.get("properties") or {}).items()
+                 if k not in ("instance_uuid", "image_type", "base_image_ref", "owner_id",
+                              "user_id", "image_location")}
+        props.update(metadata or {})
+        props.update(instance_uuid=inst["uuid"], image_type="snapshot",
+                     base_image_ref=inst["image_ref"], user_id=ctx.user_id)
+        image = self.images.create(ctx, {
+            "name": name, "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "private", "min_disk": int(inst["root_gb"] or 0),
+            "min_ram": int(base.get("min_ram") or 0), **props})
+        try:
+            db_instances.instance_update(self.db, instance_id,
+                                         {"task_state": vm_states.IMAGE_SNAPSHOT},
+                                         expected_task_state=[None])
+        except exception.UnexpectedTaskStateError as exc:
+            self.images.delete(ctx, image["id"])
+            raise exception.InstanceInvalidState(action="createImage", instance_uuid=instance_id,
+                                                 attr="task_state", state=exc.kwargs["actual"])
+        db_instances.action_start(self.db, instance_id, "createImage", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "snapshot_instance",
+                                         image_id=image["id"])
+        return image
 
     def get_console_output(self, ctx: RequestContext, instance_id: str,
                            length: int | None = None) -> str:

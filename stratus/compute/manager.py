@@ -34,12 +34,14 @@ TOPIC = "compute"
 
 class ComputeManager:
     def __init__(self, conf: Any, host: str, driver: ComputeDriver, conductor: ConductorAPI,
-                 notifier: Any) -> None:
+                 notifier: Any, image_api: Any = None) -> None:
         self.conf = conf
         self.host = host
         self.driver = driver
         self.conductor = conductor
         self.notifier = notifier
+        # Uploads snapshots (stratus.image.client.ImageClient: set_formats, upload, delete).
+        self.image_api = image_api
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._build_slots = threading.BoundedSemaphore(conf.compute.max_concurrent_builds)
@@ -293,6 +295,67 @@ class ComputeManager:
         self._run_action(ctxt, instance_uuid, "resume_instance", vm_states.RESUMING,
                          lambda i: self.driver.resume(ctxt, i, None),
                          {"vm_state": vm_states.ACTIVE}, "resume")
+
+    # -- snapshots -----------------------------------------------------------------------
+    def snapshot_instance(self, ctxt: RequestContext, instance_uuid: str,
+                          image_id: str) -> None:
+        """createImage: the driver captures the root disk, this uploads it to the
+        queued image ``image_id``. On failure the image is deleted, the
+        instance gets a fault and its task state back to None."""
+        uuid = instance_uuid
+        event = "compute_snapshot_instance"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {}, expected_task_state=[vm_states.IMAGE_SNAPSHOT],
+                    event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping snapshot of %s: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.snapshot.start", inst)
+            current = {"task": vm_states.IMAGE_SNAPSHOT}
+
+            def update_task_state(*, task_state: str, expected_state: str | None = None) -> None:
+                self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": task_state},
+                    expected_task_state=[expected_state or current["task"]])
+                current["task"] = task_state
+
+            started = time.monotonic()
+            try:
+                if self.image_api is None:
+                    raise exception.VirtDriverError(reason="this compute host cannot upload "
+                                                           "images (no image client)")
+                snap = self.driver.snapshot(ctxt, inst, image_id, update_task_state)
+                if (snap.disk_format, snap.container_format) != ("qcow2", "bare"):
+                    self.image_api.set_formats(image_id, snap.disk_format,
+                                               snap.container_format)
+                self.image_api.upload(image_id, snap.chunks, snap.size)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Snapshot of %s failed", uuid)
+                details = tb.format_exc()
+                if self.image_api is not None:
+                    with contextlib.suppress(Exception):
+                        self.image_api.delete(image_id)
+                with contextlib.suppress(exception.InstanceNotFound):
+                    self.conductor.instance_update(
+                        ctxt, uuid, {"task_state": None},
+                        event=_finish(event, "Error", details),
+                        fault={"code": getattr(exc, "code", 500),
+                               "message": _fault_message(exc), "details": details,
+                               "host": self.host})
+                self._notify(ctxt, "instance.snapshot.error", inst, error=True)
+                return
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": None, "power_state": self._power_state(inst)},
+                    expected_task_state=[current["task"]], event=_finish(event, "Success"))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Snapshot of %s overtaken: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.snapshot.end", inst)
+            LOG.info("Snapshot %s of instance %s uploaded in %.2f s", image_id, uuid,
+                     time.monotonic() - started)
 
     # -- console -------------------------------------------------------------------------
     def get_console_output(self, ctxt: RequestContext, instance: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from stratus import exception
@@ -116,22 +116,24 @@ class ImageClient:
         with self._lock:
             self._token = None
 
-    def _open(self, path: str, image_id: str) -> Any:
+    def _open(self, path: str, image_id: str, method: str = "GET", data: Any = None,
+              headers: dict[str, str] | None = None) -> Any:
         for attempt in (1, 2):
-            headers = self._auth_headers()
-            req = urllib.request.Request(f"{self._endpoint}{path}", headers=headers)
+            req_headers = {**self._auth_headers(), **(headers or {})}
+            req = urllib.request.Request(f"{self._endpoint}{path}", headers=req_headers,
+                                         method=method, data=data)
             try:
                 return urllib.request.urlopen(req, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
-                if exc.code == 401 and attempt == 1:
+                if exc.code == 401 and attempt == 1 and not _is_stream(data):
                     self._invalidate()
                     continue
                 if exc.code == 404:
                     raise ImageNotFoundError(image_id=image_id) from None
-                raise ImageClientError(reason=f"GET {path}: HTTP {exc.code}") from None
+                raise ImageClientError(reason=f"{method} {path}: HTTP {exc.code}") from None
             except (urllib.error.URLError, OSError) as exc:
-                raise ImageClientError(reason=f"GET {path}: {exc}") from None
-        raise ImageClientError(reason=f"GET {path}: unauthorized")
+                raise ImageClientError(reason=f"{method} {path}: {exc}") from None
+        raise ImageClientError(reason=f"{method} {path}: unauthorized")
 
     # -- the API ----------------------------------------------------------------------
     def get(self, image_id: str) -> dict[str, Any]:
@@ -151,3 +153,29 @@ class ImageClient:
                 yield chunk
         finally:
             resp.close()
+
+    def set_formats(self, image_id: str, disk_format: str, container_format: str) -> None:
+        """Set an image's disk and container format (before its data is uploaded)."""
+        patch = [{"op": "replace", "path": "/disk_format", "value": disk_format},
+                 {"op": "replace", "path": "/container_format", "value": container_format}]
+        with self._open(f"/v2/images/{image_id}", image_id, "PATCH",
+                        json.dumps(patch).encode(),
+                        {"Content-Type": "application/openstack-images-v2.1-json-patch"}):
+            pass
+
+    def upload(self, image_id: str, chunks: Iterable[bytes], size: int | None = None) -> None:
+        """PUT the image data (streamed; chunked when the size is unknown)."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        with self._open(f"/v2/images/{image_id}/file", image_id, "PUT", iter(chunks),
+                        headers):
+            pass
+
+    def delete(self, image_id: str) -> None:
+        with self._open(f"/v2/images/{image_id}", image_id, "DELETE"):
+            pass
+
+
+def _is_stream(data: Any) -> bool:
+    return data is not None and not isinstance(data, (bytes, bytearray))

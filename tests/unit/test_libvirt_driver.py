@@ -283,3 +283,31 @@ def test_bad_options_are_config_errors(tmp_path):
                                "virt_type": "qemu", "instances_path": str(tmp_path)})
     with pytest.raises(exception.VirtDriverError, match="cannot connect"):
         d.init_host("h")
+
+
+@pytest.mark.parametrize("start_state", ["running", "paused", "stopped"])
+def test_snapshot_flattens_the_root_disk_and_restores_the_guest(drv, start_state):
+    from stratus.compute.virt.libvirt import disk
+
+    inst = instance()
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    if start_state == "paused":
+        drv.pause(inst)
+    elif start_state == "stopped":
+        drv.power_off(inst)
+    before = state(drv, inst)
+    moves = []
+
+    def update_task_state(*, task_state, expected_state=None):
+        moves.append((task_state, expected_state))
+
+    snap = drv.snapshot(None, inst, "img-1", update_task_state)
+    assert moves == [("image_pending_upload", None), ("image_uploading", "image_pending_upload")]
+    assert (snap.disk_format, snap.container_format) == ("qcow2", "bare")
+    assert state(drv, inst) == before
+    path = os.path.join(drv.instances_path, "_snapshots", "img-1.qcow2")
+    info = disk.info(path)
+    assert info["format"] == "qcow2" and "backing-filename" not in info  # flattened
+    assert info["virtual-size"] == disk.GiB
+    data = b"".join(snap.chunks)
+    assert len(data) == snap.size and not os.path.exists(path)  # removed once read

@@ -1,6 +1,7 @@
 """``POST /v2.1/servers/{id}/action``: the server actions of microversion 2.1
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
-resume, lock, unlock), each answering 202 with an empty body, and
+resume, lock, unlock), each answering 202 with an empty body; createImage
+(202, the new image's URL in ``Location``); and
 os-getConsoleOutput, answering 200 with ``{"output": "..."}``.
 
 As in Nova's wsgi layer, the body must be a JSON object with exactly one key
@@ -63,6 +64,15 @@ def _console_output(req: Request, server_id: str, body: Any) -> Response:
     return json_response({"output": _CONTROL_CHARS.sub("", output)})
 
 
+def _create_image(req: Request, server_id: str, body: Any) -> Response:
+    args = body["createImage"]
+    image = req.state.compute_api.snapshot(req.context, server_id, args["name"],
+                                           args.get("metadata") or {})
+    # Microversion 2.1: no body, the image's URL in Location (clients take its last part).
+    location = f"{req.state.conf.api.public_url}/image/v2/images/{image['id']}"
+    return empty_response(202, headers={"Location": location})
+
+
 def _simple(method: str) -> ActionHandler:
     def handler(req: Request, server_id: str, body: Any) -> None:
         getattr(req.state.compute_api, method)(req.context, server_id)
@@ -82,6 +92,7 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
     "lock": (None, _simple("lock")),
     "unlock": (None, _simple("unlock")),
     "os-getConsoleOutput": (schema.validate_get_console_output, _console_output),
+    "createImage": (schema.validate_create_image, _create_image),
 }
 
 

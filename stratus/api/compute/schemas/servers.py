@@ -290,6 +290,35 @@ def validate_get_console_output(body: Any) -> None:
             f"{length}. {length} is less than the minimum of -1")
 
 
+# Nova's createImage schema (microversion 2.1).
+create_image: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "createImage": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255,
+                         "pattern": "^(?! )[\\S ]*(?<! )$"},
+                "metadata": {
+                    "type": "object",
+                    "patternProperties": {
+                        "^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
+                    "additionalProperties": False,
+                },
+            },
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["createImage"],
+    "additionalProperties": False,
+}
+
+
+def validate_create_image(body: Any) -> None:
+    common.validate(create_image, body)
+
+
 def validate_reboot(body: Any) -> None:
     common.validate(reboot, body)
 

@@ -63,7 +63,12 @@ def check_image(path: str, disk_format: str) -> dict[str, Any]:
 
 
 def convert_to_raw(src: str, src_format: str, dest: str) -> None:
-    _run("qemu-img", "convert", "-f", src_format, "-O", "raw", src, dest)
+    convert(src, src_format, dest, "raw")
+
+
+def convert(src: str, src_format: str, dest: str, dest_format: str) -> None:
+    """Copy ``src`` (with its backing chain, flattened) to ``dest``."""
+    _run("qemu-img", "convert", "-f", src_format, "-O", dest_format, src, dest)
 
 
 def create_overlay(base: str, base_format: str, path: str, size_bytes: int | None) -> None:

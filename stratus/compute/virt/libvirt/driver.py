@@ -32,17 +32,17 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import libvirt
 
 from stratus import exception
-from stratus.compute import power_state
+from stratus.compute import power_state, vm_states
 from stratus.compute.virt import driver
 from stratus.compute.virt.driver import (
     BlockDeviceInfo, HostResources, ImageMeta, Instance, InstanceInfo,
-    InstanceNotFoundInDriver, NetworkInfo)
+    InstanceNotFoundInDriver, NetworkInfo, SnapshotImage)
 from stratus.compute.virt.libvirt import config, configdrive, disk, imagecache
 
 if TYPE_CHECKING:
@@ -148,6 +148,8 @@ class LibvirtDriver(driver.ComputeDriver):
                 reason="[libvirt] virt_type = kvm needs /dev/kvm; use virt_type = qemu")
         for path in (self.instances_path, self.images_path):
             os.makedirs(path, mode=0o755, exist_ok=True)
+        # Snapshots whose upload a stop interrupted.
+        shutil.rmtree(os.path.join(self.instances_path, "_snapshots"), ignore_errors=True)
         conn = self._connection()
         self.disk_cache = "none" if disk.supports_direct_io(self.instances_path) else "writeback"
         _warn_if_unreachable(self.instances_path)
@@ -441,6 +443,17 @@ class LibvirtDriver(driver.ComputeDriver):
         if not self._wait_for(dom, (power_state.RUNNING,), 30):
             raise exception.VirtDriverError(reason=f"guest {uuid} did not start")
 
+    def _restore(self, dom: libvirt.virDomain, uuid: str, state: int) -> None:
+        """Start a guest from its managed save, in ``state`` (RUNNING or PAUSED)."""
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "restoring the guest") from None
+        if not self._wait_for(dom, (power_state.RUNNING, power_state.PAUSED), 30):
+            raise exception.VirtDriverError(reason=f"guest {uuid} did not come back")
+        if state == power_state.PAUSED and self._state(dom) == power_state.RUNNING:
+            _call(dom.suspend, "pausing the guest again")
+
     def _hard_reboot(self, dom: libvirt.virDomain, uuid: str) -> None:
         try:
             if dom.isActive():
@@ -520,6 +533,40 @@ class LibvirtDriver(driver.ComputeDriver):
         dom, _ = self._require(instance, "resume", power_state.SUSPENDED)
         self._start(dom, instance["uuid"])
 
+    # -- snapshots ---------------------------------------------------------------------------
+    def snapshot(self, context: RequestContext, instance: Instance, image_id: str,
+                 update_task_state: driver.UpdateTaskState) -> SnapshotImage:
+        """A cold snapshot, as Nova's when a live one is not possible: a running
+        or paused guest is saved to disk (managed save) while ``qemu-img
+        convert`` flattens its root disk (overlay + base) into one qcow2, then
+        restored as it was. A stopped or suspended guest is not touched."""
+        uuid = instance["uuid"]
+        dom = self._lookup(uuid)
+        update_task_state(task_state=vm_states.IMAGE_PENDING_UPLOAD)
+        state = self._state(dom)
+        snap_dir = os.path.join(self.instances_path, "_snapshots")
+        os.makedirs(snap_dir, mode=0o700, exist_ok=True)
+        path = os.path.join(snap_dir, f"{image_id}.qcow2")
+        saved = False
+        try:
+            if state in (power_state.RUNNING, power_state.PAUSED):
+                flag = (libvirt.VIR_DOMAIN_SAVE_PAUSED if state == power_state.PAUSED
+                        else libvirt.VIR_DOMAIN_SAVE_RUNNING)
+                _call(lambda: dom.managedSave(flag), "saving the guest for a snapshot")
+                saved = True
+            disk.convert(os.path.join(self._instance_dir(uuid), "disk"), "qcow2", path,
+                         "qcow2")
+        except BaseException:
+            _unlink(path)
+            raise
+        finally:
+            if saved:
+                self._restore(dom, uuid, state)
+        update_task_state(task_state=vm_states.IMAGE_UPLOADING,
+                          expected_state=vm_states.IMAGE_PENDING_UPLOAD)
+        return SnapshotImage(disk_format="qcow2", container_format="bare",
+                             chunks=_read_then_delete(path), size=os.path.getsize(path))
+
     # -- console ---------------------------------------------------------------------------
     def get_console_output(self, context: RequestContext, instance: Instance) -> str:
         self._lookup(instance["uuid"])
@@ -556,6 +603,22 @@ class LibvirtDriver(driver.ComputeDriver):
         cache = self._imagecache or imagecache.ImageCache(
             self.images_path, _unavailable, _unavailable)
         cache.remove_unused(in_use, self.image_cache_max_age)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _read_then_delete(path: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+    finally:
+        _unlink(path)
 
 
 def _unavailable(_image_id: str) -> Any:
