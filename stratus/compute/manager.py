@@ -53,6 +53,9 @@ class ComputeManager:
         A build that was spawning when the service stopped cannot be resumed:
         it goes to ERROR with a fault. Other interrupted operations get their
         task state cleared and the power state re-read from the driver.
+        Guests of ACTIVE instances found shut off (the host rebooted) are
+        booted again with ``[compute] resume_guests_state_on_host_boot``;
+        then the power states are synced once (:meth:`sync_power_states`).
         """
         self.driver.init_host(self.host)
         ctxt = get_admin_context()
@@ -81,6 +84,16 @@ class ComputeManager:
                 state = self._power_state(inst) if uuid in known else power_state.NOSTATE
                 self.conductor.instance_update(ctxt, uuid, {"task_state": None,
                                                             "power_state": state})
+            elif (inst["task_state"] is None and inst["vm_state"] == vm_states.ACTIVE
+                  and self.conf.compute.resume_guests_state_on_host_boot and uuid in known
+                  and self._power_state(inst) in (power_state.SHUTDOWN,
+                                                  power_state.CRASHED)):
+                LOG.info("Booting the guest of ACTIVE instance %s again", uuid)
+                try:
+                    self.driver.reboot(ctxt, inst, None, "HARD")
+                except Exception:  # noqa: BLE001 - the sync below records what it is
+                    LOG.exception("Could not boot the guest of %s again", uuid)
+        self.sync_power_states()
         self.update_available_resource()
 
     def cleanup_host(self) -> None:

@@ -85,6 +85,9 @@ COMPUTE = [
     Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
     Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
     Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
+    Opt("resume_guests_state_on_host_boot", "bool", False,
+        "At start, boot the guests of ACTIVE instances that are shut off (the host "
+        "rebooted); otherwise they become SHUTOFF, as the power state sync finds them."),
     Opt("sync_power_state_interval", "float", 600.0,
         "Seconds between checks of every guest's power state against the database "
         "(a guest that shut itself down becomes SHUTOFF); 0 disables them.", min=0),

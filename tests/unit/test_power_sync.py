@@ -69,3 +69,20 @@ def test_instances_being_worked_on_are_left_alone(cloud):
 def test_sync_is_a_periodic_task(cloud):
     names = [getattr(fn, "__name__", "") for _i, fn in manager_of(cloud).periodic_tasks()]
     assert "sync_power_states" in names
+
+
+def test_init_host_syncs_or_resumes_guests_found_off(tmp_path):
+    from tests.cloud import InProcessCloud
+
+    for resume, expected in ((False, ("SHUTOFF", power_state.SHUTDOWN)),
+                             (True, ("ACTIVE", power_state.RUNNING))):
+        cloud = InProcessCloud(tmp_path / str(resume), overrides={
+            ("compute", "resume_guests_state_on_host_boot"): resume})
+        try:
+            server = cloud.boot("rebooted-host")
+            manager = manager_of(cloud)
+            manager.driver.set_power_state(server["id"], power_state.SHUTDOWN)
+            manager.init_host()  # the compute service starts again
+            assert shown(cloud, server["id"]) == expected
+        finally:
+            cloud.close()
