@@ -303,6 +303,54 @@ class ComputeAPI:
         self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "reboot_instance",
                                          reboot_type=reboot_type)
 
+    def rebuild(self, ctx: RequestContext, instance_id: str, image_ref: str,
+                admin_pass: str | None, *, preserve_ephemeral: bool = False,
+                name: str | None = None, metadata: dict[str, str] | None = None,
+                access_ip_v4: Any = UNSET, access_ip_v6: Any = UNSET) -> dict[str, Any]:
+        """Re-create the guest from ``image_ref`` on its host, keeping its uuid,
+        flavor, addresses and config drive choice (Nova's rebuild)."""
+        allowed = (vm_states.ACTIVE, vm_states.STOPPED, vm_states.ERROR)
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        if inst["vm_state"] not in allowed:
+            raise exception.InstanceInvalidState(action="rebuild", instance_uuid=instance_id,
+                                                 attr="vm_state", state=inst["vm_state"])
+        if not inst.get("host"):
+            raise exception.InstanceInvalidState(action="rebuild", instance_uuid=instance_id,
+                                                 attr="host", state="None")
+        image = self._image_for_boot(ctx, image_ref)
+        flavor = inst.get("flavor") or {}
+        if image.get("min_ram") and int(flavor.get("memory_mb") or inst["memory_mb"]) < \
+                image["min_ram"]:
+            raise exception.Invalid("Flavor's memory is too small for requested image.")
+        root_gb = int(inst.get("root_gb") or 0)
+        if image.get("min_disk") and root_gb and root_gb < image["min_disk"]:
+            raise exception.Invalid("Flavor's disk is too small for requested image.")
+        updates: dict[str, Any] = {"task_state": vm_states.REBUILDING, "image_ref": image["id"]}
+        if name is not None:
+            updates["display_name"] = name
+        if metadata is not None:
+            updates["metadata"] = metadata
+        if access_ip_v4 is not UNSET:
+            updates["access_ip_v4"] = access_ip_v4
+        if access_ip_v6 is not UNSET:
+            updates["access_ip_v6"] = access_ip_v6
+        try:
+            inst = db_instances.instance_update(self.db, instance_id, updates,
+                                                expected_task_state=[None])
+        except exception.UnexpectedTaskStateError as exc:
+            raise exception.InstanceInvalidState(action="rebuild", instance_uuid=instance_id,
+                                                 attr="task_state", state=exc.kwargs["actual"])
+        db_instances.action_start(self.db, instance_id, "rebuild", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        image_meta = {"id": image["id"], "min_ram": image.get("min_ram", 0),
+                      "min_disk": image.get("min_disk", 0),
+                      "properties": image.get("properties", {})}
+        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "rebuild_instance",
+                                         image=image_meta, admin_pass=admin_pass,
+                                         preserve_ephemeral=preserve_ephemeral)
+        return inst
+
     def snapshot(self, ctx: RequestContext, instance_id: str, name: str,
                  metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """createImage: a queued image record the instance's compute host fills.

@@ -309,6 +309,53 @@ class ComputeManager:
                          lambda i: self.driver.resume(ctxt, i, None),
                          {"vm_state": vm_states.ACTIVE}, "resume")
 
+    # -- rebuild -------------------------------------------------------------------------
+    def rebuild_instance(self, ctxt: RequestContext, instance_uuid: str,
+                         image: dict[str, Any], admin_pass: str | None = None,
+                         preserve_ephemeral: bool = False) -> None:
+        """Destroy the guest and its disks, spawn it again from ``image`` (the
+        API already set the instance's image_ref); a STOPPED instance stays
+        stopped. Failure puts the instance in ERROR with a fault, as Nova."""
+        uuid = instance_uuid
+        event = "compute_rebuild_instance"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {}, expected_task_state=[vm_states.REBUILDING],
+                    event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping rebuild of %s: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.rebuild.start", inst)
+            stopped = inst["vm_state"] == vm_states.STOPPED
+            try:
+                self.driver.destroy(ctxt, inst, destroy_disks=True)
+                self.driver.spawn(ctxt, inst, image, [], admin_pass)
+                if stopped:
+                    self.driver.power_off(inst)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Rebuild of %s failed", uuid)
+                details = tb.format_exc()
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst)
+                failed = self._set_error(ctxt, uuid, _fault_message(exc), details,
+                                         getattr(exc, "code", 500),
+                                         event=_finish(event, "Error", details))
+                self._notify(ctxt, "instance.rebuild.error", failed or inst, error=True)
+                return
+            try:
+                inst = self.conductor.instance_update(ctxt, uuid, {
+                    "vm_state": vm_states.STOPPED if stopped else vm_states.ACTIVE,
+                    "task_state": None, "power_state": self._power_state(inst),
+                    "launched_at": isotime_us(utcnow())},
+                    expected_task_state=[vm_states.REBUILDING],
+                    event=_finish(event, "Success"))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Rebuild of %s overtaken: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.rebuild.end", inst)
+            LOG.info("Instance %s rebuilt", uuid)
+
     # -- snapshots -----------------------------------------------------------------------
     def snapshot_instance(self, ctxt: RequestContext, instance_uuid: str,
                           image_id: str) -> None:

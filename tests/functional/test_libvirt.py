@@ -4,7 +4,7 @@ Boots the test image of ``scripts/build-test-image`` (a Debian kernel and a
 busybox initramfs that prints the instance uuid and user_data from the config
 drive on its serial console) through openstacksdk, then takes the guest
 through stop/start, hard and soft reboot, pause, suspend, a snapshot (and a
-second guest booted from it), a shutdown from inside and delete, checking
+second guest booted from it), a rebuild, a shutdown from inside and delete, checking
 the console log, the power states, ``virsh list --all`` and the instances
 directory. At most two guests at a time, 128 MB each. Skipped, saying why, only when
 libvirtd cannot be set up on this machine (``scripts/libvirt-setup``).
@@ -258,8 +258,14 @@ def test_real_guest_lifecycle(cloud: AllInOne, conn: Any, test_image: str) -> No
     conn.compute.delete_server(second)
     conn.compute.wait_for_delete(second, wait=60)
 
+    # Rebuild from the snapshot: new disks, new config drive, new console log.
+    conn.compute.rebuild_server(server, image=image.id, admin_password="rebuilt-pw")
+    wait_state(conn, server.id, "ACTIVE", 1)
+    assert conn.compute.get_server(server.id).image.id == image.id
+    output = wait_console(conn, server.id, "stratus-test-image: ready")
+    assert output.count(uuid_line) == 1
+
     # The guest powers itself off (ACPI from outside): the power state sync sees it.
-    wait_console(conn, server.id, "stratus-test-image: ready", count=4)
     virsh("shutdown", server.id)
     wait_state(conn, server.id, "SHUTOFF", 4)
 

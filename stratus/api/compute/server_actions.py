@@ -1,7 +1,8 @@
 """``POST /v2.1/servers/{id}/action``: the server actions of microversion 2.1
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
 resume, lock, unlock), each answering 202 with an empty body; createImage
-(202, the new image's URL in ``Location``); and
+(202, the new image's URL in ``Location``); rebuild (202, the server with
+its new adminPass); and
 os-getConsoleOutput, answering 200 with ``{"output": "..."}``.
 
 As in Nova's wsgi layer, the body must be a JSON object with exactly one key
@@ -64,6 +65,26 @@ def _console_output(req: Request, server_id: str, body: Any) -> Response:
     return json_response({"output": _CONTROL_CHARS.sub("", output)})
 
 
+def _rebuild(req: Request, server_id: str, body: Any) -> Response:
+    from stratus.api.compute.servers import generate_password
+    from stratus.api.compute.views.servers import ServerViewBuilder, id_from_href
+
+    args = body["rebuild"]
+    password = args["adminPass"] if "adminPass" in args else generate_password()
+    changes = {key: args[field] for field, key in (
+        ("name", "name"), ("metadata", "metadata"), ("accessIPv4", "access_ip_v4"),
+        ("accessIPv6", "access_ip_v6")) if field in args}
+    try:
+        instance = req.state.compute_api.rebuild(
+            req.context, server_id, id_from_href(args["imageRef"]), password,
+            preserve_ephemeral=bool(args.get("preserve_ephemeral", False)), **changes)
+    except exception.ImageNotFound:
+        raise exception.Invalid("Cannot find requested image")
+    server = ServerViewBuilder.for_request(req).show(instance)
+    server["adminPass"] = password
+    return json_response({"server": server}, status=202)
+
+
 def _create_image(req: Request, server_id: str, body: Any) -> Response:
     args = body["createImage"]
     image = req.state.compute_api.snapshot(req.context, server_id, args["name"],
@@ -93,6 +114,7 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
     "unlock": (None, _simple("unlock")),
     "os-getConsoleOutput": (schema.validate_get_console_output, _console_output),
     "createImage": (schema.validate_create_image, _create_image),
+    "rebuild": (schema.validate_rebuild, _rebuild),
 }
 
 

@@ -290,6 +290,48 @@ def validate_get_console_output(body: Any) -> None:
             f"{length}. {length} is less than the minimum of -1")
 
 
+# Nova's rebuild schema (microversion 2.1).
+rebuild: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "rebuild": {
+            "type": "object",
+            "properties": {
+                "imageRef": {"type": "string", "minLength": 1},
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "adminPass": {"type": "string"},
+                "metadata": {
+                    "type": "object",
+                    "patternProperties": {
+                        "^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
+                    "additionalProperties": False,
+                },
+                "personality": {"type": "array", "maxItems": 5, "items": {
+                    "type": "object",
+                    "properties": {"path": {"type": "string"},
+                                   "contents": {"type": "string"}},
+                    "additionalProperties": False}},
+                "preserve_ephemeral": {"type": "boolean"},
+                "accessIPv4": {"type": ["string", "null"]},
+                "accessIPv6": {"type": ["string", "null"]},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            },
+            "required": ["imageRef"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["rebuild"],
+    "additionalProperties": False,
+}
+
+
+def validate_rebuild(body: Any) -> None:
+    common.validate(rebuild, body)
+    args = body["rebuild"]
+    if "name" in args:
+        check_name(args["name"])
+
+
 # Nova's createImage schema (microversion 2.1).
 create_image: dict[str, Any] = {
     "type": "object",
