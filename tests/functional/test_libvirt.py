@@ -181,6 +181,7 @@ def domain_state(server_id: str) -> str:
     return virsh("domstate", server_id).strip()
 
 
+@pytest.mark.timeout(900)  # TCG guests on a loaded 2-core machine: ~70 s when idle
 def test_real_guest_lifecycle(cloud: AllInOne, conn: Any, test_image: str) -> None:
     flavor = conn.compute.find_flavor("m1.nano")  # 128 MB, 1 vCPU, 1 GB
     started = time.monotonic()
@@ -281,6 +282,7 @@ def test_real_guest_lifecycle(cloud: AllInOne, conn: Any, test_image: str) -> No
     print(f"\nreal guest: POST to uuid on the console {boot_s:.1f} s, delete {delete_s:.1f} s")
 
 
+@pytest.mark.timeout(600)
 def test_failed_spawn_leaves_nothing(cloud: AllInOne, conn: Any, tmp_path: Any) -> None:
     """A 2 GiB image on a 1 GB flavor: the spawn fails after downloading; ERROR with
     a fault, no domain, no instance directory."""
