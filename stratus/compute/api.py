@@ -351,6 +351,25 @@ class ComputeAPI:
                                          preserve_ephemeral=preserve_ephemeral)
         return inst
 
+    def rescue(self, ctx: RequestContext, instance_id: str, admin_pass: str,
+               rescue_image_ref: str | None = None) -> None:
+        """Boot the instance from a rescue image (its own image by default),
+        its root disk attached second (Nova's rescue)."""
+        inst = self.get(ctx, instance_id)
+        image = self._image_for_boot(ctx, rescue_image_ref or inst["image_ref"])
+        inst = self._start_action(ctx, instance_id, "rescue",
+                                  (vm_states.ACTIVE, vm_states.STOPPED, vm_states.ERROR),
+                                  vm_states.RESCUING)
+        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "rescue_instance",
+                                         image={"id": image["id"],
+                                                "properties": image.get("properties", {})},
+                                         rescue_password=admin_pass)
+
+    def unrescue(self, ctx: RequestContext, instance_id: str) -> None:
+        inst = self._start_action(ctx, instance_id, "unrescue", (vm_states.RESCUED,),
+                                  vm_states.UNRESCUING)
+        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "unrescue_instance")
+
     def snapshot(self, ctx: RequestContext, instance_id: str, name: str,
                  metadata: dict[str, str] | None = None) -> dict[str, Any]:
         """createImage: a queued image record the instance's compute host fills.

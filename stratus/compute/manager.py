@@ -422,6 +422,18 @@ class ComputeManager:
         """The whole console log the driver keeps (the API takes the tail)."""
         return self.driver.get_console_output(ctxt, instance)
 
+    # -- rescue --------------------------------------------------------------------------
+    def rescue_instance(self, ctxt: RequestContext, instance_uuid: str,
+                        image: dict[str, Any], rescue_password: str | None = None) -> None:
+        self._run_action(ctxt, instance_uuid, "rescue_instance", vm_states.RESCUING,
+                         lambda i: self.driver.rescue(ctxt, i, None, image, rescue_password),
+                         {"vm_state": vm_states.RESCUED}, "rescue")
+
+    def unrescue_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self._run_action(ctxt, instance_uuid, "unrescue_instance", vm_states.UNRESCUING,
+                         lambda i: self.driver.unrescue(ctxt, i),
+                         {"vm_state": vm_states.ACTIVE}, "unrescue")
+
     # -- periodic ----------------------------------------------------------------------
     def update_available_resource(self) -> None:
         ctxt = get_admin_context()

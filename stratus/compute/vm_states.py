@@ -49,6 +49,8 @@ RESUMING = "resuming"
 POWERING_OFF = "powering-off"
 POWERING_ON = "powering-on"
 REBUILDING = "rebuilding"
+RESCUING = "rescuing"
+UNRESCUING = "unrescuing"
 MIGRATING = "migrating"
 DELETING = "deleting"
 

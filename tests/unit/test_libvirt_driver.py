@@ -311,3 +311,37 @@ def test_snapshot_flattens_the_root_disk_and_restores_the_guest(drv, start_state
     assert info["virtual-size"] == disk.GiB
     data = b"".join(snap.chunks)
     assert len(data) == snap.size and not os.path.exists(path)  # removed once read
+
+
+def test_rescue_boots_the_rescue_disk_with_the_root_disk_second(drv):
+    inst = instance()
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    before = drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    drv.rescue(None, inst, None, {"id": "disk"}, "rescue-pw")
+    assert state(drv, inst) == power_state.RUNNING
+    inst_dir = os.path.join(drv.instances_path, inst["uuid"])
+    paths = config.disk_paths(drv._lookup(inst["uuid"]).XMLDesc(0))
+    assert [os.path.basename(p) for p in paths] == ["disk.rescue", "disk",
+                                                    "disk.config.rescue"]
+    _label, files = configdrive.read_iso(os.path.join(inst_dir, "disk.config.rescue"))
+    assert json.loads(files["openstack/latest/meta_data.json"])["admin_pass"] == "rescue-pw"
+    with pytest.raises(exception.VirtDriverError, match="already rescued"):
+        drv.rescue(None, inst, None, {"id": "disk"}, None)
+    drv.unrescue(None, inst)
+    assert state(drv, inst) == power_state.RUNNING
+    assert drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == before
+    assert sorted(os.listdir(inst_dir)) == ["bases.json", "disk", "disk.config", "kernel",
+                                            "ramdisk"]
+    with pytest.raises(exception.VirtDriverError, match="not rescued"):
+        drv.unrescue(None, inst)
+
+
+def test_a_failed_rescue_leaves_the_guest_as_it_was(drv):
+    inst = instance()
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    before = drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    with pytest.raises(exception.Invalid):
+        drv.rescue(None, inst, None, {"id": "kernel"}, None)
+    assert drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == before
+    assert "unrescue.xml" not in os.listdir(os.path.join(drv.instances_path, inst["uuid"]))
+    assert state(drv, inst) == power_state.RUNNING

@@ -2,7 +2,7 @@
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
 resume, lock, unlock), each answering 202 with an empty body; createImage
 (202, the new image's URL in ``Location``); rebuild (202, the server with
-its new adminPass); and
+its new adminPass); rescue (200 ``{"adminPass": ...}``), unrescue (202); and
 os-getConsoleOutput, answering 200 with ``{"output": "..."}``.
 
 As in Nova's wsgi layer, the body must be a JSON object with exactly one key
@@ -85,6 +85,21 @@ def _rebuild(req: Request, server_id: str, body: Any) -> Response:
     return json_response({"server": server}, status=202)
 
 
+def _rescue(req: Request, server_id: str, body: Any) -> Response:
+    from stratus.api.compute.servers import generate_password
+    from stratus.api.compute.views.servers import id_from_href
+
+    args = body["rescue"] or {}
+    password = args["adminPass"] if "adminPass" in args else generate_password()
+    image_ref = args.get("rescue_image_ref")
+    try:
+        req.state.compute_api.rescue(req.context, server_id, password,
+                                     id_from_href(image_ref) if image_ref else None)
+    except exception.ImageNotFound:
+        raise exception.Invalid("Cannot find requested image")
+    return json_response({"adminPass": password})
+
+
 def _create_image(req: Request, server_id: str, body: Any) -> Response:
     args = body["createImage"]
     image = req.state.compute_api.snapshot(req.context, server_id, args["name"],
@@ -115,6 +130,8 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
     "os-getConsoleOutput": (schema.validate_get_console_output, _console_output),
     "createImage": (schema.validate_create_image, _create_image),
     "rebuild": (schema.validate_rebuild, _rebuild),
+    "rescue": (schema.validate_rescue, _rescue),
+    "unrescue": (None, _simple("unrescue")),
 }
 
 

@@ -303,6 +303,24 @@ class ComputeDriver(abc.ABC):
         RUNNING. Raises :class:`stratus.exception.VirtDriverError` from other
         states."""
 
+    # -- rescue ----------------------------------------------------------------
+
+    def rescue(self, context: RequestContext, instance: Instance,
+               network_info: NetworkInfo | None, image_meta: ImageMeta,
+               rescue_password: str | None,
+               block_device_info: BlockDeviceInfo | None = None) -> None:
+        """Boot the guest from ``image_meta`` (the rescue image) with its own
+        root disk attached as the second disk, so a broken system can be
+        repaired; the guest is RUNNING on return. Its original definition is
+        kept for :meth:`unrescue`. Works from any power state."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rescue")
+
+    def unrescue(self, context: RequestContext, instance: Instance) -> None:
+        """Leave rescue: boot the guest again from its own disks (RUNNING on
+        return) and remove what :meth:`rescue` added. Raises
+        :class:`stratus.exception.VirtDriverError` when it is not rescued."""
+        raise NotImplementedError(f"{type(self).__name__} cannot unrescue")
+
     # -- console and snapshots ------------------------------------------------
 
     def get_console_output(self, context: RequestContext, instance: Instance) -> str:

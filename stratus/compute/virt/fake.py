@@ -77,6 +77,7 @@ class _Guest:
     image_ref: str | None
     boot_log: tuple[str, ...]
     volumes: dict[str, Mapping[str, Any]]
+    rescue_image_ref: str | None = None
     console: collections.deque[str] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=CONSOLE_MAX_LINES))
 
@@ -252,6 +253,30 @@ class FakeDriver(driver.ComputeDriver):
                network_info: NetworkInfo | None,
                block_device_info: BlockDeviceInfo | None = None) -> None:
         self._transition(instance, "resume", (power_state.SUSPENDED,), power_state.RUNNING)
+
+    # -- rescue ----------------------------------------------------------------
+
+    def rescue(self, context: RequestContext, instance: Instance,
+               network_info: NetworkInfo | None, image_meta: ImageMeta,
+               rescue_password: str | None,
+               block_device_info: BlockDeviceInfo | None = None) -> None:
+        self._simulate_work()
+        with self._lock:
+            guest = self._get_guest(instance["uuid"])
+            guest.rescue_image_ref = image_meta.get("id")
+            guest.console.append(f"Rescue system from image {guest.rescue_image_ref}: "
+                                 f"original root disk at /dev/vdb")
+            guest.state = power_state.RUNNING
+
+    def unrescue(self, context: RequestContext, instance: Instance) -> None:
+        self._simulate_work()
+        with self._lock:
+            guest = self._get_guest(instance["uuid"])
+            if guest.rescue_image_ref is None:
+                raise exception.VirtDriverError(
+                    reason=f"instance {guest.uuid} is not rescued")
+            guest.rescue_image_ref = None
+            guest.boot()
 
     # -- console and snapshots ------------------------------------------------
 

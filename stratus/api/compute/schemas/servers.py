@@ -332,6 +332,28 @@ def validate_rebuild(body: Any) -> None:
         check_name(args["name"])
 
 
+# Nova's rescue schema (microversion 2.1).
+rescue: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "rescue": {
+            "type": ["object", "null"],
+            "properties": {
+                "adminPass": {"type": "string"},
+                "rescue_image_ref": {"type": "string", "format": "uuid"},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "required": ["rescue"],
+    "additionalProperties": False,
+}
+
+
+def validate_rescue(body: Any) -> None:
+    common.validate(rescue, body)
+
+
 # Nova's createImage schema (microversion 2.1).
 create_image: dict[str, Any] = {
     "type": "object",

@@ -25,6 +25,7 @@ and ``download(id)``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -532,6 +533,104 @@ class LibvirtDriver(driver.ComputeDriver):
                block_device_info: BlockDeviceInfo | None = None) -> None:
         dom, _ = self._require(instance, "resume", power_state.SUSPENDED)
         self._start(dom, instance["uuid"])
+
+    # -- rescue ------------------------------------------------------------------------------
+    def rescue(self, context: RequestContext, instance: Instance,
+               network_info: NetworkInfo | None, image_meta: ImageMeta,
+               rescue_password: str | None,
+               block_device_info: BlockDeviceInfo | None = None) -> None:
+        """As Nova's: the guest's definition is kept in ``unrescue.xml``; it is
+        redefined to boot ``disk.rescue`` (an overlay on the rescue image, with
+        its kernel/ramdisk if it has them) with its own root disk second and a
+        config drive carrying the rescue password."""
+        uuid = instance["uuid"]
+        dom = self._lookup(uuid)
+        inst_dir = self._instance_dir(uuid)
+        unrescue_xml = os.path.join(inst_dir, "unrescue.xml")
+        if os.path.exists(unrescue_xml):
+            raise exception.VirtDriverError(reason=f"instance {uuid} is already rescued")
+        original = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        added: list[str] = []
+        try:
+            base = self.imagecache.fetch(str(image_meta.get("id") or instance["image_ref"]))
+            if base.format in ("kernel", "ramdisk"):
+                raise exception.Invalid(f"Image {base.image.get('id')} is not a bootable disk.")
+            rescue_disk = os.path.join(inst_dir, "disk.rescue")
+            disk.create_overlay(base.path, base.format, rescue_disk, None)
+            added.append(rescue_disk)
+            disks = [config.Disk(rescue_disk, "qcow2", "vda"),
+                     config.Disk(os.path.join(inst_dir, "disk"), "qcow2", "vdb")]
+            if self.force_config_drive or _truthy(instance.get("config_drive")):
+                path = os.path.join(inst_dir, "disk.config.rescue")
+                configdrive.write_iso(path, configdrive.contents(instance, rescue_password))
+                added.append(path)
+                disks.append(config.Disk(path, "raw", "vdc", readonly=True))
+            bases = [base.path]
+            props = {**(image_meta.get("properties") or {}), **dict(base.image)}
+            kernel = initrd = cmdline = None
+            if props.get("kernel_id"):
+                kernel = self._link_cached(str(props["kernel_id"]), inst_dir,
+                                           "kernel.rescue", bases)
+                added.append(kernel)
+                if props.get("ramdisk_id"):
+                    initrd = self._link_cached(str(props["ramdisk_id"]), inst_dir,
+                                               "ramdisk.rescue", bases)
+                    added.append(initrd)
+                cmdline = str(props.get("os_command_line") or DEFAULT_CMDLINE)
+            with open(os.path.join(inst_dir, "bases.json"), encoding="utf-8") as f:
+                kept = json.load(f)
+            with open(os.path.join(inst_dir, "bases.json"), "w", encoding="utf-8") as f:
+                json.dump(sorted(set(kept) | set(bases)), f)
+            owner = config.read_owner(original)
+            spec = config.GuestSpec(
+                name=dom.name(), uuid=uuid, virt_type=self.virt_type,
+                memory_mb=int(instance["memory_mb"]), vcpus=int(instance["vcpus"]),
+                disks=disks, console_log=os.path.join(inst_dir, "console.log"),
+                owner=owner, kernel=kernel, initrd=initrd, cmdline=cmdline,
+                interfaces=config.interfaces_from(network_info), disk_cache=self.disk_cache)
+            with open(unrescue_xml, "w", encoding="utf-8") as f:
+                f.write(original)
+            added.append(unrescue_xml)
+            self._power_off_now(dom)
+            dom = self._connection().defineXML(config.domain_xml(spec))
+            self._start(dom, uuid)
+        except BaseException:
+            if os.path.exists(unrescue_xml):  # put the guest back as it was
+                with contextlib.suppress(Exception):
+                    self._power_off_now(dom)
+                    self._connection().defineXML(original)
+            for path in added:
+                _unlink(path)
+            raise
+
+    def unrescue(self, context: RequestContext, instance: Instance) -> None:
+        uuid = instance["uuid"]
+        dom = self._lookup(uuid)
+        inst_dir = self._instance_dir(uuid)
+        unrescue_xml = os.path.join(inst_dir, "unrescue.xml")
+        try:
+            with open(unrescue_xml, encoding="utf-8") as f:
+                original = f.read()
+        except FileNotFoundError:
+            raise exception.VirtDriverError(reason=f"instance {uuid} is not rescued") from None
+        self._power_off_now(dom)
+        try:
+            dom = self._connection().defineXML(original)
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "restoring the guest's definition") from None
+        for name in ("disk.rescue", "disk.config.rescue", "kernel.rescue", "ramdisk.rescue",
+                     "unrescue.xml"):
+            _unlink(os.path.join(inst_dir, name))
+        self._start(dom, uuid)
+
+    def _power_off_now(self, dom: libvirt.virDomain) -> None:
+        try:
+            if dom.isActive():
+                dom.destroy()
+            if dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "powering off the guest") from None
 
     # -- snapshots ---------------------------------------------------------------------------
     def snapshot(self, context: RequestContext, instance: Instance, image_id: str,
