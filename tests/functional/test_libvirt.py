@@ -124,7 +124,7 @@ def conn(cloud: AllInOne) -> Any:
     return cloud.connect()
 
 
-def upload(cloud: AllInOne, conn: Any, name: str, path: str, disk_format: str,
+def upload(cloud: Any, conn: Any, name: str, path: str, disk_format: str,
            container_format: str, **properties: str) -> str:
     """An image through the Image v2 API (create, then PUT the data)."""
     token = conn.session.get_token()
@@ -350,3 +350,60 @@ def test_failed_spawn_leaves_nothing(cloud: AllInOne, conn: Any, tmp_path: Any) 
     assert not os.path.exists(os.path.join(instances_dir(cloud), server.id))
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, wait=60)
+
+
+@pytest.mark.timeout(600)
+def test_a_separate_compute_process_fetches_images_over_http(libvirt_ready: None) -> None:
+    """The multi-process topology: api/conductor/scheduler on PostgreSQL and RabbitMQ,
+    and a `stratus compute` with no database credentials that fetches the images over
+    HTTP as its [service_user] and boots a real guest."""
+    from tests import dbs
+    from tests.functional import harness
+
+    if not (dbs.port_open(5672) and dbs.available("postgresql")):
+        pytest.skip("RabbitMQ or PostgreSQL is not running (scripts/test-services)")
+    state = tempfile.mkdtemp(prefix="stratus-libvirt-multi-", dir="/var/tmp")
+    os.chmod(state, 0o755)
+    try:
+        with harness.RabbitVhost() as transport_url, \
+                dbs.scratch_database("postgresql", state) as db_url:
+            dep = harness.Deployment(os.path.join(state, "deploy"), transport_url, db_url,
+                                     compute_hosts=("compute1",))
+            os.chmod(dep.workdir, 0o755)
+            path = dep.compute_confs["compute1"]
+            with open(path) as f:
+                text = f.read()
+            assert "[database]" not in text
+            with open(path, "w") as f:
+                f.write(text.replace("[compute]\n", "[compute]\ndriver = libvirt\n")
+                        + f"[libvirt]\nvirt_type = qemu\n"
+                          f"[service_user]\nauth_url = {dep.url}/identity\n"
+                          f"password = {harness.PASSWORD}\n")
+            dep.start()
+            try:
+                conn = dep.connect()
+                assert [h.hypervisor_type for h in conn.compute.hypervisors(details=True)] \
+                    == ["QEMU"]
+                kernel = upload(dep, conn, "k", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
+                ramdisk = upload(dep, conn, "r", os.path.join(IMAGE_DIR, "initramfs.img"),
+                                 "ari", "ari")
+                image_id = upload(dep, conn, "img", os.path.join(IMAGE_DIR, "disk.qcow2"),
+                                  "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
+                                  os_command_line="console=ttyS0")
+                flavor = conn.compute.find_flavor("m1.nano")
+                server = conn.compute.create_server(
+                    name="multi-vm", image_id=image_id, flavor_id=flavor.id,
+                    config_drive=True, networks="none")
+                server = conn.compute.wait_for_server(server, status="ACTIVE",
+                                                      wait=BOOT_TIMEOUT)
+                wait_console(conn, server.id, f"stratus-test-image: instance uuid {server.id}")
+                conn.compute.delete_server(server)
+                conn.compute.wait_for_delete(server, wait=60)
+                assert server.id not in virsh("list", "--all", "--uuid")
+                assert not os.path.exists(os.path.join(dep.workdir, "instances", server.id))
+            finally:
+                dep.stop()
+    finally:
+        leftovers = remove_guests_under(state)
+        shutil.rmtree(state, ignore_errors=True)
+        assert not leftovers, f"guests left behind: {leftovers}"
