@@ -345,3 +345,15 @@ def test_a_failed_rescue_leaves_the_guest_as_it_was(drv):
     assert drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == before
     assert "unrescue.xml" not in os.listdir(os.path.join(drv.instances_path, inst["uuid"]))
     assert state(drv, inst) == power_state.RUNNING
+
+
+def test_init_host_removes_instance_dirs_without_a_guest(drv):
+    inst = instance()
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    stale = os.path.join(drv.instances_path, str(uuid.uuid4()))
+    os.makedirs(stale)
+    open(os.path.join(stale, "disk"), "w").close()
+    drv.init_host("host1")
+    assert not os.path.exists(stale)
+    assert os.path.exists(os.path.join(drv.instances_path, inst["uuid"], "disk"))
+    assert os.path.isdir(drv.images_path)

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import libvirt
 
 from stratus import exception
+from stratus.utils import is_uuid_like
 from stratus.compute import power_state, vm_states
 from stratus.compute.virt import driver
 from stratus.compute.virt.driver import (
@@ -152,12 +153,23 @@ class LibvirtDriver(driver.ComputeDriver):
         # Snapshots whose upload a stop interrupted.
         shutil.rmtree(os.path.join(self.instances_path, "_snapshots"), ignore_errors=True)
         conn = self._connection()
+        self._remove_stale_instance_dirs()
         self.disk_cache = "none" if disk.supports_direct_io(self.instances_path) else "writeback"
         _warn_if_unreachable(self.instances_path)
         LOG.info("libvirt driver: %s (libvirt %s, QEMU %s), virt_type=%s, instances in %s, "
                  "disk cache=%s", self.uri, _version(conn.getLibVersion()),
                  _version(conn.getVersion()), self.virt_type, self.instances_path,
                  self.disk_cache)
+
+    def _remove_stale_instance_dirs(self) -> None:
+        """Instance directories with no domain: left by a spawn the service died in
+        (the manager puts such builds in ERROR, and their guests never existed)."""
+        domains = set(self.list_instances())
+        for name in os.listdir(self.instances_path):
+            path = os.path.join(self.instances_path, name)
+            if is_uuid_like(name) and name not in domains and os.path.isdir(path):
+                LOG.warning("Removing %s: no guest uses it", path)
+                shutil.rmtree(path, ignore_errors=True)
 
     def cleanup_host(self, host: str) -> None:
         with self._conn_lock:
