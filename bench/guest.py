@@ -14,7 +14,7 @@ The first guest fetches the images into the compute's cache (cold); the
 others find them there (warm). Targets under TCG: first console line
 <= 8 s, delete <= 2 s.
 
-    python bench/guest.py [--guests 3] [--cmdline "console=ttyS0"]
+    python bench/guest.py [--guests 3] [--kernel vmlinux|vmlinuz] [--cmdline "console=ttyS0"]
 
 Needs scripts/libvirt-setup and scripts/build-test-image (run by `make libvirt`).
 """
@@ -120,6 +120,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--guests", type=int, default=3)
+    parser.add_argument("--kernel", default="vmlinux", choices=("vmlinux", "vmlinuz"),
+                        help="the uncompressed PVH kernel (default) or the bzImage")
     parser.add_argument("--cmdline", default="console=ttyS0",
                         help="kernel command line (os_command_line image property)")
     args = parser.parse_args()
@@ -137,14 +139,14 @@ def main() -> None:
         aio.start(timeout=120)
         os.chmod(aio.state_dir, 0o755)
         cloud = Cloud(aio.url, aio.password)
-        kernel = cloud.upload("kernel", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
+        kernel = cloud.upload("kernel", os.path.join(IMAGE_DIR, args.kernel), "aki", "aki")
         ramdisk = cloud.upload("ramdisk", os.path.join(IMAGE_DIR, "initramfs.img"),
                                "ari", "ari")
         image = cloud.upload("test-image", os.path.join(IMAGE_DIR, "disk.qcow2"), "qcow2",
                              "bare", kernel_id=kernel, ramdisk_id=ramdisk,
                              os_command_line=args.cmdline)
         print(f"Real guests (libvirt, QEMU TCG, 128 MB, 1 vCPU, config drive; "
-              f"cmdline {args.cmdline!r}), one at a time:")
+              f"{args.kernel}, cmdline {args.cmdline!r}), one at a time:")
         firsts, uuids, actives, deletes = [], [], [], []
         for i in range(args.guests):
             marks, server_id = boot_one(cloud, image, i)
