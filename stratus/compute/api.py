@@ -62,6 +62,25 @@ def _hostname_from(name: str) -> str:
     return host[:63] or "server"
 
 
+# Nova's default quotas on personality files (not configurable here yet).
+INJECTED_FILES = 5
+INJECTED_FILE_CONTENT_BYTES = 10240
+INJECTED_FILE_PATH_BYTES = 255
+
+
+def check_injected_files(files: list[tuple[str, str]]) -> None:
+    """Nova's limits on personality files, with its 403 messages."""
+    if len(files) > INJECTED_FILES:
+        raise exception.OverQuota("Personality file limit exceeded")
+    for path, contents in files:
+        if len(path.encode()) > INJECTED_FILE_PATH_BYTES:
+            raise exception.OverQuota("Personality file path exceeds maximum "
+                                      f"{INJECTED_FILE_PATH_BYTES}")
+        if len(base64.b64decode(contents)) > INJECTED_FILE_CONTENT_BYTES:
+            raise exception.OverQuota(f"Personality content for {path} exceeds maximum "
+                                      f"{INJECTED_FILE_CONTENT_BYTES}")
+
+
 def tail_lines(log: str, length: int | None) -> str:
     """The last ``length`` lines of ``log`` (Nova's ComputeManager._tail_log)."""
     if length is None:
@@ -89,10 +108,12 @@ class ComputeAPI:
                availability_zone: str | None = None, user_data: str | None = None,
                min_count: int = 1, max_count: int = 1, description: str | None = None,
                access_ip_v4: str | None = None, access_ip_v6: str | None = None,
-               admin_pass: str | None = None, config_drive: bool = False
+               admin_pass: str | None = None, config_drive: bool = False,
+               injected_files: list[tuple[str, str]] | None = None
                ) -> tuple[list[dict[str, Any]], str]:
         if min_count > max_count:
             raise exception.Invalid("min_count must be <= max_count")
+        check_injected_files(injected_files or [])
         flavor = self._flavor_for_boot(ctx, flavor_id)
         image = self._image_for_boot(ctx, image_ref)
         if image.get("min_ram") and flavor["memory_mb"] < image["min_ram"]:
@@ -135,6 +156,8 @@ class ComputeAPI:
             "availability_zone": availability_zone, "num_instances": max_count,
             "project_id": ctx.project_id, "user_id": ctx.user_id,
             "admin_pass": admin_pass,
+            # (path, base64 contents): the config drive's openstack/content files.
+            "injected_files": [list(f) for f in injected_files or []],
         }
         self.conductor.build_instances(ctx, [i["uuid"] for i in instances], request_spec)
         return instances, reservation_id

@@ -12,6 +12,7 @@ conductor (:class:`stratus.conductor.rpcapi.ConductorAPI`).
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import threading
@@ -150,7 +151,8 @@ class ComputeManager:
             self._notify(ctxt, "instance.create.start", inst)
             started = time.monotonic()
             try:
-                self.driver.spawn(ctxt, inst, request_spec.get("image") or {}, [],
+                self.driver.spawn(ctxt, inst, request_spec.get("image") or {},
+                                  decode_injected_files(request_spec.get("injected_files")),
                                   request_spec.get("admin_pass"))
             except Exception as exc:  # noqa: BLE001 - rescheduled, or ERROR
                 LOG.exception("Build of instance %s failed", uuid)
@@ -531,6 +533,11 @@ def _start(event: str, host: str) -> dict[str, Any]:
 
 def _finish(event: str, result: str, traceback: str | None = None) -> dict[str, Any]:
     return {"event": event, "phase": "finish", "result": result, "traceback": traceback}
+
+
+def decode_injected_files(files: list[Any] | None) -> list[tuple[str, bytes]]:
+    """The request's personality files, (path, base64) -> (path, bytes)."""
+    return [(str(path), base64.b64decode(contents)) for path, contents in files or []]
 
 
 def _fault_message(exc: Exception) -> str:

@@ -132,3 +132,31 @@ def test_image_cache_pass_runs_only_for_drivers_with_a_cache(cloud):
     cloud.boot("cached")
     run()
     assert [i["display_name"] for i in calls[0]] == ["cached"]
+
+
+# -- personality files reach the guest (the config drive's openstack/content) ----------
+
+def test_personality_files_are_injected(cloud):
+    import base64
+
+    server = cloud.boot("personal", personality=[
+        {"path": "/etc/motd", "contents": base64.b64encode(b"hello\n").decode()}])
+    output = console(cloud, server["id"], {}).get_json()["output"]
+    assert "Wrote injected file /etc/motd" in output
+
+
+def test_personality_limits_are_novas(cloud):
+    import base64
+
+    image = cloud.create_image()
+    def create(files):
+        return cloud.compute("POST", "/servers", {"server": {
+            "name": "too-much", "flavorRef": "1", "imageRef": image, "personality": files}})
+    one = base64.b64encode(b"x").decode()
+    resp = create([{"path": f"/f{i}", "contents": one} for i in range(6)])
+    assert resp.status_code == 403 and "Personality file limit exceeded" in resp.get_data(
+        as_text=True)
+    resp = create([{"path": "/big", "contents": base64.b64encode(b"x" * 10241).decode()}])
+    assert resp.status_code == 403 and "exceeds maximum 10240" in resp.get_data(as_text=True)
+    resp = create([{"path": "/" + "p" * 255, "contents": one}])
+    assert resp.status_code == 403
