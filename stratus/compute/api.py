@@ -263,6 +263,13 @@ class ComputeAPI:
         # and gives its claim back.
         LOG.info("Deleting instance %s locally (host %s)", instance_id, host or "none")
         db_instances.instance_destroy(self.db, instance_id)
+        shelved = (inst.get("request_spec") or {}).get("shelved_image_id")
+        if shelved and self.images is not None and \
+                inst["vm_state"] == vm_states.SHELVED_OFFLOADED:
+            try:
+                self.images.delete(ctx.elevated(), shelved)
+            except exception.StratusException as exc:
+                LOG.warning("Could not delete shelved image %s: %s", shelved, exc)
 
     def _host_is_up(self, host: str) -> bool:
         services = db_services.service_get_all(self.db, binary="stratus-compute", host=host)
@@ -401,31 +408,8 @@ class ComputeAPI:
         ramdisk_id image boots the same way) and records Nova's
         ``instance_uuid``, ``image_type=snapshot``, ``base_image_ref``.
         """
-        if self.images is None:
-            raise exception.StratusException("Snapshots need the image service.")
-        allowed = (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED, vm_states.SUSPENDED)
-        inst = self.get(ctx, instance_id)
-        self._check_locked(ctx, inst)
-        if inst["vm_state"] not in allowed:
-            raise exception.InstanceInvalidState(action="createImage", instance_uuid=instance_id,
-                                                 attr="vm_state", state=inst["vm_state"])
-        if inst["task_state"] is not None:
-            raise exception.InstanceInvalidState(action="createImage", instance_uuid=instance_id,
-                                                 attr="task_state", state=inst["task_state"])
-        try:
-            base = self.image_get(ctx.elevated(), inst["image_ref"])
-        except exception.StratusException:
-            base = {}
-        props = {k: v for k, v in (base.get("properties") or {}).items()
-                 if k not in ("instance_uuid", "image_type", "base_image_ref", "owner_id",
-                              "user_id", "image_location")}
-        props.update(metadata or {})
-        props.update(instance_uuid=inst["uuid"], image_type="snapshot",
-                     base_image_ref=inst["image_ref"], user_id=ctx.user_id)
-        image = self.images.create(ctx, {
-            "name": name, "disk_format": "qcow2", "container_format": "bare",
-            "visibility": "private", "min_disk": int(inst["root_gb"] or 0),
-            "min_ram": int(base.get("min_ram") or 0), **props})
+        inst = self._check_snapshot_state(ctx, instance_id, "createImage")
+        image = self._snapshot_image(ctx, inst, name, metadata)
         try:
             db_instances.instance_update(self.db, instance_id,
                                          {"task_state": vm_states.IMAGE_SNAPSHOT},
@@ -439,6 +423,66 @@ class ComputeAPI:
         self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "snapshot_instance",
                                          image_id=image["id"])
         return image
+
+    def _check_snapshot_state(self, ctx: RequestContext, instance_id: str,
+                              action: str) -> dict[str, Any]:
+        if self.images is None:
+            raise exception.StratusException("Snapshots need the image service.")
+        allowed = (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED, vm_states.SUSPENDED)
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        if inst["vm_state"] not in allowed:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="vm_state", state=inst["vm_state"])
+        if inst["task_state"] is not None:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="task_state", state=inst["task_state"])
+        return inst
+
+    def _snapshot_image(self, ctx: RequestContext, inst: dict[str, Any], name: str,
+                        metadata: dict[str, str] | None) -> dict[str, Any]:
+        """A queued image for a snapshot of ``inst``, inheriting its base image's
+        properties."""
+        try:
+            base = self.image_get(ctx.elevated(), inst["image_ref"])
+        except exception.StratusException:
+            base = {}
+        props = {k: v for k, v in (base.get("properties") or {}).items()
+                 if k not in ("instance_uuid", "image_type", "base_image_ref", "owner_id",
+                              "user_id", "image_location")}
+        props.update(metadata or {})
+        props.update(instance_uuid=inst["uuid"], image_type="snapshot",
+                     base_image_ref=inst["image_ref"], user_id=ctx.user_id)
+        return self.images.create(ctx, {
+            "name": name, "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "private", "min_disk": int(inst["root_gb"] or 0),
+            "min_ram": int(base.get("min_ram") or 0), **props})
+
+    def shelve(self, ctx: RequestContext, instance_id: str) -> None:
+        """Snapshot the instance to ``<name>-shelved`` and free its host (Nova's
+        shelve with shelved_offload_time = 0: offloaded at once)."""
+        inst = self._check_snapshot_state(ctx, instance_id, "shelve")
+        image = self._snapshot_image(ctx, inst, f"{inst['display_name']}-shelved", None)
+        spec = dict(inst.get("request_spec") or {}, shelved_image_id=image["id"])
+        try:
+            db_instances.instance_update(self.db, instance_id,
+                                         {"task_state": vm_states.SHELVING,
+                                          "request_spec": spec},
+                                         expected_task_state=[None])
+        except exception.UnexpectedTaskStateError as exc:
+            self.images.delete(ctx, image["id"])
+            raise exception.InstanceInvalidState(action="shelve", instance_uuid=instance_id,
+                                                 attr="task_state", state=exc.kwargs["actual"])
+        db_instances.action_start(self.db, instance_id, "shelve", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "shelve_instance",
+                                         image_id=image["id"])
+
+    def unshelve(self, ctx: RequestContext, instance_id: str) -> None:
+        """Schedule a shelved instance again and boot it from its shelved image."""
+        self._start_action(ctx, instance_id, "unshelve", (vm_states.SHELVED_OFFLOADED,),
+                           vm_states.UNSHELVING)
+        self.conductor.unshelve_instance(ctx, instance_id)
 
     def get_console_output(self, ctx: RequestContext, instance_id: str,
                            length: int | None = None) -> str:

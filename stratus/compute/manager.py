@@ -419,6 +419,127 @@ class ComputeManager:
             LOG.info("Snapshot %s of instance %s uploaded in %.2f s", image_id, uuid,
                      time.monotonic() - started)
 
+    # -- shelve --------------------------------------------------------------------------
+    _SHELVE_TASKS = {vm_states.IMAGE_PENDING_UPLOAD: vm_states.SHELVING_IMAGE_PENDING_UPLOAD,
+                     vm_states.IMAGE_UPLOADING: vm_states.SHELVING_IMAGE_UPLOADING}
+
+    def shelve_instance(self, ctxt: RequestContext, instance_uuid: str, image_id: str) -> None:
+        """Power the guest off (cleanly, up to ``[compute] shutdown_timeout``),
+        upload its snapshot to ``image_id``, destroy it and give its host's
+        resources back: SHELVED_OFFLOADED with no host."""
+        uuid = instance_uuid
+        event = "compute_shelve_instance"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {}, expected_task_state=[vm_states.SHELVING],
+                    event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping shelve of %s: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.shelve.start", inst)
+            current = {"task": vm_states.SHELVING}
+
+            def update_task_state(*, task_state: str, expected_state: str | None = None) -> None:
+                task = self._SHELVE_TASKS.get(task_state, task_state)
+                self.conductor.instance_update(ctxt, uuid, {"task_state": task},
+                                               expected_task_state=[current["task"]])
+                current["task"] = task
+
+            try:
+                if self.image_api is None:
+                    raise exception.VirtDriverError(reason="this compute host cannot upload "
+                                                           "images (no image client)")
+                self.driver.power_off(inst, timeout=self.conf.compute.shutdown_timeout,
+                                      retry_interval=10)
+                snap = self.driver.snapshot(ctxt, inst, image_id, update_task_state)
+                if (snap.disk_format, snap.container_format) != ("qcow2", "bare"):
+                    self.image_api.set_formats(image_id, snap.disk_format,
+                                               snap.container_format)
+                self.image_api.upload(image_id, snap.chunks, snap.size)
+                update_task_state(task_state=vm_states.SHELVING_OFFLOADING)
+                self.driver.destroy(ctxt, inst)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Shelving %s failed", uuid)
+                details = tb.format_exc()
+                if self.image_api is not None:
+                    with contextlib.suppress(Exception):
+                        self.image_api.delete(image_id)
+                with contextlib.suppress(exception.InstanceNotFound):
+                    self.conductor.instance_update(
+                        ctxt, uuid, {"task_state": None, "power_state": self._power_state(inst)},
+                        event=_finish(event, "Error", details),
+                        fault={"code": getattr(exc, "code", 500),
+                               "message": _fault_message(exc), "details": details,
+                               "host": self.host})
+                self._notify(ctxt, "instance.shelve.error", inst, error=True)
+                return
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"vm_state": vm_states.SHELVED_OFFLOADED, "task_state": None,
+                                 "power_state": power_state.SHUTDOWN, "host": None,
+                                 "node": None},
+                    expected_task_state=[vm_states.SHELVING_OFFLOADING],
+                    event=_finish(event, "Success"), release_allocations=True)
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Shelve of %s overtaken: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.shelve_offload.end", inst)
+            LOG.info("Instance %s shelved and offloaded (image %s)", uuid, image_id)
+
+    def unshelve_instance(self, ctxt: RequestContext, instance_uuid: str,
+                          image: dict[str, Any]) -> None:
+        """Boot a shelved instance here from its shelved image (the conductor
+        claimed this host), then delete that image. Failure: back to
+        SHELVED_OFFLOADED with no host and a fault."""
+        uuid = instance_uuid
+        event = "compute_unshelve_instance"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": vm_states.SPAWNING},
+                    expected_task_state=[vm_states.UNSHELVING], event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping unshelve of %s: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.unshelve.start", inst)
+            try:
+                self.driver.spawn(ctxt, inst, image, [], None)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Unshelving %s failed", uuid)
+                details = tb.format_exc()
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst)
+                with contextlib.suppress(exception.InstanceNotFound,
+                                         exception.UnexpectedTaskStateError):
+                    self.conductor.instance_update(
+                        ctxt, uuid, {"task_state": None, "host": None, "node": None},
+                        expected_task_state=[vm_states.SPAWNING],
+                        event=_finish(event, "Error", details), release_allocations=True,
+                        fault={"code": getattr(exc, "code", 500),
+                               "message": _fault_message(exc), "details": details,
+                               "host": self.host})
+                self._notify(ctxt, "instance.unshelve.error", inst, error=True)
+                return
+            spec = {k: v for k, v in (inst.get("request_spec") or {}).items()
+                    if k != "shelved_image_id"}
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"vm_state": vm_states.ACTIVE, "task_state": None,
+                                 "power_state": self._power_state(inst),
+                                 "request_spec": spec},
+                    expected_task_state=[vm_states.SPAWNING], event=_finish(event, "Success"))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Unshelve of %s overtaken: %s", uuid, exc)
+                return
+            if self.image_api is not None and image.get("id"):
+                try:
+                    self.image_api.delete(image["id"])
+                except Exception as exc:  # noqa: BLE001 - the instance is fine
+                    LOG.warning("Could not delete shelved image %s: %s", image["id"], exc)
+            self._notify(ctxt, "instance.unshelve.end", inst)
+            LOG.info("Instance %s unshelved", uuid)
+
     # -- console -------------------------------------------------------------------------
     def get_console_output(self, ctxt: RequestContext, instance: dict[str, Any]) -> str:
         """The whole console log the driver keeps (the API takes the tail)."""

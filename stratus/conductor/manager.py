@@ -7,6 +7,7 @@ that stalled (a compute host died mid-way), so no instance stays in BUILD.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import traceback as tb
@@ -68,6 +69,50 @@ class ConductorManager:
                 continue
             LOG.info("Building instance %s on host %s", uuid, sel["host"])
             self.compute_rpc.build_and_run_instance(ctxt, sel["host"], inst, request_spec)
+
+    def unshelve_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        """Pick a host for a shelved-offloaded instance (a new claim) and have it
+        boot the instance from its shelved image. No host: the instance stays
+        SHELVED_OFFLOADED with a fault."""
+        uuid = instance_uuid
+        try:
+            inst = db_instances.instance_get(self.db, uuid)
+        except exception.InstanceNotFound:
+            return
+        image_id = (inst.get("request_spec") or {}).get("shelved_image_id")
+        spec = {"flavor": inst["flavor"], "image": {"id": image_id},
+                "availability_zone": inst.get("availability_zone"), "num_instances": 1,
+                "project_id": inst["project_id"], "user_id": inst["user_id"]}
+        try:
+            if not image_id:
+                raise exception.Invalid(f"Instance {uuid} has no shelved image.")
+            selection = self.scheduler.select_destinations(ctxt, spec, [uuid])[0]
+        except Exception as exc:  # noqa: BLE001 - NoValidHost, scheduler down...
+            LOG.warning("Cannot unshelve %s: %s", uuid, exc)
+            message = str(exc) if isinstance(exc, exception.StratusException) else \
+                f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(exception.InstanceNotFound,
+                                     exception.UnexpectedTaskStateError):
+                db_instances.instance_update(
+                    self.db, uuid, {"task_state": None},
+                    expected_task_state=[vm_states.UNSHELVING],
+                    fault={"code": getattr(exc, "code", 500), "message": message,
+                           "details": message},
+                    event={"request_id": ctxt.request_id, "phase": "finish",
+                           "result": "Error", "event": "conductor_unshelve_instance",
+                           "traceback": message})
+            return
+        try:
+            db_instances.instance_update(
+                self.db, uuid, {"host": selection["host"], "node": selection["nodename"],
+                                "launched_on": selection["host"]},
+                expected_task_state=[vm_states.UNSHELVING])
+        except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+            db_instances.allocations_delete(self.db, uuid)
+            return
+        LOG.info("Unshelving instance %s on host %s", uuid, selection["host"])
+        self.compute_rpc.instance_action(ctxt, selection["host"], uuid, "unshelve_instance",
+                                         image=spec["image"])
 
     def _fail_build(self, ctxt: RequestContext, uuid: str, exc: Exception,
                     with_traceback: bool = True) -> None:

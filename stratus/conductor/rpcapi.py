@@ -27,6 +27,9 @@ class ConductorAPI:
         self.client.cast(ctxt, "build_instances", instance_uuids=instance_uuids,
                          request_spec=request_spec)
 
+    def unshelve_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        self.client.cast(ctxt, "unshelve_instance", instance_uuid=instance_uuid)
+
     # -- from compute hosts -----------------------------------------------------
     def wait_until_ready(self, ctxt: RequestContext, attempt_timeout: float = 2.0,
                          deadline: float | None = None) -> None:

@@ -85,6 +85,9 @@ COMPUTE = [
     Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
     Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
     Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
+    Opt("shutdown_timeout", "int", 60,
+        "Seconds a guest OS gets to shut down cleanly (ACPI) when it is shelved, before "
+        "it is powered off.", min=0),
     Opt("resume_guests_state_on_host_boot", "bool", False,
         "At start, boot the guests of ACTIVE instances that are shut off (the host "
         "rebooted); otherwise they become SHUTOFF, as the power state sync finds them."),

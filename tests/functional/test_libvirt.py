@@ -4,8 +4,8 @@ Boots the test image of ``scripts/build-test-image`` (a Debian kernel and a
 busybox initramfs that prints the instance uuid and user_data from the config
 drive on its serial console) through openstacksdk, then takes the guest
 through stop/start, hard and soft reboot, pause, suspend, a snapshot (and a
-second guest booted from it), rescue/unrescue, a rebuild, a shutdown from
-inside and delete, checking
+second guest booted from it), rescue/unrescue, shelve/unshelve, a rebuild, a
+shutdown from inside and delete, checking
 the console log, the power states, ``virsh list --all`` and the instances
 directory. At most two guests at a time, 128 MB each. Skipped, saying why, only when
 libvirtd cannot be set up on this machine (``scripts/libvirt-setup``).
@@ -309,6 +309,20 @@ def test_real_guest_lifecycle(cloud: AllInOne, conn: Any, test_image: str) -> No
     wait_log(inst_dir, mark, uuid_line, ready)
     assert "disk.rescue" not in virsh("dumpxml", server.id)
     assert not os.path.exists(os.path.join(inst_dir, "disk.rescue"))
+
+    # Shelve (offloaded at once): snapshot, domain and directory gone; unshelve boots
+    # it again from the shelved image, which is then deleted.
+    conn.compute.shelve_server(server)
+    wait_state(conn, server.id, "SHELVED_OFFLOADED", 4)
+    assert server.id not in virsh("list", "--all", "--uuid")
+    assert not os.path.exists(inst_dir)
+    shelved = [i for i in conn.image.images() if i.name == "real-vm-shelved"]
+    assert len(shelved) == 1 and shelved[0].status == "active"
+    conn.compute.unshelve_server(server)
+    wait_state(conn, server.id, "ACTIVE", 1)
+    wait_log(inst_dir, 0, uuid_line, ready)
+    wait_until(lambda: not [i for i in conn.image.images() if i.name == "real-vm-shelved"],
+               30, 0.5, "the shelved image deleted")
 
     # Rebuild from the snapshot: new disks, new config drive, new console log.
     conn.compute.rebuild_server(server, image=image.id, admin_password="rebuilt-pw")

@@ -2,7 +2,7 @@
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
 resume, lock, unlock), each answering 202 with an empty body; createImage
 (202, the new image's URL in ``Location``); rebuild (202, the server with
-its new adminPass); rescue (200 ``{"adminPass": ...}``), unrescue (202); and
+its new adminPass); rescue (200 ``{"adminPass": ...}``), unrescue, shelve and unshelve (202); and
 os-getConsoleOutput, answering 200 with ``{"output": "..."}``.
 
 As in Nova's wsgi layer, the body must be a JSON object with exactly one key
@@ -131,6 +131,8 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
     "createImage": (schema.validate_create_image, _create_image),
     "rebuild": (schema.validate_rebuild, _rebuild),
     "rescue": (schema.validate_rescue, _rescue),
+    "shelve": (None, _simple("shelve")),
+    "unshelve": (None, _simple("unshelve")),
     "unrescue": (None, _simple("unrescue")),
 }
 
