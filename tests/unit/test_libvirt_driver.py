@@ -357,3 +357,23 @@ def test_init_host_removes_instance_dirs_without_a_guest(drv):
     assert not os.path.exists(stale)
     assert os.path.exists(os.path.join(drv.instances_path, inst["uuid"], "disk"))
     assert os.path.isdir(drv.images_path)
+
+
+def test_hard_reboot_redefines_the_guest_with_current_settings(drv):
+    inst = instance(ephemeral_gb=1)
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    before = drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    drv.disk_cache = "writeback"
+    drv.reboot(None, {**inst, "memory_mb": 256}, None, "HARD")
+    xml = drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert xml != before and "cache='writeback'" in xml
+    assert "<memory unit='KiB'>262144</memory>" in xml
+    assert [os.path.basename(p) for p in config.disk_paths(xml)] == ["disk", "disk.eph0",
+                                                                      "disk.config"]
+    assert "<cmdline>console=ttyS0 quiet</cmdline>" in xml and "kernel</kernel>" in xml
+    assert config.read_owner(xml)["instances_path"] == drv.instances_path
+    assert state(drv, inst) == power_state.RUNNING
+    # power_on from SHUTDOWN also redefines; a bare {"uuid"} leaves the XML alone
+    drv.power_off(inst)
+    drv.power_on(None, {"uuid": inst["uuid"]}, None)
+    assert drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == xml

@@ -467,7 +467,11 @@ class LibvirtDriver(driver.ComputeDriver):
         if state == power_state.PAUSED and self._state(dom) == power_state.RUNNING:
             _call(dom.suspend, "pausing the guest again")
 
-    def _hard_reboot(self, dom: libvirt.virDomain, uuid: str) -> None:
+    def _hard_reboot(self, dom: libvirt.virDomain, instance: Instance) -> None:
+        """Power-cycle from any state, redefining the domain first (as Nova's hard
+        reboot regenerates the XML): a guest defined under other settings
+        (virt_type, disk cache) or sizes comes back with the current ones."""
+        uuid = instance["uuid"]
         try:
             if dom.isActive():
                 dom.destroy()
@@ -475,7 +479,47 @@ class LibvirtDriver(driver.ComputeDriver):
                 dom.managedSaveRemove(0)
         except libvirt.libvirtError as exc:
             raise _error(exc, "stopping the guest") from None
+        dom = self._redefine(dom, instance)
         self._start(dom, uuid)
+
+    def _redefine(self, dom: libvirt.virDomain, instance: Instance) -> libvirt.virDomain:
+        """The domain's XML rebuilt from the instance and the files in its
+        directory, keeping its kernel, ramdisk, command line and VIFs. A
+        rescued guest, or one whose root disk is missing, is left as it is."""
+        uuid = instance["uuid"]
+        inst_dir = self._instance_dir(uuid)
+        root_disk = os.path.join(inst_dir, "disk")
+        if (os.path.exists(os.path.join(inst_dir, "unrescue.xml"))
+                or not os.path.exists(root_disk)
+                or not instance.get("memory_mb") or not instance.get("vcpus")):
+            return dom
+        try:
+            old = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            root = ET.fromstring(old)
+        except (libvirt.libvirtError, ET.ParseError):
+            return dom
+        disks: list[config.Disk] = []
+        for name, fmt, readonly in (("disk", "qcow2", False), ("disk.eph0", "raw", False),
+                                    ("disk.swap", "raw", False),
+                                    ("disk.config", "raw", True)):
+            if os.path.exists(os.path.join(inst_dir, name)):
+                disks.append(config.Disk(os.path.join(inst_dir, name), fmt,
+                                         config.disk_target(len(disks)), readonly=readonly))
+        interfaces = [config.Interface(mac=i.find("mac").get("address", ""),
+                                       bridge=i.find("source").get("bridge", ""))
+                      for i in root.findall("devices/interface[@type='bridge']")
+                      if i.find("mac") is not None and i.find("source") is not None]
+        spec = config.GuestSpec(
+            name=dom.name(), uuid=uuid, virt_type=self.virt_type,
+            memory_mb=int(instance["memory_mb"]), vcpus=int(instance["vcpus"]), disks=disks,
+            console_log=os.path.join(inst_dir, "console.log"),
+            owner=config.read_owner(old), kernel=root.findtext("os/kernel"),
+            initrd=root.findtext("os/initrd"), cmdline=root.findtext("os/cmdline"),
+            interfaces=interfaces, disk_cache=self.disk_cache)
+        try:
+            return self._connection().defineXML(config.domain_xml(spec))
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "redefining the guest") from None
 
     def reboot(self, context: RequestContext, instance: Instance,
                network_info: NetworkInfo | None, reboot_type: str,
@@ -492,7 +536,7 @@ class LibvirtDriver(driver.ComputeDriver):
                 return
             LOG.warning("Guest %s did not shut down within %.0f s: rebooting it hard",
                         uuid, self.soft_reboot_wait)
-        self._hard_reboot(dom, uuid)
+        self._hard_reboot(dom, instance)
 
     def power_off(self, instance: Instance, timeout: int = 0, retry_interval: int = 0) -> None:
         dom = self._lookup(instance["uuid"])
@@ -517,7 +561,7 @@ class LibvirtDriver(driver.ComputeDriver):
             return
         if state not in (power_state.SHUTDOWN, power_state.CRASHED):
             raise _state_error(uuid, "power on", state)
-        self._hard_reboot(dom, uuid)
+        self._hard_reboot(dom, instance)
 
     def _require(self, instance: Instance, action: str,
                  *allowed: int) -> tuple[libvirt.virDomain, int]:
