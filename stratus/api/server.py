@@ -61,6 +61,7 @@ class ApiService:
                                     + 1024 * 1024,
                                     recv_bytes=256 * 1024)
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -68,10 +69,19 @@ class ApiService:
 
     def start(self) -> None:
         LOG.info("stratus-api listening on http://%s:%s", self.conf.api.listen, self.port)
-        self._thread = threading.Thread(target=self.server.run, name="stratus-api", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="stratus-api", daemon=True)
         self._thread.start()
 
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            # stop() closes the listening socket under the select loop.
+            if not self._stopping:
+                raise
+
     def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
         self.server.close()
         # waitress' task dispatcher finishes the requests in flight.
         self.server.task_dispatcher.shutdown(timeout=timeout)  # type: ignore[attr-defined]
