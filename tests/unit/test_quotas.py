@@ -296,3 +296,294 @@ def _table_of(op: Any) -> str:
         if name:
             return name
     return ""
+
+
+# -- os-quota-sets and /limits through the in-process cloud ------------------------------
+
+# tempest/lib/api_schema/response/compute/v2_1/quotas.py
+UPDATE_KEYS = set(NOVA_DEFAULTS)
+SHOW_KEYS = UPDATE_KEYS | {"id"}
+DEMO_PASSWORD = "demo-secret"
+
+
+class Tenant:
+    """A member (and reader) of a project of its own in the in-process cloud."""
+
+    def __init__(self, cloud: Any, name: str) -> None:
+        from stratus.identity.bootstrap import bootstrap
+
+        result = bootstrap(cloud.db, username=name, password=DEMO_PASSWORD,
+                           project_name=name, roles=("member", "reader"))
+        self.cloud = cloud
+        self.project_id = result.project_id
+        self.user_id = result.user_id
+        self.token = cloud.token(name, DEMO_PASSWORD, name)
+
+    def compute(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.cloud.compute(method, path, body, token=self.token, **kw)
+
+
+@pytest.fixture
+def demo(cloud: Any) -> Tenant:
+    return Tenant(cloud, "demo")
+
+
+def public_image(cloud: Any) -> str:
+    """An active public image every project may boot."""
+    resp = cloud.request("POST", "/image/v2/images", {
+        "name": "cirros", "disk_format": "raw", "container_format": "bare",
+        "visibility": "public"})
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    image_id = resp.get_json()["id"]
+    resp = cloud.request("PUT", f"/image/v2/images/{image_id}/file", raw=b"disk" * 256,
+                         headers={"Content-Type": "application/octet-stream"})
+    assert resp.status_code == 204, resp.get_data(as_text=True)
+    return str(image_id)
+
+
+def fault(resp: Any, code: int) -> str:
+    key = {400: "badRequest", 403: "forbidden", 404: "itemNotFound"}[code]
+    assert resp.status_code == code, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert list(body) == [key] and body[key]["code"] == code
+    return body[key]["message"]
+
+
+def set_quota(cloud: Any, project_id: str, **values: Any) -> dict[str, Any]:
+    resp = cloud.compute("PUT", f"/os-quota-sets/{project_id}", {"quota_set": values})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.get_json()["quota_set"]
+
+
+def quota_of(cloud: Any, project_id: str) -> dict[str, Any]:
+    resp = cloud.compute("GET", f"/os-quota-sets/{project_id}")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return resp.get_json()["quota_set"]
+
+
+def test_quota_sets_show_defaults_detail_update_delete(cloud: Any, demo: Tenant) -> None:
+    pid = demo.project_id
+    shown = quota_of(cloud, pid)
+    assert set(shown) == SHOW_KEYS and shown == {"id": pid, **NOVA_DEFAULTS}
+    defaults = cloud.compute("GET", f"/os-quota-sets/{pid}/defaults").get_json()
+    assert defaults == {"quota_set": {"id": pid, **NOVA_DEFAULTS}}
+    detail = cloud.compute("GET", f"/os-quota-sets/{pid}/detail").get_json()["quota_set"]
+    assert set(detail) == SHOW_KEYS and detail["id"] == pid
+    assert detail["cores"] == {"in_use": 0, "limit": 20, "reserved": 0}
+
+    updated = set_quota(cloud, pid, instances=3, cores="7", ram=-1, force="True")
+    assert set(updated) == UPDATE_KEYS  # Nova's update answer has no id
+    assert (updated["instances"], updated["cores"], updated["ram"]) == (3, 7, -1)
+    assert quota_of(cloud, pid) == {"id": pid, **NOVA_DEFAULTS, "instances": 3, "cores": 7,
+                                    "ram": -1}
+    assert cloud.compute("GET", f"/os-quota-sets/{pid}/defaults").get_json()[
+        "quota_set"]["instances"] == 10
+
+    resp = cloud.compute("DELETE", f"/os-quota-sets/{pid}")
+    assert resp.status_code == 202 and resp.get_data() == b""
+    assert quota_of(cloud, pid) == {"id": pid, **NOVA_DEFAULTS}
+
+
+def test_quota_sets_policy(cloud: Any, demo: Tenant) -> None:
+    pid = demo.project_id
+    with cloud.db.read() as s:
+        from stratus.db.models import Project
+        admin_project = s.scalar(sa.select(Project.id).where(Project.name == "admin"))
+    assert demo.compute("GET", f"/os-quota-sets/{pid}").get_json()["quota_set"]["id"] == pid
+    assert demo.compute("GET", f"/os-quota-sets/{pid}/detail").status_code == 200
+    assert demo.compute("GET", f"/os-quota-sets/{admin_project}/defaults").status_code == 200
+    for method, path, rule in (
+            ("GET", f"/os-quota-sets/{admin_project}", "show"),
+            ("GET", f"/os-quota-sets/{admin_project}/detail", "detail"),
+            ("PUT", f"/os-quota-sets/{pid}", "update"),
+            ("DELETE", f"/os-quota-sets/{pid}", "delete")):
+        body = {"quota_set": {"instances": 50}} if method == "PUT" else None
+        assert fault(demo.compute(method, path, body), 403) == (
+            f"Policy doesn't allow os_compute_api:os-quota-sets:{rule} to be performed.")
+    assert quota_of(cloud, pid)["instances"] == 10
+    # Nova asks Keystone about the project: an unknown one is a 400.
+    assert fault(cloud.compute("GET", "/os-quota-sets/no-such-project"), 400) == (
+        "Project ID no-such-project is not a valid project.")
+    assert fault(cloud.compute("PUT", "/os-quota-sets/no-such-project",
+                               {"quota_set": {"instances": 1}}), 400) == (
+        "Project ID no-such-project is not a valid project.")
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"quota_set": {"instances": -2}},
+     "Invalid input for field/attribute instances. Value: -2. -2 is less than the minimum "
+     "of -1"),
+    ({"quota_set": {"instances": 1, "bogus": 1}},
+     "Invalid input for field/attribute quota_set. Value: {'instances': 1, 'bogus': 1}. "
+     "Additional properties are not allowed ('bogus' was unexpected)"),
+    ({"quota_set": {"instances": "ten"}}, None),
+    ({"quota_set": {"instances": 1.5}}, None),
+    ({"quota_set": {"instances": True}}, None),
+    ({"quota_set": {"instances": None}}, None),
+    ({"quota_set": {"instances": 2147483648}}, None),
+    ({"quota_set": {"cores": 5, "instances": "-5"}},
+     "Quota limit -5 for instances must be -1 or greater."),
+    ({"quota_set": {"instances": "99999999999"}},
+     "Quota limit 99999999999 for instances must be less than or equal to 2147483647."),
+    ({"quota_set": {"networks": 5}}, "The networks quota is disabled"),
+    ({"quota_set": {"instances": 1, "force": "maybe"}}, None),
+    ({"quota_set": {"image_count_total": 1}}, None),
+    ({"quota_sets": {"instances": 1}}, None),
+    ({}, None),
+    ([], None),
+])
+def test_bad_quota_updates_are_400_and_change_nothing(cloud: Any, demo: Tenant, body: Any,
+                                                      message: str | None) -> None:
+    resp = cloud.compute("PUT", f"/os-quota-sets/{demo.project_id}", body)
+    got = fault(resp, 400)
+    if message is not None:
+        assert got == message
+    assert quota_of(cloud, demo.project_id) == {"id": demo.project_id, **NOVA_DEFAULTS}
+
+
+def test_update_below_usage_needs_force(cloud: Any, demo: Tenant) -> None:
+    image = public_image(cloud)
+    for name in ("a", "b"):
+        resp = demo.compute("POST", "/servers", {"server": {
+            "name": name, "flavorRef": "3", "imageRef": image}})
+        assert resp.status_code == 202, resp.get_data(as_text=True)
+    pid = demo.project_id
+    assert fault(cloud.compute("PUT", f"/os-quota-sets/{pid}",
+                               {"quota_set": {"ram": 100000, "instances": 1}}), 400) == (
+        "Quota limit 1 for instances must be greater than or equal to already used and "
+        "reserved 2.")
+    assert quota_of(cloud, pid)["ram"] == 51200
+    assert fault(cloud.compute("PUT", f"/os-quota-sets/{pid}",
+                               {"quota_set": {"cores": 3}}), 400) == (
+        "Quota limit 3 for cores must be greater than or equal to already used and "
+        "reserved 4.")
+    assert set_quota(cloud, pid, instances=1, cores=0, force=True)["instances"] == 1
+    detail = cloud.compute("GET", f"/os-quota-sets/{pid}/detail").get_json()["quota_set"]
+    assert detail["instances"] == {"in_use": 2, "limit": 1, "reserved": 0}
+    assert detail["cores"] == {"in_use": 4, "limit": 0, "reserved": 0}
+    assert detail["ram"] == {"in_use": 8192, "limit": 51200, "reserved": 0}
+    # user_id is accepted; quotas are per project here.
+    assert set_quota(cloud, pid, instances=4)["instances"] == 4
+    resp = cloud.compute("PUT", f"/os-quota-sets/{pid}?user_id={demo.user_id}",
+                         {"quota_set": {"instances": 5}})
+    assert resp.status_code == 200
+    assert cloud.compute("GET", f"/os-quota-sets/{pid}?user_id={demo.user_id}").get_json()[
+        "quota_set"]["instances"] == 5
+
+
+def test_limits_show_the_projects_quota_and_usage(cloud: Any, demo: Tenant) -> None:
+    set_quota(cloud, demo.project_id, instances=4, cores=9, key_pairs=3, metadata_items=7)
+    resp = demo.compute("POST", "/servers", {"server": {
+        "name": "vm", "flavorRef": "3", "imageRef": public_image(cloud)}})
+    assert resp.status_code == 202
+    absolute = demo.compute("GET", "/limits").get_json()["limits"]["absolute"]
+    assert (absolute["maxTotalInstances"], absolute["maxTotalCores"],
+            absolute["maxTotalRAMSize"], absolute["maxTotalKeypairs"],
+            absolute["maxServerMeta"], absolute["maxImageMeta"]) == (4, 9, 51200, 3, 7, 7)
+    assert (absolute["totalInstancesUsed"], absolute["totalCoresUsed"],
+            absolute["totalRAMUsed"]) == (1, 2, 4096)
+    other = cloud.compute("GET", f"/limits?tenant_id={demo.project_id}").get_json()
+    assert other["limits"]["absolute"] == absolute
+    mine = cloud.compute("GET", "/limits").get_json()["limits"]["absolute"]
+    assert (mine["maxTotalInstances"], mine["totalInstancesUsed"]) == (10, 0)
+
+
+# -- enforcement -------------------------------------------------------------------------
+
+def create_server(tenant: Tenant, image: str, flavor: str = "1", **extra: Any) -> Any:
+    return tenant.compute("POST", "/servers", {"server": dict(
+        {"name": "vm", "flavorRef": flavor, "imageRef": image}, **extra)})
+
+
+def instance_rows(cloud: Any, project_id: str) -> int:
+    with cloud.db.read() as s:
+        return s.scalar(sa.select(sa.func.count(Instance.id))
+                        .where(Instance.project_id == project_id)) or 0
+
+
+def test_server_create_over_cores_is_novas_403(cloud: Any, demo: Tenant) -> None:
+    image = public_image(cloud)
+    resp = create_server(demo, image, "5", min_count=2, max_count=2)  # 2 x 8 cores
+    assert resp.status_code == 202
+    assert create_server(demo, image, "3").status_code == 202  # 2 cores: 18 of 20
+    assert fault(create_server(demo, image, "4"), 403) == (
+        "Quota exceeded for cores: Requested 4, but already used 18 of 20 cores")
+    assert instance_rows(cloud, demo.project_id) == 3
+    with cloud.db.read() as s:
+        from stratus.db.models import InstanceAction
+        assert s.scalar(sa.select(sa.func.count(InstanceAction.id)).where(
+            InstanceAction.project_id == demo.project_id)) == 3
+
+
+def test_min_and_max_count_create_as_many_as_fit(cloud: Any, demo: Tenant) -> None:
+    image = public_image(cloud)
+    set_quota(cloud, demo.project_id, instances=4)
+    assert create_server(demo, image).status_code == 202
+    resp = create_server(demo, image, min_count=1, max_count=5, return_reservation_id=True)
+    assert resp.status_code == 202
+    reservation = resp.get_json()["reservation_id"]
+    listed = demo.compute("GET", f"/servers?reservation_id={reservation}").get_json()
+    assert sorted(s["name"] for s in listed["servers"]) == ["vm-1", "vm-2", "vm-3"]
+    assert fault(create_server(demo, image, min_count=2, max_count=3), 403) == (
+        "Quota exceeded for instances: Requested 2-3, but already used 4 of 4 instances")
+    assert instance_rows(cloud, demo.project_id) == 4
+
+
+def test_metadata_items_quota_on_create_and_on_metadata(cloud: Any, demo: Tenant) -> None:
+    image = public_image(cloud)
+    set_quota(cloud, demo.project_id, metadata_items=2)
+    assert fault(create_server(demo, image, metadata={"a": "1", "b": "2", "c": "3"}),
+                 403) == "Maximum number of metadata items exceeds 2"
+    assert instance_rows(cloud, demo.project_id) == 0
+    resp = create_server(demo, image, metadata={"a": "1"})
+    assert resp.status_code == 202
+    sid = resp.get_json()["server"]["id"]
+    path = f"/servers/{sid}/metadata"
+    msg = "Maximum number of metadata items exceeds 2"
+    assert fault(demo.compute("POST", path, {"metadata": {"b": "2", "c": "3"}}), 403) == msg
+    assert fault(demo.compute("PUT", path, {"metadata": {"x": "1", "y": "2", "z": "3"}}),
+                 403) == msg
+    assert demo.compute("PUT", f"{path}/b", {"meta": {"b": "2"}}).status_code == 200
+    assert fault(demo.compute("PUT", f"{path}/c", {"meta": {"c": "3"}}), 403) == msg
+    assert demo.compute("PUT", f"{path}/b", {"meta": {"b": "22"}}).status_code == 200
+    assert demo.compute("GET", path).get_json() == {"metadata": {"a": "1", "b": "22"}}
+    assert demo.compute("PUT", path, {"metadata": {"z": "9"}}).get_json() == {
+        "metadata": {"z": "9"}}
+
+
+def test_personality_quota(cloud: Any, demo: Tenant) -> None:
+    import base64
+
+    image = public_image(cloud)
+    set_quota(cloud, demo.project_id, injected_files=1, injected_file_path_bytes=10,
+              injected_file_content_bytes=8)
+    blob = base64.b64encode(b"hi").decode()
+    two = [{"path": "/a", "contents": blob}, {"path": "/b", "contents": blob}]
+    assert fault(create_server(demo, image, personality=two), 403) == (
+        "Personality file limit exceeded")
+    assert fault(create_server(demo, image, personality=[
+        {"path": "/etc/motd.txt", "contents": blob}]), 403) == (
+        "Personality file path exceeds maximum 10")
+    assert fault(create_server(demo, image, personality=[
+        {"path": "/a", "contents": base64.b64encode(b"0123456789").decode()}]), 403) == (
+        "Personality file content exceeds maximum 8")
+    assert instance_rows(cloud, demo.project_id) == 0
+    assert create_server(demo, image, personality=[{"path": "/a", "contents": blob}]
+                         ).status_code == 202
+
+
+def test_key_pairs_quota(cloud: Any, demo: Tenant) -> None:
+    from stratus.api.compute.keypairs import generate_key_pair
+
+    set_quota(cloud, demo.project_id, key_pairs=1)
+    _private, public, _fp = generate_key_pair(1024)
+    resp = demo.compute("POST", "/os-keypairs", {"keypair": {"name": "one",
+                                                             "public_key": public}})
+    assert resp.status_code == 200
+    assert fault(demo.compute("POST", "/os-keypairs", {"keypair": {
+        "name": "two", "public_key": public}}), 403) == "Quota exceeded, too many key pairs."
+    listed = demo.compute("GET", "/os-keypairs").get_json()["keypairs"]
+    assert [k["keypair"]["name"] for k in listed] == ["one"]
+    set_quota(cloud, demo.project_id, key_pairs=-1)
+    assert demo.compute("POST", "/os-keypairs", {"keypair": {
+        "name": "two", "public_key": public}}).status_code == 200
