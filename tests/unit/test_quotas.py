@@ -700,3 +700,140 @@ def test_concurrent_uploads_cannot_pass_image_size_total(database: Database,
     assert service.show(ctx, loser)["status"] == "queued"
     assert service.show(ctx, winner)["size"] == 600 * KIB
     assert os.listdir(store.store_dir) == [winner]
+
+
+# -- over HTTP: openstacksdk, and fifty concurrent creates -----------------------------
+
+class Served:
+    """An in-process cloud behind a real HTTP server (waitress) on a free port."""
+
+    def __init__(self, tmp_path: Any, db_url: str | None = None) -> None:
+        import socket
+
+        from waitress.server import create_server
+
+        from tests.cloud import InProcessCloud
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cloud = InProcessCloud(tmp_path, db_url=db_url,
+                                    overrides={("api", "port"): self.port})
+        self.server = create_server(self.cloud.app, host="127.0.0.1", port=self.port,
+                                    threads=16, asyncore_loop_timeout=0.05)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def connect(self, username: str = "admin", password: str | None = None,
+                project: str = "admin") -> Any:
+        import openstack
+
+        from tests.cloud import ADMIN_PASSWORD
+
+        return openstack.connect(auth_url=f"{self.url}/identity", username=username,
+                                 password=password or ADMIN_PASSWORD, project_name=project,
+                                 user_domain_name="Default", project_domain_name="Default",
+                                 region_name="RegionOne")
+
+    def close(self) -> None:
+        from waitress import wasyncore
+
+        # Close every socket from the server's own loop thread, which then ends.
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self.thread.join(timeout=5)
+        self.server.task_dispatcher.shutdown()
+        self.cloud.close()
+
+
+def test_openstacksdk_quota_sets_and_limits(tmp_path: Any) -> None:
+    import openstack.exceptions
+
+    served = Served(tmp_path)
+    conn = served.connect()
+    try:
+        demo = Tenant(served.cloud, "demo")
+        qs = conn.compute.get_quota_set(demo.project_id)
+        assert (qs.instances, qs.cores, qs.ram, qs.key_pairs) == (10, 20, 51200, 100)
+        assert conn.compute.get_quota_set_defaults(demo.project_id).instances == 10
+        updated = conn.compute.update_quota_set(demo.project_id, instances=1, cores=30)
+        assert (updated.instances, updated.cores) == (1, 30)
+        assert conn.compute.get_quota_set(demo.project_id).instances == 1
+
+        image = public_image(served.cloud)
+        mine = served.connect("demo", DEMO_PASSWORD, "demo")
+        try:
+            server = mine.compute.create_server(name="sdk-vm", flavor_id="42", image_id=image)
+            mine.compute.wait_for_server(server, wait=30)
+            with pytest.raises(openstack.exceptions.ForbiddenException) as err:
+                mine.compute.create_server(name="too-many", flavor_id="42", image_id=image)
+            assert ("Quota exceeded for instances: Requested 1, but already used 1 of 1 "
+                    "instances") in str(err.value)
+            limits = mine.compute.get_limits()
+            assert (limits.absolute.instances, limits.absolute.instances_used,
+                    limits.absolute.total_cores, limits.absolute.total_cores_used,
+                    limits.absolute.total_ram_used) == (1, 1, 30, 1, 128)
+        finally:
+            mine.close()
+
+        used = conn.compute.get_quota_set(demo.project_id, usage=True)
+        assert used.usage["instances"] == 1 and used.usage["ram"] == 128
+        assert used.reservation["instances"] == 0 and used.instances == 1
+        conn.compute.revert_quota_set(demo.project_id)
+        assert conn.compute.get_quota_set(demo.project_id).instances == 10
+    finally:
+        conn.close()
+        served.close()
+
+
+@pytest.mark.parametrize("backend", dbs.BACKENDS)
+def test_fifty_concurrent_creates_never_pass_the_quota(backend: str, tmp_path: Any) -> None:
+    """Quota of 5 instances, 50 POST /servers at once over HTTP: exactly 5 are
+    created (and built), 45 get Nova's 403, and nothing else is left in the
+    database: no instance row, no instance action, no allocation."""
+    import requests
+
+    from stratus.db.models import Allocation, InstanceAction
+
+    if not dbs.available(backend):
+        pytest.skip(f"{backend} is not reachable")
+    with dbs.scratch_database(backend, str(tmp_path)) as url:
+        served = Served(tmp_path, db_url=url)
+        try:
+            cloud = served.cloud
+            demo = Tenant(cloud, "demo")
+            set_quota(cloud, demo.project_id, instances=5, cores=1000, ram=1_000_000)
+            image = public_image(cloud)
+
+            def create(i: int) -> tuple[int, Any]:
+                resp = requests.post(
+                    f"{served.url}/compute/v2.1/servers", timeout=60,
+                    headers={"X-Auth-Token": demo.token},
+                    json={"server": {"name": f"burst-{i}", "flavorRef": "42",
+                                     "imageRef": image}})
+                return resp.status_code, resp.json()
+
+            results = run_threads(50, create)
+            assert [r for r in results if not isinstance(r, tuple)] == []
+            created = [body["server"]["id"] for code, body in results if code == 202]
+            refused = [body for code, body in results if code == 403]
+            assert len(created) == 5 and len(refused) == 45, results
+            assert all(body == {"forbidden": {"code": 403, "message": (
+                "Quota exceeded for instances: Requested 1, but already used 5 of 5 "
+                "instances")}} for body in refused)
+            for server_id in created:
+                cloud.wait_for(server_id, "ACTIVE", timeout=60)
+            with cloud.db.read() as s:
+                rows = set(s.scalars(sa.select(Instance.uuid).where(
+                    Instance.project_id == demo.project_id)))
+                actions = s.scalar(sa.select(sa.func.count(InstanceAction.id)).where(
+                    InstanceAction.project_id == demo.project_id))
+                consumers = list(s.scalars(sa.select(Allocation.consumer_uuid)))
+            assert rows == set(created)
+            assert actions == 5
+            assert sorted(consumers) == sorted(created)
+            detail = cloud.compute("GET", f"/os-quota-sets/{demo.project_id}/detail")
+            assert detail.get_json()["quota_set"]["instances"] == {
+                "in_use": 5, "limit": 5, "reserved": 0}
+        finally:
+            served.close()
