@@ -564,18 +564,21 @@ class ImageService:
                                         "set prior to saving data.")
             owner, disk_format = image.owner, image.disk_format
             limits = self._limits(s, owner)
-            stored = db_quotas.image_bytes(s, owner or "", exclude=image_id)
-            if limits is not None and owner is not None and size_hint is not None:
-                quota.check_image_size(owner, limits, stored, size_hint)
+            stored = 0
+            if limits is not None and owner is not None:
+                stored = db_quotas.image_bytes(s, owner, exclude=image_id)
+                if size_hint is not None:
+                    quota.check_image_size(owner, limits, stored, size_hint)
             if not self._swap_status(s, image_id, "queued", "saving"):
                 raise exception.Conflict("Image status transition from queued to saving "
                                          "is not allowed")
         if self.max_image_size is not None:
             chunks = _capped(chunks, self.max_image_size, ImageTooLarge)
-        left = quota.image_bytes_left(limits, stored) if limits is not None else None
-        if limits is not None and left is not None and owner is not None:
-            chunks = _capped(chunks, left, functools.partial(
-                quota.image_size_exceeded, owner, limits, stored, left + 1))
+        if limits is not None and owner is not None:
+            left = quota.image_bytes_left(limits, stored)
+            if left is not None:
+                chunks = _capped(chunks, left, functools.partial(
+                    quota.image_size_exceeded, owner, limits, stored, left + 1))
         try:
             data = self.store.write(image_id, chunks)
             activated = self._activate(image_id, owner, disk_format, data)
