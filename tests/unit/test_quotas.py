@@ -386,9 +386,7 @@ def test_quota_sets_show_defaults_detail_update_delete(cloud: Any, demo: Tenant)
 
 def test_quota_sets_policy(cloud: Any, demo: Tenant) -> None:
     pid = demo.project_id
-    with cloud.db.read() as s:
-        from stratus.db.models import Project
-        admin_project = s.scalar(sa.select(Project.id).where(Project.name == "admin"))
+    admin_project = cloud.project_id("admin")
     assert demo.compute("GET", f"/os-quota-sets/{pid}").get_json()["quota_set"]["id"] == pid
     assert demo.compute("GET", f"/os-quota-sets/{pid}/detail").status_code == 200
     assert demo.compute("GET", f"/os-quota-sets/{admin_project}/defaults").status_code == 200
