@@ -263,6 +263,21 @@ def test_concurrent_admin_updates_leave_one_consistent_row(database: Database,
     assert final in written  # the three values come from the same update
 
 
+def test_concurrent_key_pair_creates_stay_within_the_limit(database: Database) -> None:
+    """Ten key pairs of one user at once under a key_pairs limit of 3 (the
+    user's lock): three are stored, seven refused."""
+    from stratus.db import keypairs as db_keypairs
+
+    def create(i: int) -> Any:
+        return db_keypairs.keypair_create(database, user_id="u1", name=f"k{i}",
+                                          public_key="pk", fingerprint="fp", max_per_user=3)
+
+    results = run_threads(10, create)
+    assert len([r for r in results if isinstance(r, quota.KeypairLimitExceeded)]) == 7
+    assert len([r for r in results if isinstance(r, dict)]) == 3
+    assert db_keypairs.keypair_count(database, "u1") == 3
+
+
 @pytest.mark.parametrize("backend_name", dbs.BACKENDS)
 def test_migration_matches_the_quota_models(backend_name: str, tmp_path: Any) -> None:
     """Autogenerate finds nothing to change in the tables of migration 0003_quotas."""
