@@ -34,6 +34,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "hypervisors",
     "availability_zones",
     "limits",
+    "quota_sets",
     "servers",
     "server_actions",
     "server_metadata",
