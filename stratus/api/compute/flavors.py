@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import parameter_types
-from stratus.api.compute.common import (limit_and_marker, next_link, require_admin,
+from stratus.api.compute.common import (limit_and_marker, next_link, authorize,
                                         resource_links, validate)
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response
@@ -161,7 +161,7 @@ def create(req: Request) -> Response:
     body = req.json_body()
     validate(CREATE_SCHEMA, body)
     check_name(body["flavor"]["name"])
-    require_admin(req, POLICY_CREATE)
+    authorize(req, POLICY_CREATE)
     vals = body["flavor"]
     flavor = db_flavors.flavor_create(
         req.state.db,
@@ -180,7 +180,7 @@ def create(req: Request) -> Response:
 
 
 def delete(req: Request, flavor_id: str) -> Response:
-    require_admin(req, POLICY_DELETE)
+    authorize(req, POLICY_DELETE)
     db_flavors.flavor_destroy(req.state.db, flavor_id)
     return empty_response(202)
 

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
-from stratus.api.compute.common import require_admin
+from stratus.api.compute.common import authorize
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.db.models import Instance
 from stratus.db.session import Database
 
+POLICY_LIMITS = "os_compute_api:limits"
 POLICY_OTHER_PROJECT = "os_compute_api:limits:other_project"
 
 # nova/conf/quota.py defaults.
@@ -87,9 +88,10 @@ def build_limits(quotas: dict[str, int], usage: dict[str, int]) -> dict[str, Any
 
 def index(req: Request) -> Response:
     project_id = req.context.project_id
+    authorize(req, POLICY_LIMITS, {"project_id": project_id})
     if "tenant_id" in req.args:
-        require_admin(req, POLICY_OTHER_PROJECT)
         project_id = req.args["tenant_id"]
+        authorize(req, POLICY_OTHER_PROJECT, {"project_id": project_id})
     usage = project_usage(req.state.db, project_id)
     return json_response(build_limits(DEFAULT_QUOTAS, usage))
 
