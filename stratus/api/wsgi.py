@@ -14,7 +14,8 @@ import time
 from typing import Any, Callable, Iterable, Protocol
 
 import orjson
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound as RouteNotFound
+from werkzeug.exceptions import (HTTPException, MethodNotAllowed, NotFound as RouteNotFound,
+                                 RequestEntityTooLarge)
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request as _Request, Response
 
@@ -39,6 +40,9 @@ FAULT_NAMES: dict[int, str] = {
 }
 
 JSON_CONTENT_TYPE = "application/json"
+# oslo.middleware sizelimit's default ([oslo_middleware] max_request_body_size).
+DEFAULT_MAX_BODY_SIZE = 114688
+BODY_TOO_LARGE = "Request is too large."
 
 
 class Request(_Request):
@@ -85,13 +89,19 @@ class Middleware(Protocol):
 
 
 class Route:
-    """``Route("GET", "/servers/<server_id>", handler, public=False)``."""
+    """``Route("GET", "/servers/<server_id>", handler, public=False)``.
 
-    def __init__(self, method: str, path: str, handler: Handler, public: bool = False) -> None:
+    ``limit_body=False`` exempts a route from the App's request body size
+    limit (image uploads, which have a cap of their own).
+    """
+
+    def __init__(self, method: str, path: str, handler: Handler, public: bool = False,
+                 limit_body: bool = True) -> None:
         self.method = method
         self.path = path
         self.handler = handler
         self.public = public
+        self.limit_body = limit_body
 
 
 class App:
@@ -102,8 +112,10 @@ class App:
                  authenticate: Authenticator | None = None,
                  middleware: Iterable[Middleware] = (),
                  request_id_headers: tuple[str, ...] = ("x-openstack-request-id",),
-                 name: str = "api") -> None:
+                 name: str = "api",
+                 max_body_size: int | None = DEFAULT_MAX_BODY_SIZE) -> None:
         self.name = name
+        self.max_body_size = max_body_size
         self.state = state
         self.fault_formatter = fault_formatter
         self.authenticate = authenticate
@@ -151,6 +163,13 @@ class App:
             except HTTPException as exc:  # e.g. redirects from werkzeug
                 return self.fault(exc.code or 400, exc.description or "Bad request")
             route = self._routes[key]
+            if route.limit_body and self.max_body_size is not None:
+                # oslo.middleware's sizelimit, before authentication: a declared
+                # length past the limit is refused unread; a chunked body is
+                # cut off (413) as soon as reading passes it.
+                if (req.content_length or 0) > self.max_body_size:
+                    return self.fault(413, BODY_TOO_LARGE)
+                req.max_content_length = self.max_body_size
             if self.authenticate is not None and not route.public:
                 ctx = self.authenticate(req)
                 if ctx is None:
@@ -167,6 +186,11 @@ class App:
             for mw in reversed(self.middleware):
                 call = _chain(mw, call)
             return call(req)
+        except RequestEntityTooLarge:
+            return self.fault(413, BODY_TOO_LARGE)
+        except HTTPException as exc:  # werkzeug's, e.g. from reading a malformed body
+            code = exc.code or 400
+            return self.fault(code, exc.description or "Bad request")
         except exception.StratusException as exc:
             if exc.code >= 500:
                 LOG.exception("Request failed: %s", exc)

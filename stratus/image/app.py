@@ -69,7 +69,8 @@ class ImageAPI:
             Route("GET", "/v2/images/<image_id>", self.show_image),
             Route("PATCH", "/v2/images/<image_id>", self.update_image),
             Route("DELETE", "/v2/images/<image_id>", self.delete_image),
-            Route("PUT", "/v2/images/<image_id>/file", self.upload_data),
+            # Image data is bounded by [image] max_image_size, not the body limit.
+            Route("PUT", "/v2/images/<image_id>/file", self.upload_data, limit_body=False),
             Route("GET", "/v2/images/<image_id>/file", self.download_data),
             Route("POST", "/v2/images/<image_id>/actions/deactivate", self.deactivate),
             Route("POST", "/v2/images/<image_id>/actions/reactivate", self.reactivate),
@@ -362,4 +363,5 @@ def build_image_app(conf: Any, db: Database, store: FileStore,
     service = ImageService.from_conf(conf, db, store)
     api = ImageAPI(service, conf.api.public_url, conf.api.max_limit)
     return wsgi.App(api.routes(), fault_formatter=views.glance_fault_body,
-                    authenticate=authenticate, name="image")
+                    authenticate=authenticate, name="image",
+                    max_body_size=conf.api.max_request_body_size)

@@ -14,10 +14,12 @@ from stratus.api.compute.schemas import servers as schema
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 
 ITEM_NOT_FOUND = "Metadata item was not found"
-POLICY = "os_compute_api:server-metadata:"
-POLICY_INDEX, POLICY_SHOW = POLICY + "index", POLICY + "show"
-POLICY_CREATE, POLICY_UPDATE_ALL = POLICY + "create", POLICY + "update_all"
-POLICY_UPDATE, POLICY_DELETE = POLICY + "update", POLICY + "delete"
+POLICY_INDEX = "os_compute_api:server-metadata:index"
+POLICY_SHOW = "os_compute_api:server-metadata:show"
+POLICY_CREATE = "os_compute_api:server-metadata:create"
+POLICY_UPDATE_ALL = "os_compute_api:server-metadata:update_all"
+POLICY_UPDATE = "os_compute_api:server-metadata:update"
+POLICY_DELETE = "os_compute_api:server-metadata:delete"
 
 
 def routes() -> list[Route]:
