@@ -246,13 +246,18 @@ def _bool_param(name: str, raw: str) -> bool:
                             f"boolean.")
 
 
-def _int_param(name: str, raw: str, minimum: int = 0) -> int:
+BIGINT_MAX = 2 ** 63 - 1  # a BigInteger column's largest value (image sizes)
+
+
+def _int_param(name: str, raw: str, minimum: int = 0, maximum: int | None = BIGINT_MAX) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise exception.Invalid(f"{name} param must be an integer")
     if value < minimum:
         raise exception.Invalid(f"{name} param must be positive")
+    if maximum is not None and value > maximum:
+        raise exception.Invalid(f"{name} param must be at most {maximum}")
     return value
 
 
@@ -291,7 +296,8 @@ def parse_sort(args: Any) -> list[tuple[str, str]]:
 
 def parse_list_query(args: Any, max_limit: int) -> ListQuery:
     """The ListQuery of ``GET /v2/images``'s query string."""
-    limit = _int_param("limit", args["limit"]) if "limit" in args else DEFAULT_LIMIT
+    limit = (_int_param("limit", args["limit"], maximum=None) if "limit" in args
+             else DEFAULT_LIMIT)
     query = ListQuery(limit=min(limit, max_limit), marker=args.get("marker"),
                       sort=parse_sort(args))
     if "visibility" in args:

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 import jsonschema
 
 from stratus import exception, policy
+from stratus.api.compute.parameter_types import SQL_INT_MAX
 from stratus.api.wsgi import Request
 from stratus.utils import is_uuid_like
 
@@ -73,7 +74,11 @@ def get_server(req: Request, server_id: str, rule: str) -> dict[str, Any]:
     return instance
 
 
-def query_int(req: Request, name: str, minimum: int = 0) -> int | None:
+def query_int(req: Request, name: str, minimum: int = 0,
+              maximum: int | None = SQL_INT_MAX) -> int | None:
+    """An integer query parameter, within [minimum, maximum] (an Integer
+    column's range by default: a larger filter value is a 400, not a database
+    error), or None when absent."""
     raw = req.args.get(name)
     if raw is None:
         return None
@@ -87,13 +92,17 @@ def query_int(req: Request, name: str, minimum: int = 0) -> int | None:
         raise exception.ValidationError(
             f"Invalid input for query parameters {name}. Value: {raw}. "
             f"{value} is less than the minimum of {minimum}")
+    if maximum is not None and value > maximum:
+        raise exception.ValidationError(
+            f"Invalid input for query parameters {name}. Value: {raw}. "
+            f"{value} is greater than the maximum of {maximum}")
     return value
 
 
 def limit_and_marker(req: Request) -> tuple[int, str | None]:
     """``limit`` (capped at [api] max_limit) and ``marker`` from the query."""
     max_limit = req.state.conf.api.max_limit
-    limit = query_int(req, "limit", 0)
+    limit = query_int(req, "limit", 0, maximum=None)
     limit = max_limit if limit is None else min(limit, max_limit)
     return limit, req.args.get("marker")
 

@@ -95,9 +95,12 @@ def _int_filter(req: Request, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise exception.Invalid(f"Invalid {name} filter [{raw}]")
+    if abs(value) > parameter_types.SQL_INT_MAX:  # past the column's range
+        raise exception.Invalid(f"Invalid {name} filter [{raw}]")
+    return value
 
 
 def _list(req: Request) -> tuple[list[dict[str, Any]], int]:
