@@ -355,9 +355,14 @@ def test_reader_cannot_manage_identity(env):
         resp = t.request("a-reader", method, "/identity" + path, body)
         assert resp.status_code == 403, (path, resp.get_data(as_text=True))
         assert resp.get_json()["error"]["code"] == 403
-    assert t.request("a-reader", "GET", f"/identity/v3/users/{reader_id}").status_code == 200
+    resp = t.request("a-reader", "GET", f"/identity/v3/users/{reader_id}")
+    assert resp.status_code == 200 and resp.get_json()["user"]["name"] == "a-reader"
     resp = t.request("admin", "GET", "/identity/v3/projects?name=evil")
     assert resp.get_json()["projects"] == []
+    resp = t.request("admin", "GET", "/identity/v3/users?name=evil")
+    assert resp.get_json()["users"] == []
+    resp = t.request("admin", "GET", f"/identity/v3/role_assignments?user.id={reader_id}")
+    assert len(resp.get_json()["role_assignments"]) == 1
 
 
 # -- members -------------------------------------------------------------------------
