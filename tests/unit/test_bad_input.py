@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import pathlib
 import re
 import threading
 import time

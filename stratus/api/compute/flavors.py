@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import parameter_types
-from stratus.api.compute.common import (limit_and_marker, next_link, authorize,
+from stratus.api.compute.common import (authorize, limit_and_marker, next_link,
                                         resource_links, validate)
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response

@@ -53,7 +53,7 @@ def _reboot(req: Request, server_id: str, body: Any) -> None:
 def _unlock(req: Request, server_id: str, body: Any) -> None:
     instance = req.state.compute_api.get(req.context, server_id)
     if not req.state.compute_api.is_expected_locked_by(req.context, instance):
-        # Locked by someone else's kind (an admin's lock, for its owner).
+        # A lock taken from another project (an admin's) needs unlock_override.
         common.authorize(req, POLICY_UNLOCK_OVERRIDE, {"project_id": instance["project_id"]})
     req.state.compute_api.unlock(req.context, server_id)
 
