@@ -615,7 +615,14 @@ def http_port(env) -> Iterator[int]:
     """The cloud's WSGI app behind waitress, as stratus-api serves it."""
     server = create_server(env["cloud"].app, host="127.0.0.1", port=0, threads=2,
                            ident="stratus", clear_untrusted_proxy_headers=True)
-    thread = threading.Thread(target=server.run, daemon=True)
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:  # the socket closed under select() at shutdown
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
         yield int(server.effective_port)  # type: ignore[attr-defined]
