@@ -315,17 +315,24 @@ class ComputeAPI:
         self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "reboot_instance",
                                          reboot_type=reboot_type)
 
+    @staticmethod
+    def is_expected_locked_by(ctx: RequestContext, inst: dict[str, Any]) -> bool:
+        """Nova's: a lock taken by the server's own project ("owner") may be
+        undone by that project, one taken from another project ("admin") only
+        by whom the unlock_override policy allows (the API checks it)."""
+        expected = "owner" if inst["project_id"] == ctx.project_id else "admin"
+        return not (inst["locked_by"] and inst["locked_by"] != expected)
+
     def lock(self, ctx: RequestContext, instance_id: str) -> None:
-        self.get(ctx, instance_id)
+        inst = self.get(ctx, instance_id)
         db_instances.action_start(self.db, instance_id, "lock", ctx.request_id,
                                   ctx.user_id, ctx.project_id)
         db_instances.instance_update(self.db, instance_id, {
-            "locked": True, "locked_by": "admin" if ctx.is_admin else "owner"})
+            "locked": True,
+            "locked_by": "owner" if inst["project_id"] == ctx.project_id else "admin"})
 
     def unlock(self, ctx: RequestContext, instance_id: str) -> None:
-        inst = self.get(ctx, instance_id)
-        if inst["locked"] and inst["locked_by"] == "admin" and not ctx.is_admin:
-            raise exception.Forbidden(action="os_compute_api:os-lock-server:unlock:unlock_override")
+        self.get(ctx, instance_id)
         db_instances.action_start(self.db, instance_id, "unlock", ctx.request_id,
                                   ctx.user_id, ctx.project_id)
         db_instances.instance_update(self.db, instance_id, {"locked": False, "locked_by": None})

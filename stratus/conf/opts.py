@@ -47,6 +47,10 @@ API = [
         "default http://LISTEN:PORT."),
     Opt("max_limit", "int", 1000, "Most items returned in one page of a list.", min=1),
     Opt("region", "str", "RegionOne", "Region name in the service catalog."),
+    Opt("max_request_body_size", "int", 114688,
+        "Largest request body, in bytes, the compute, identity and image APIs accept "
+        "(oslo.middleware's sizelimit); past it the answer is 413 and nothing is read. "
+        "Image data uploads are bounded by [image] max_image_size instead.", min=1),
 ]
 
 IDENTITY = [

@@ -228,4 +228,5 @@ def build_identity_app(conf: Any, db: Database, provider: TokenProvider, *,
     service = IdentityService.from_conf(conf, db, provider, authenticator)
     api = IdentityAPI(service, db, conf.api.public_url)
     return wsgi.App(api.routes(), fault_formatter=keystone_fault_body,
-                    authenticate=authenticate, name="identity")
+                    authenticate=authenticate, name="identity",
+                    max_body_size=conf.api.max_request_body_size)

@@ -70,7 +70,8 @@ class ImageAPI:
             Route("GET", "/v2/images/<image_id>", self.show_image),
             Route("PATCH", "/v2/images/<image_id>", self.update_image),
             Route("DELETE", "/v2/images/<image_id>", self.delete_image),
-            Route("PUT", "/v2/images/<image_id>/file", self.upload_data),
+            # Image data is bounded by [image] max_image_size, not the body limit.
+            Route("PUT", "/v2/images/<image_id>/file", self.upload_data, limit_body=False),
             Route("GET", "/v2/images/<image_id>/file", self.download_data),
             Route("POST", "/v2/images/<image_id>/actions/deactivate", self.deactivate),
             Route("POST", "/v2/images/<image_id>/actions/reactivate", self.reactivate),
@@ -247,13 +248,18 @@ def _bool_param(name: str, raw: str) -> bool:
                             f"boolean.")
 
 
-def _int_param(name: str, raw: str, minimum: int = 0) -> int:
+BIGINT_MAX = 2 ** 63 - 1  # a BigInteger column's largest value (image sizes)
+
+
+def _int_param(name: str, raw: str, minimum: int = 0, maximum: int | None = BIGINT_MAX) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise exception.Invalid(f"{name} param must be an integer")
     if value < minimum:
         raise exception.Invalid(f"{name} param must be positive")
+    if maximum is not None and value > maximum:
+        raise exception.Invalid(f"{name} param must be at most {maximum}")
     return value
 
 
@@ -292,7 +298,8 @@ def parse_sort(args: Any) -> list[tuple[str, str]]:
 
 def parse_list_query(args: Any, max_limit: int) -> ListQuery:
     """The ListQuery of ``GET /v2/images``'s query string."""
-    limit = _int_param("limit", args["limit"]) if "limit" in args else DEFAULT_LIMIT
+    limit = (_int_param("limit", args["limit"], maximum=None) if "limit" in args
+             else DEFAULT_LIMIT)
     query = ListQuery(limit=min(limit, max_limit), marker=args.get("marker"),
                       sort=parse_sort(args))
     if "visibility" in args:
@@ -364,4 +371,5 @@ def build_image_app(conf: Any, db: Database, store: FileStore,
     service = ImageService.from_conf(conf, db, store)
     api = ImageAPI(service, conf.api.public_url, conf.api.max_limit)
     return wsgi.App(api.routes(), fault_formatter=views.glance_fault_body,
-                    authenticate=authenticate, name="image")
+                    authenticate=authenticate, name="image",
+                    max_body_size=conf.api.max_request_body_size)

@@ -10,6 +10,14 @@ images, public and community images, and ``shared`` images whose owner
 added their project as a member (Glance's rules: any member sees the image by
 id; lists show it once the member accepted it, or with ``member_status``).
 
+Policy: every operation also goes through the policy engine with Glance's
+rule names and defaults (``add_image``, ``modify_image``, ``get_images``...,
+see :mod:`stratus.policy.defaults`): a project's ``reader`` sees its images
+but changes nothing, its ``member`` acts on them, ``admin`` acts everywhere.
+The rule's target is the image (``project_id``/``owner`` its owner,
+``visibility``, ``member_id``). A refusal is Glance's 403 "You are not
+authorized to complete <rule> action."
+
 Data upload moves an image ``queued -> saving -> active`` with
 compare-and-swap updates, so two concurrent uploads cannot both proceed and
 an image deleted mid-upload does not come back to life.
@@ -26,7 +34,7 @@ from sqlalchemy import Select, and_, delete, false, func, or_, select, true, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stratus import exception, quota
+from stratus import exception, policy, quota
 from stratus.context import RequestContext
 from stratus.db import quotas as db_quotas
 from stratus.db.common import to_dict
@@ -56,6 +64,24 @@ class ImageTooLarge(exception.StratusException):
 class ImageMemberLimitExceeded(exception.StratusException):
     msg_fmt = "Image member limit exceeded for image %(image_id)s: 128."
     code = 413
+
+
+def authorize(ctx: RequestContext, rule: str, target: dict[str, Any] | None = None) -> None:
+    """Glance's policy check: 403 with Glance's message unless ``rule`` allows it."""
+    if not policy.check(ctx, rule, target):
+        raise exception.Forbidden(f"You are not authorized to complete {rule} action.")
+
+
+def image_target(ctx: RequestContext, image: Any, member_id: str | None = None) -> dict[str, Any]:
+    """The policy target of an image (Glance's ImageTarget). ``member_id`` is
+    the member acted on, else the caller's project when it sees someone
+    else's shared image (only a member does)."""
+    owner = image.owner if isinstance(image, Image) else image["owner"]
+    visibility = image.visibility if isinstance(image, Image) else image["visibility"]
+    if member_id is None and visibility == "shared" and owner != ctx.project_id:
+        member_id = ctx.project_id
+    return {"project_id": owner, "owner": owner, "visibility": visibility,
+            "member_id": member_id}
 
 
 class ImageNoData(exception.StratusException):
@@ -224,7 +250,9 @@ class ImageService:
     def show(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
         """The image record; ImageNotFound if missing, deleted or invisible to ``ctx``."""
         with self.db.read() as s:
-            return to_dict(self._get_visible(s, ctx, image_id))
+            image = self._get_visible(s, ctx, image_id)
+            authorize(ctx, "get_image", image_target(ctx, image))
+            return to_dict(image)
 
     def _get_visible(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
         if not is_uuid_like(image_id):
@@ -238,6 +266,7 @@ class ImageService:
 
     def list_images(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         """One page of the images ``ctx`` may see that match ``query``."""
+        authorize(ctx, "get_images", {"project_id": ctx.project_id})
         sort = list(query.sort)
         if "id" not in [k for k, _ in sort]:
             sort.append(("id", sort[-1][1] if sort else "desc"))
@@ -332,10 +361,9 @@ class ImageService:
         if owner != ctx.project_id and not ctx.is_admin:
             raise exception.Forbidden(f"You are not permitted to create images owned by "
                                       f"'{owner}'.")
+        authorize(ctx, "add_image", {"project_id": ctx.project_id, "owner": owner})
         visibility = values.get("visibility", "shared")
-        if visibility == "public" and not ctx.is_admin:
-            raise exception.Forbidden("You are not authorized to complete publicize_image "
-                                      "action.")
+        self._authorize_visibility(ctx, visibility, owner)
         image_id = values.get("id") or new_uuid()
         now = utcnow()
         extra = {k: v for k, v in values.items() if k not in schemas.WRITABLE}
@@ -362,11 +390,21 @@ class ImageService:
                 raise duplicate
             return to_dict(image)
 
+    @staticmethod
+    def _authorize_visibility(ctx: RequestContext, visibility: Any, owner: Any) -> None:
+        """Making an image public or community takes a rule of its own."""
+        target = {"project_id": owner, "owner": owner, "visibility": visibility,
+                  "member_id": None}
+        if visibility == "public":
+            authorize(ctx, "publicize_image", target)
+        elif visibility == "community":
+            authorize(ctx, "communitize_image", target)
+
     def update(self, ctx: RequestContext, image_id: str,
                changes: list[PatchOp]) -> dict[str, Any]:
         """Apply ``changes`` (add/replace/remove of attributes and properties)."""
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "modify_image")
             original = _writable_values(to_dict(image))
             values = dict(original)
             for change in changes:
@@ -376,10 +414,8 @@ class ImageService:
             schemas.validate_image(values)
             self._check_formats({k: values[k] for k in changed
                                  if k in ("disk_format", "container_format")})
-            if "visibility" in changed and values["visibility"] == "public" \
-                    and not ctx.is_admin:
-                raise exception.Forbidden("You are not authorized to complete "
-                                          "publicize_image action.")
+            if "visibility" in changed:
+                self._authorize_visibility(ctx, values["visibility"], image.owner)
             if "owner" in changed and not ctx.is_admin:
                 raise exception.Forbidden("Attribute 'owner' can be changed only by an "
                                           "administrator.")
@@ -397,7 +433,7 @@ class ImageService:
     def set_tag(self, ctx: RequestContext, image_id: str, tag: str, present: bool) -> None:
         """Add (``present``) or remove one tag; removing a missing tag is a 404."""
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "modify_image")
             tags = list(image.tags or [])
             if present:
                 if len(tag) > 255:
@@ -415,7 +451,8 @@ class ImageService:
         is allowed, and doing it twice is harmless."""
         want, other = ("active", "deactivated") if active else ("deactivated", "active")
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id,
+                                       "reactivate" if active else "deactivate")
             if image.status == want:
                 return
             if image.status != other:
@@ -428,7 +465,7 @@ class ImageService:
     def delete(self, ctx: RequestContext, image_id: str) -> None:
         """Delete the image and its data; protected images are a 403."""
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "delete_image")
             if image.protected:
                 raise exception.Forbidden(f"Image {image_id} is protected and cannot be "
                                           f"deleted.")
@@ -440,11 +477,14 @@ class ImageService:
             s.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
         self.store.delete(image_id)
 
-    def _get_writable(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
+    def _get_writable(self, s: Session, ctx: RequestContext, image_id: str,
+                      rule: str) -> Image:
+        """The image, if ``ctx`` owns it (or is admin) and ``rule`` allows it."""
         image = self._get_visible(s, ctx, image_id)
         if not (ctx.is_admin or (ctx.project_id and image.owner == ctx.project_id)):
             raise exception.Forbidden("You are not permitted to modify image "
                                       f"{image_id}.")
+        authorize(ctx, rule, image_target(ctx, image))
         return image
 
     # -- members -------------------------------------------------------------
@@ -463,6 +503,7 @@ class ImageService:
         """The owner (or admin) sees every member; a member sees its own membership."""
         with self.db.read() as s:
             image = self._member_image(s, ctx, image_id)
+            authorize(ctx, "get_members", image_target(ctx, image))
             q = select(ImageMember).where(ImageMember.image_id == image_id)
             if not self._is_owner(ctx, image):
                 q = q.where(ImageMember.member == ctx.project_id)
@@ -473,6 +514,7 @@ class ImageService:
             image = self._member_image(s, ctx, image_id)
             if not self._is_owner(ctx, image) and member != ctx.project_id:
                 raise exception.NotFound(f"Member {member} not found for image {image_id}.")
+            authorize(ctx, "get_member", image_target(ctx, image, member))
             return to_dict(self._member_row(s, image_id, member))
 
     @staticmethod
@@ -495,6 +537,7 @@ class ImageService:
             if not self._is_owner(ctx, image):
                 raise exception.Forbidden(f"Not allowed to create members for image "
                                           f"{image_id}.")
+            authorize(ctx, "add_member", image_target(ctx, image, member))
             exists = s.scalars(select(ImageMember.id).where(
                 ImageMember.image_id == image_id, ImageMember.member == member)).first()
             if exists is not None:
@@ -527,6 +570,7 @@ class ImageService:
                                               "this image member.")
                 raise exception.NotFound(f"Member {member} not found for image "
                                          f"{image_id}.")
+            authorize(ctx, "modify_member", image_target(ctx, image, member))
             row = self._member_row(s, image_id, member)
             row.status = status
             row.updated_at = utcnow()
@@ -539,6 +583,7 @@ class ImageService:
             if not self._is_owner(ctx, image):
                 raise exception.Forbidden(f"Not allowed to delete members for image "
                                           f"{image_id}.")
+            authorize(ctx, "delete_member", image_target(ctx, image, member))
             s.delete(self._member_row(s, image_id, member))
 
     # -- data ----------------------------------------------------------------
@@ -555,7 +600,7 @@ class ImageService:
         cannot together pass the limit.
         """
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "upload_image")
             if image.status != "queued":
                 raise exception.Conflict(f"Image status transition from {image.status} to "
                                          f"saving is not allowed")
@@ -621,6 +666,7 @@ class ImageService:
         deactivated image unless admin.
         """
         record = self.show(ctx, image_id)
+        authorize(ctx, "download_image", image_target(ctx, record))
         if record["status"] == "deactivated" and not ctx.is_admin:
             raise exception.Forbidden("The requested image has been deactivated. Image data "
                                       "download is forbidden.")

@@ -11,12 +11,13 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from stratus.api.compute.common import require_admin
+from stratus.api.compute.common import authorize
 from stratus.api.compute.services import INTERNAL_ZONE, service_zone
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.db import services as db_services
 from stratus.utils import isotime_us
 
+POLICY_LIST = "os_compute_api:os-availability-zone:list"
 POLICY_DETAIL = "os_compute_api:os-availability-zone:detail"
 
 # API services are not listed in the detail, as in Nova.
@@ -31,6 +32,7 @@ def _zones(services: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
 
 
 def index(req: Request) -> Response:
+    authorize(req, POLICY_LIST)
     services = db_services.service_get_all(req.state.db)
     available, unavailable = _zones(services)
     info = [{"zoneName": zone, "zoneState": {"available": state}, "hosts": None}
@@ -40,7 +42,7 @@ def index(req: Request) -> Response:
 
 
 def detail(req: Request) -> Response:
-    require_admin(req, POLICY_DETAIL)
+    authorize(req, POLICY_DETAIL)
     services = db_services.service_get_all(req.state.db)
     available, unavailable = _zones(services)
     down_time = req.state.conf.DEFAULT.service_down_time

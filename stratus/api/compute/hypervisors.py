@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute.common import require_admin
+from stratus.api.compute.common import authorize
 from stratus.api.compute.services import COMPUTE_BINARY, service_state
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.db import instances as db_instances
@@ -114,21 +114,21 @@ class _Inventory:
 
 
 def index(req: Request) -> Response:
-    require_admin(req, POLICY_LIST)
+    authorize(req, POLICY_LIST)
     inventory = _Inventory(req)
     return json_response({"hypervisors": [inventory.brief(n, s)
                                           for n, s in inventory.listed()]})
 
 
 def detail(req: Request) -> Response:
-    require_admin(req, POLICY_DETAIL)
+    authorize(req, POLICY_DETAIL)
     inventory = _Inventory(req)
     return json_response({"hypervisors": [inventory.detail(n, s)
                                           for n, s in inventory.listed()]})
 
 
 def show(req: Request, hypervisor_id: str) -> Response:
-    require_admin(req, POLICY_SHOW)
+    authorize(req, POLICY_SHOW)
     not_found = exception.NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
     try:
         node_id = int(hypervisor_id)
@@ -143,7 +143,7 @@ def show(req: Request, hypervisor_id: str) -> Response:
 
 def statistics(req: Request) -> Response:
     """Totals over the nodes of enabled compute services."""
-    require_admin(req, POLICY_STATISTICS)
+    authorize(req, POLICY_STATISTICS)
     inventory = _Inventory(req)
     keys = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
             "local_gb_used", "free_ram_mb", "free_disk_gb", "current_workload",
@@ -161,7 +161,7 @@ def statistics(req: Request) -> Response:
 
 
 def search(req: Request, pattern: str) -> Response:
-    require_admin(req, POLICY_SEARCH)
+    authorize(req, POLICY_SEARCH)
     inventory = _Inventory(req)
     found = inventory.matching(pattern)
     if not found:
@@ -171,7 +171,7 @@ def search(req: Request, pattern: str) -> Response:
 
 def servers(req: Request, pattern: str) -> Response:
     """Matching hypervisors with the servers on their host ("servers" only if any)."""
-    require_admin(req, POLICY_SERVERS)
+    authorize(req, POLICY_SERVERS)
     inventory = _Inventory(req)
     found = inventory.matching(pattern)
     if not found:

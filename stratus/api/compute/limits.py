@@ -11,10 +11,11 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from stratus.api.compute.common import require_admin
+from stratus.api.compute.common import authorize
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.quota import QuotaEngine
 
+POLICY_LIMITS = "os_compute_api:limits"
 POLICY_OTHER_PROJECT = "os_compute_api:limits:other_project"
 
 # nova/api/openstack/compute/views/limits.py: quota name -> absolute limit names.
@@ -55,9 +56,10 @@ def build_limits(quotas: dict[str, int], usage: dict[str, int]) -> dict[str, Any
 
 def index(req: Request) -> Response:
     project_id = req.context.project_id
+    authorize(req, POLICY_LIMITS, {"project_id": project_id})
     if "tenant_id" in req.args:
-        require_admin(req, POLICY_OTHER_PROJECT)
         project_id = req.args["tenant_id"]
+        authorize(req, POLICY_OTHER_PROJECT, {"project_id": project_id})
     engine = QuotaEngine(req.state.conf)
     with req.state.db.read() as s:
         limits = engine.limits(s, project_id)
