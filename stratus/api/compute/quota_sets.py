@@ -22,7 +22,11 @@ from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db.models import Project
 from stratus.quota import COMPUTE_NAMES, QuotaEngine
 
-POLICY = "os_compute_api:os-quota-sets:%s"
+POLICY_SHOW = "os_compute_api:os-quota-sets:show"
+POLICY_DEFAULTS = "os_compute_api:os-quota-sets:defaults"
+POLICY_DETAIL = "os_compute_api:os-quota-sets:detail"
+POLICY_UPDATE = "os_compute_api:os-quota-sets:update"
+POLICY_DELETE = "os_compute_api:os-quota-sets:delete"
 
 _QUOTA_VALUE: dict[str, Any] = {
     "type": ["integer", "string"], "pattern": "^-?[0-9]+$",
@@ -55,8 +59,6 @@ def routes() -> list[Route]:
     ]
 
 
-def _authorize(req: Request, action: str, project_id: str) -> None:
-    authorize(req, POLICY % action, {"project_id": project_id})
 
 
 def _verify_project(req: Request, project_id: str) -> None:
@@ -76,19 +78,19 @@ def _limits(req: Request, project_id: str) -> dict[str, int]:
 
 
 def show(req: Request, project_id: str) -> Response:
-    _authorize(req, "show", project_id)
+    authorize(req, POLICY_SHOW, {"project_id": project_id})
     _verify_project(req, project_id)
     return json_response({"quota_set": {"id": project_id, **_limits(req, project_id)}})
 
 
 def defaults(req: Request, project_id: str) -> Response:
-    _authorize(req, "defaults", project_id)
+    authorize(req, POLICY_DEFAULTS, {"project_id": project_id})
     _verify_project(req, project_id)
     return json_response({"quota_set": {"id": project_id, **_engine(req).defaults()}})
 
 
 def detail(req: Request, project_id: str) -> Response:
-    _authorize(req, "detail", project_id)
+    authorize(req, POLICY_DETAIL, {"project_id": project_id})
     _verify_project(req, project_id)
     with req.state.db.read() as s:
         items = _engine(req).detail(s, project_id)
@@ -117,7 +119,7 @@ def _parse_update(quota_set: dict[str, Any]) -> tuple[dict[str, int], bool]:
 def update(req: Request, project_id: str) -> Response:
     body = req.json_body()
     validate(UPDATE_SCHEMA, body)
-    _authorize(req, "update", project_id)
+    authorize(req, POLICY_UPDATE, {"project_id": project_id})
     _verify_project(req, project_id)
     values, force = _parse_update(body["quota_set"])
     _engine(req).update(req.state.db, project_id, values, force=force)
@@ -126,6 +128,6 @@ def update(req: Request, project_id: str) -> Response:
 
 
 def delete(req: Request, project_id: str) -> Response:
-    _authorize(req, "delete", project_id)
+    authorize(req, POLICY_DELETE, {"project_id": project_id})
     _engine(req).revert(req.state.db, project_id)
     return empty_response(202)
