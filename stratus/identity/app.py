@@ -4,7 +4,9 @@ Routes: version discovery (``/`` and ``/v3``), the auth API
 (``/v3/auth/tokens`` POST/GET/HEAD/DELETE, ``/v3/auth/catalog``,
 ``/v3/auth/projects``, ``/v3/auth/domains``), and the management API of
 :mod:`stratus.identity.manage_api` (domains, projects, users, groups, roles,
-role assignments, application credentials, password changes). Errors use
+role assignments, application credentials, password changes) and the
+read-only catalog of :mod:`stratus.identity.catalog_api` (services,
+endpoints, regions). Errors use
 Keystone's body: ``{"error": {"code": 401, "message": ..., "title": ...}}``.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stratus.db.models import Project, Role, User
 from stratus.db.session import Database
 from stratus.identity import backend, manage
 from stratus.identity.auth import TokenAuthenticator, ValidatedToken, make_authenticator
+from stratus.identity.catalog_api import CatalogAPI
 from stratus.identity.manage_api import ManagementAPI
 from stratus.identity.service import IdentityService
 from stratus.identity.tokens import TokenProvider
@@ -54,6 +57,7 @@ class IdentityAPI:
         self.root_url = public_url.rstrip("/") + "/identity"
         self.v3_url = self.root_url + "/v3"
         self.manage = ManagementAPI(service, db, self.v3_url)
+        self.catalog = CatalogAPI(service.catalog(), service.region, self.v3_url)
 
     def routes(self) -> list[Route]:
         return [
@@ -70,7 +74,7 @@ class IdentityAPI:
             Route("GET", "/v3/projects", self.list_projects),
             Route("GET", "/v3/projects/<project_id>", self.get_project),
             Route("GET", "/v3/roles", self.list_roles),
-        ] + self.manage.routes()
+        ] + self.manage.routes() + self.catalog.routes()
 
     # -- discovery ------------------------------------------------------------
     def _v3_version(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "keypairs",
     "services",
     "hypervisors",
+    "aggregates",
     "availability_zones",
     "limits",
     "servers",
@@ -82,4 +83,6 @@ def resource_routes(module_names: tuple[str, ...] = RESOURCE_MODULES) -> list[Ro
 def build_compute_app(state: ComputeState, authenticate: Authenticator | None) -> App:
     """The WSGI app of the compute API, to be mounted at ``/compute``."""
     routes = versions.routes() + resource_routes()
-    return App(routes, state=state, authenticate=authenticate, name="compute")
+    # Nova's ComputeReqIdMiddleware: the compat header beside oslo's.
+    return App(routes, state=state, authenticate=authenticate, name="compute",
+               request_id_headers=("x-openstack-request-id", "x-compute-request-id"))
