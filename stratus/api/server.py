@@ -9,6 +9,7 @@ import logging
 import threading
 from typing import Any, Callable
 
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 from stratus import policy
@@ -75,6 +76,12 @@ class ApiService:
         self.server.close()
         # waitress' task dispatcher finishes the requests in flight.
         self.server.task_dispatcher.shutdown(timeout=timeout)  # type: ignore[attr-defined]
+        # Then idle keep-alive connections (clients' HTTP sessions keep them)
+        # are closed, as waitress' own channel timeout would: its loop, which
+        # wakes every second, exits once no channel is left.
+        for channel in list(self.server._map.values()):  # type: ignore[attr-defined]
+            if isinstance(channel, HTTPChannel):
+                channel.close_when_flushed = True
         if self._thread is not None:
             self._thread.join(timeout=timeout)
 
