@@ -104,3 +104,32 @@ def wait_for(fetch: Any, predicate: Any, timeout: float = 60.0, what: str = "") 
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}: {last}")
+
+
+# Lines the clients print on stderr that are not errors.
+BENIGN_STDERR = ("This command is deprecated",)
+
+
+def osc_batch(cloud: Any, *commands: str) -> list[Any]:
+    """Run several ``openstack`` commands in one process: OSC's interactive
+    mode reads them from stdin, so Python starts (and the token is issued)
+    once. Commands that print must ask for ``-f json``; their outputs come
+    back parsed, in order. A command that fails prints on stderr, which fails
+    the batch (OSC's interactive exit status says nothing)."""
+    proc = subprocess.run([OPENSTACK], input="\n".join(commands) + "\n", env=_env(cloud),
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines()
+              if line.strip() and not line.startswith(BENIGN_STDERR)]
+    assert not errors, f"openstack batch failed:\n{proc.stderr}\n{proc.stdout}"
+    decoder = json.JSONDecoder()
+    docs, text, pos = [], proc.stdout, 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        doc, pos = decoder.raw_decode(text, pos)
+        docs.append(doc)
+    expected = sum(" -f json" in c for c in commands)
+    assert len(docs) == expected, f"{len(docs)} outputs for {expected} commands:\n{text}"
+    return docs
