@@ -290,3 +290,24 @@ LIST_IMAGES = body("images", array(obj({"id": STRING, "links": _IMAGE_LINKS,
 LIST_IMAGES_DETAIL = body("images", array(_IMAGE), "images_links")
 IMAGE_METADATA = body("metadata", {"type": "object"})
 IMAGE_METADATA_ITEM = body("meta", {"type": "object"})
+
+# -- os-simple-tenant-usage (before 2.40) -----------------------------------------------
+_SERVER_USAGES = array({"type": "object", "properties": {
+    "ended_at": {"oneOf": [STRING, {"type": "null"}]}, "flavor": STRING,
+    "hours": {"type": "number"}, "instance_id": STRING, "local_gb": INTEGER,
+    "memory_mb": INTEGER, "name": STRING, "started_at": STRING, "state": STRING,
+    "tenant_id": STRING, "uptime": INTEGER, "vcpus": INTEGER,
+}, "required": ["ended_at", "flavor", "hours", "instance_id", "local_gb", "memory_mb", "name",
+                "started_at", "state", "tenant_id", "uptime", "vcpus"]})
+_TENANT_USAGE = {"type": "object", "properties": {
+    "server_usages": _SERVER_USAGES, "start": STRING, "stop": STRING, "tenant_id": STRING,
+    "total_hours": {"type": "number"}, "total_local_gb_usage": {"type": "number"},
+    "total_memory_mb_usage": {"type": "number"}, "total_vcpus_usage": {"type": "number"},
+}, "required": ["start", "stop", "tenant_id", "total_hours", "total_local_gb_usage",
+                "total_memory_mb_usage", "total_vcpus_usage"]}
+LIST_TENANT_USAGE = {"type": "object", "properties": {"tenant_usages": array(_TENANT_USAGE)},
+                     "required": ["tenant_usages"]}
+_TENANT_USAGE_GET = copy.deepcopy(_TENANT_USAGE)
+_TENANT_USAGE_GET["required"] = ["server_usages"] + _TENANT_USAGE["required"]
+GET_TENANT_USAGE = {"type": "object", "properties": {"tenant_usage": _TENANT_USAGE_GET},
+                    "required": ["tenant_usage"]}

@@ -95,6 +95,8 @@ def _resources() -> list[RuleDefault]:
         RuleDefault(f"{c}:os-hypervisors:uptime", ADMIN),
         RuleDefault(f"{c}:os-aggregates:index", ADMIN),
         RuleDefault(f"{c}:os-aggregates:show", ADMIN),
+        RuleDefault(f"{c}:os-simple-tenant-usage:list", ADMIN),
+        RuleDefault(f"{c}:os-simple-tenant-usage:show", PROJECT_READER_OR_ADMIN),
         RuleDefault(f"{c}:os-availability-zone:list", ANY),
         RuleDefault(f"{c}:os-availability-zone:detail", ADMIN),
         RuleDefault(f"{c}:limits", ANY),

@@ -149,7 +149,11 @@ def test_server_commands(cloud: Any, tmp_path: Any) -> None:
     for server_id in (vm, vm2):
         wait_for(lambda: conn.compute.find_server(server_id), lambda s: s is None,
                  what=f"{server_id} deleted")
-    assert osc_batch(cloud, "keypair list -f json", "server list -f json") == [[], []]
+    keys, servers, usage = osc_batch(cloud, "keypair list -f json", "server list -f json",
+                                     "usage show -f json")
+    assert (keys, servers) == ([], [])
+    # os-simple-tenant-usage counts the deleted servers' hours.
+    assert usage["Servers"] >= 2 and usage["CPU Hours"] > 0 and usage["RAM MB-Hours"] > 0
     assert "No Server found for cli-vm" in osc(cloud, "server", "show", "cli-vm", ok=False)
 
 

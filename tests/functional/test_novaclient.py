@@ -37,7 +37,7 @@ def make_nova(url: str, username: str, password: str, project: str = "admin") ->
     auth = loading.get_plugin_loader("password").load_from_options(
         auth_url=f"{url}/identity", username=username, password=password,
         project_name=project, user_domain_name="Default", project_domain_name="Default")
-    return nova_client.Client("2.1", session=ks_session.Session(auth=auth),
+    return nova_client.Client("2.1", session=ks_session.Session(auth=auth, timeout=60),
                               region_name="RegionOne")
 
 
@@ -274,6 +274,26 @@ def test_policy_as_novaclient_sees_it(cloud: Any, image: Any) -> None:
     member.servers.delete(server)
     gone(member, server.id)
     keypair.delete()
+
+
+def test_usage(nova: Any) -> None:
+    """os-simple-tenant-usage: the servers the tests above ran and deleted."""
+    import datetime
+
+    end = datetime.datetime.utcnow() + datetime.timedelta(minutes=1)
+    start = end - datetime.timedelta(days=1)
+    project_id = nova.client.session.get_project_id()
+    usages = {u.tenant_id: u for u in nova.usage.list(start, end, detailed=True)}
+    usage = usages[project_id]
+    assert usage.total_hours > 0 and usage.total_vcpus_usage > 0
+    names = {s["name"] for s in usage.server_usages}
+    assert "nc-renamed" in names and len([n for n in names if n.startswith("nc-")]) == 2
+    assert all(s["state"] == "terminated" and s["ended_at"] for s in usage.server_usages
+               if s["name"].startswith("nc-"))
+    mine = nova.usage.get(project_id, start, end)
+    assert mine.tenant_id == project_id and len(mine.server_usages) == len(
+        usage.server_usages)
+    assert mine.total_memory_mb_usage == pytest.approx(usage.total_memory_mb_usage)
 
 
 @pytest.mark.parametrize("cloud", ["all-in-one"], indirect=True)  # CLI start-up costs

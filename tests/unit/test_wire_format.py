@@ -321,3 +321,59 @@ def test_a_build_fits_the_schemas_in_every_state(cloud: InProcessCloud) -> None:
     if resp.status_code == 200:
         S.validate(S.GET_SERVER, resp.get_json())
     cloud.wait_for(sid, "DELETED")
+
+
+def test_simple_tenant_usage(cloud: InProcessCloud, member: str) -> None:
+    import datetime
+
+    from stratus.api.compute import simple_tenant_usage as stu
+
+    image = cloud.create_image("wire-usage")
+    kept = cloud.boot("usage-kept", flavor="42", image=image)
+    gone = cloud.boot("usage-gone", flavor="42", image=image)
+    call(cloud, "DELETE", f"/servers/{gone['id']}", None, 204)
+    cloud.wait_for(gone["id"], "DELETED")
+    start = (datetime.datetime.utcnow() - datetime.timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f")
+    end = (datetime.datetime.utcnow() + datetime.timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S")
+
+    listed = call(cloud, "GET", f"/os-simple-tenant-usage?start={start}&end={end}&detailed=1",
+                  S.LIST_TENANT_USAGE)["tenant_usages"]
+    [usage] = [u for u in listed if u["tenant_id"] == kept["tenant_id"]]
+    servers = {s["instance_id"]: s for s in usage["server_usages"]}
+    assert {kept["id"], gone["id"]} <= set(servers)
+    assert (servers[gone["id"]]["state"], servers[kept["id"]]["state"]) == ("terminated",
+                                                                           "active")
+    assert servers[gone["id"]]["ended_at"] and servers[kept["id"]]["ended_at"] is None
+    assert (servers[kept["id"]]["flavor"], servers[kept["id"]]["memory_mb"],
+            servers[kept["id"]]["vcpus"], servers[kept["id"]]["local_gb"]) == (
+        "m1.nano", 128, 1, 1)
+    assert usage["total_hours"] > 0 and usage["total_memory_mb_usage"] == pytest.approx(
+        sum(s["memory_mb"] * s["hours"] for s in usage["server_usages"]))
+    brief = call(cloud, "GET", f"/os-simple-tenant-usage?start={start}&end={end}",
+                 S.LIST_TENANT_USAGE)["tenant_usages"]
+    assert all("server_usages" not in u for u in brief)
+
+    shown = call(cloud, "GET", f"/os-simple-tenant-usage/{kept['tenant_id']}?start={start}",
+                 S.GET_TENANT_USAGE)["tenant_usage"]
+    assert shown["tenant_id"] == kept["tenant_id"] and len(shown["server_usages"]) >= 2
+    # A project's readers may see its usage, not the list; no usage is {}.
+    call(cloud, "GET", f"/os-simple-tenant-usage/{kept['tenant_id']}", S.GET_TENANT_USAGE,
+         token=member)
+    call(cloud, "GET", "/os-simple-tenant-usage", None, 403, token=member)
+    assert call(cloud, "GET", "/os-simple-tenant-usage/nobody", None) is None
+    assert cloud.compute("GET", "/os-simple-tenant-usage/nobody").get_json() == {
+        "tenant_usage": {}}
+    assert cloud.compute("GET", "/os-simple-tenant-usage?start=yesterday").status_code == 400
+    assert cloud.compute("GET", f"/os-simple-tenant-usage?start={end}&end={start}"
+                         ).status_code == 400
+
+    # The hours inside the period, as Nova counts them.
+    t = datetime.datetime(2026, 1, 1)
+    hour = datetime.timedelta(hours=1)
+    assert stu._hours(t, None, t - hour, t + 2 * hour) == 2.0
+    assert stu._hours(t, t + hour, t - hour, t + 2 * hour) == 1.0
+    assert stu._hours(t - 5 * hour, None, t, t + hour) == 1.0
+    assert stu._hours(t, t + hour, t + 2 * hour, t + 3 * hour) == 0.0
+    assert stu._hours(None, None, t, t + hour) == 0.0

@@ -40,6 +40,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "server_metadata",
     "instance_actions",
     "images",
+    "simple_tenant_usage",
 )
 
 
