@@ -47,3 +47,38 @@ def test_api_service_stops_promptly_with_idle_keep_alive_connections(conf, sqlit
             assert service._thread is not None and not service._thread.is_alive()
     finally:
         transport.cleanup()
+
+
+def test_api_service_stop_lets_a_request_in_flight_finish(conf, sqlite_db):
+    import threading
+    import time
+
+    import httpx
+
+    from stratus import rpc
+    from stratus.api.server import ApiService
+
+    started = threading.Event()
+
+    def slow_app(environ, start_response):
+        started.set()
+        time.sleep(0.5)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    transport = rpc.get_transport("memory://")
+    service = ApiService(conf, sqlite_db, transport)
+    service.server.application = slow_app
+    service.start()
+    answers = []
+    client = threading.Thread(target=lambda: answers.append(
+        httpx.get(f"http://127.0.0.1:{service.port}/", timeout=10)))
+    try:
+        client.start()
+        assert started.wait(5)
+        service.stop(timeout=10)
+        client.join(10)
+        assert [(a.status_code, a.text) for a in answers] == [(200, "done")]
+        assert not service._thread.is_alive()
+    finally:
+        transport.cleanup()
