@@ -153,7 +153,7 @@ def test_server_commands(cloud: Any, tmp_path: Any) -> None:
                                      "usage show -f json")
     assert (keys, servers) == ([], [])
     # os-simple-tenant-usage counts the deleted servers' hours.
-    assert usage["Servers"] >= 2 and usage["CPU Hours"] > 0 and usage["RAM MB-Hours"] > 0
+    assert len(usage["Servers"]) >= 2 and usage["CPU Hours"] > 0 and usage["RAM MB-Hours"] > 0
     assert "No Server found for cli-vm" in osc(cloud, "server", "show", "cli-vm", ok=False)
 
 
@@ -306,3 +306,56 @@ def test_plain_invocations(cloud: Any) -> None:
     assert {z["Zone Name"] for z in zones} == {"nova", "internal"}  # the detail, as Nova
     assert "No Server found for nope" in osc(cloud, "server", "show", "nope", ok=False)
     assert "No Endpoint found for nope" in osc(cloud, "endpoint", "show", "nope", ok=False)
+
+
+# On the all-in-one: test_identity_cli.py and test_image_cli.py.
+@pytest.mark.parametrize("cloud", ["deployment"], indirect=True)
+def test_identity_and_image_commands_on_the_deployment(cloud: Any, tmp_path: Any) -> None:
+    """Identity management and the image service over PostgreSQL, as a
+    member of a new project sees them (token, image upload, boot, policy)."""
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(b"\1" * 65536)
+    project, user, assignments, image, shown = osc_batch(
+        cloud,
+        "project create --description Deploy dep-project -f json",
+        "user create --password dep-pw --project dep-project dep-user -f json",
+        "role add --project dep-project --user dep-user member",
+        "role assignment list --project dep-project --names -f json",
+        f"image create --file {disk} --disk-format raw --container-format bare "
+        "--property os_distro=cirros --tag gold --public dep-image -f json",
+        "image set --property os_version=1 dep-image",
+        "image show dep-image -f json",
+    )
+    assert (project["name"], project["description"], project["enabled"]) == (
+        "dep-project", "Deploy", True)
+    assert user["default_project_id"] == project["id"]
+    assert [(a["Role"], a["User"], a["Project"]) for a in assignments] == [
+        ("member", "dep-user@Default", "dep-project@Default")]
+    assert (image["status"], image["size"], image["visibility"]) == ("active", 65536, "public")
+    assert shown["properties"]["os_version"] == "1" and shown["tags"] == ["gold"]
+    assert shown["properties"]["os_distro"] == "cirros"
+
+    # The member's own cloud entry: a token, the image, a server, and the admin APIs' 403.
+    member = type("Member", (), {})()
+    member.clouds_yaml = str(tmp_path / "member.yaml")
+    with open(cloud.clouds_yaml) as src, open(member.clouds_yaml, "w") as dst:
+        dst.write(src.read().replace("username: admin", "username: dep-user")
+                  .replace(f"password: {cloud.password}", "password: dep-pw")
+                  .replace("project_name: admin", "project_name: dep-project"))
+    token, images, created = osc_batch(
+        member, "token issue -f json", "image list -f json",
+        "server create --image dep-image --flavor m1.nano dep-vm -f json")
+    assert token["project_id"] == project["id"] and token["user_id"] == user["id"]
+    assert "dep-image" in {i["Name"] for i in images}
+    settled(cloud, created["id"], "ACTIVE")
+    listed = osc_batch(member, "server list -f json")[0]
+    assert [(s["Name"], s["Status"]) for s in listed] == [("dep-vm", "ACTIVE")]
+    assert "403" in osc(member, "hypervisor", "list", ok=False)
+    osc_batch(member, "server delete dep-vm")
+    wait_for(lambda: cloud.conn.compute.find_server(created["id"], all_projects=True),
+             lambda s: s is None, what="dep-vm deleted")
+    osc_batch(cloud, "user delete dep-user", "project delete dep-project",
+              "image delete dep-image")
+    projects, users = osc_batch(cloud, "project list -f json", "user list -f json")
+    assert "dep-project" not in {p["Name"] for p in projects}
+    assert "dep-user" not in {u["Name"] for u in users}
