@@ -276,20 +276,25 @@ def test_policy_as_novaclient_sees_it(cloud: Any, image: Any) -> None:
     keypair.delete()
 
 
-def test_usage(nova: Any) -> None:
-    """os-simple-tenant-usage: the servers the tests above ran and deleted."""
+def test_usage(nova: Any, image: Any) -> None:
+    """os-simple-tenant-usage: a server that ran and was deleted counts, terminated."""
     import datetime
 
+    server = nova.servers.create("nc-usage", image.id, "42")
+    settled(nova, server.id, "ACTIVE")
+    nova.servers.delete(server)
+    gone(nova, server.id)
     end = datetime.datetime.utcnow() + datetime.timedelta(minutes=1)
     start = end - datetime.timedelta(days=1)
     project_id = nova.client.session.get_project_id()
     usages = {u.tenant_id: u for u in nova.usage.list(start, end, detailed=True)}
     usage = usages[project_id]
     assert usage.total_hours > 0 and usage.total_vcpus_usage > 0
-    names = {s["name"] for s in usage.server_usages}
-    assert "nc-renamed" in names and len([n for n in names if n.startswith("nc-")]) == 2
-    assert all(s["state"] == "terminated" and s["ended_at"] for s in usage.server_usages
-               if s["name"].startswith("nc-"))
+    [entry] = [s for s in usage.server_usages if s["instance_id"] == server.id]
+    assert (entry["name"], entry["state"], entry["flavor"], entry["vcpus"],
+            entry["memory_mb"], entry["local_gb"]) == ("nc-usage", "terminated", "m1.nano",
+                                                       1, 128, 1)
+    assert entry["ended_at"] > entry["started_at"] and entry["hours"] > 0
     mine = nova.usage.get(project_id, start, end)
     assert mine.tenant_id == project_id and len(mine.server_usages) == len(
         usage.server_usages)
