@@ -322,3 +322,30 @@ def test_nova_cli(cloud: Any, image: Any) -> None:
     clients.nova_cli(cloud, "delete", server_id)
     wait_for(lambda: clients.table(clients.nova_cli(cloud, "list")), lambda rows: rows == [],
              what="nova list empty")
+
+
+def test_a_policy_file_changes_what_novaclient_may_do(tmp_path: Any) -> None:
+    """``[oslo_policy] policy_file`` on an all-in-one: members may list the
+    hypervisors (still not show one)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('"os_compute_api:os-hypervisors:list": "role:member"\n')
+    config = tmp_path / "stratus.conf"
+    config.write_text(f"[oslo_policy]\npolicy_file = {policy}\n")
+    from tests.functional.harness import AllInOne
+
+    aio = AllInOne(str(tmp_path / "state"), ["--config", str(config)])
+    aio.start()
+    try:
+        conn = aio.connect()
+        project = conn.identity.create_project(name="pol-project", domain_id="default")
+        user = conn.identity.create_user(name="pol-member", password="pw", domain_id="default")
+        conn.identity.assign_project_role_to_user(project, user, conn.identity.find_role("member"))
+        member = make_nova(aio.url, "pol-member", "pw", "pol-project")
+        [hypervisor] = member.hypervisors.list(detailed=False)
+        assert hypervisor.hypervisor_hostname == "vm"
+        with pytest.raises(nova_exc.Forbidden) as forbidden:
+            member.hypervisors.get(hypervisor.id)
+        assert "os_compute_api:os-hypervisors:show" in str(forbidden.value)
+        assert member.servers.list() == []
+    finally:
+        assert aio.stop() == 0, aio.process.log()
