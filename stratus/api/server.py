@@ -63,6 +63,7 @@ class ApiService:
                                     + 1024 * 1024,
                                     recv_bytes=256 * 1024)
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -70,8 +71,17 @@ class ApiService:
 
     def start(self) -> None:
         LOG.info("stratus-api listening on http://%s:%s", self.conf.api.listen, self.port)
-        self._thread = threading.Thread(target=self.server.run, name="stratus-api", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="stratus-api", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            # stop() closes sockets in the loop's thread; a socket closed
+            # under the loop while stopping is still no error.
+            if not self._stopping:
+                raise
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop listening, let the requests in flight finish, then close the
@@ -82,6 +92,7 @@ class ApiService:
         trigger: closing one under the loop's running select() kills the loop
         (EBADF) before the answers in flight are written.
         """
+        self._stopping = True
         server = self.server
         if self._thread is None or not self._thread.is_alive():
             server.close()

@@ -98,6 +98,34 @@ SCHEDULER = [
         "applied to them meanwhile); 0 re-reads for every request.", min=0),
 ]
 
+def _quota(name: str, default: int, what: str) -> Opt:
+    return Opt(name, "int", default, f"{what} -1 means unlimited.", min=-1)
+
+
+# Nova's [quota] options (nova/conf/quota.py), same names and defaults: the
+# limits a project has until an administrator sets its own with
+# os-quota-sets. Plus Glance's unified-limits resource names for images.
+QUOTA = [
+    _quota("instances", 10, "Servers a project may have."),
+    _quota("cores", 20, "Instance cores (vCPUs) a project may use."),
+    _quota("ram", 51200, "Megabytes of instance RAM a project may use."),
+    _quota("metadata_items", 128, "Metadata items a server may have."),
+    _quota("injected_files", 5, "Files a server create may inject (personality)."),
+    _quota("injected_file_content_bytes", 10240, "Bytes each injected file may hold."),
+    _quota("injected_file_path_length", 255,
+           "Characters an injected file path may have (the API calls this quota "
+           "injected_file_path_bytes)."),
+    _quota("key_pairs", 100, "Key pairs each user may have."),
+    _quota("server_groups", 10, "Server groups a project may have."),
+    _quota("server_group_members", 10, "Servers each server group may hold."),
+    _quota("image_count_total", -1,
+           "Images a project may own (Glance's unified-limits resource "
+           "image_count_total); a create past it is refused with 413."),
+    _quota("image_size_total", -1,
+           "MiB of image data a project may store (Glance's image_size_total); an "
+           "upload that would pass it is refused with 413 and leaves nothing behind."),
+]
+
 NOTIFICATIONS = [
     Opt("driver", "str", "messaging", "Where notifications go.", choices=("messaging", "noop")),
 ]
@@ -118,6 +146,7 @@ REGISTRY: dict[str, list[Opt]] = {
     "compute": COMPUTE,
     "fake": FAKE,
     "scheduler": SCHEDULER,
+    "quota": QUOTA,
     "notifications": NOTIFICATIONS,
     "oslo_policy": OSLO_POLICY,
 }

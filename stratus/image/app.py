@@ -5,7 +5,8 @@ create), ``/v2/images/{id}`` (show, JSON-patch update, delete),
 ``/v2/images/{id}/file`` (streamed upload and download, with byte ranges),
 ``/v2/images/{id}/actions/(de|re)activate``, ``/v2/images/{id}/tags/{tag}``,
 ``/v2/images/{id}/members[/{member}]`` (sharing) and the JSON schemas
-(``image(s)``, ``member(s)``). Uploads past ``[image] max_image_size`` are a 413. Links in bodies are
+(``image(s)``, ``member(s)``). Uploads past ``[image] max_image_size`` are a 413, and so
+are creates and uploads past the owner's image quotas. Links in bodies are
 relative to the endpoint (``/v2/images/{id}``), as Glance's are.
 """
 from __future__ import annotations
@@ -199,7 +200,8 @@ class ImageAPI:
             raise ImageTooLarge()
         # req.stream honours Content-Length, and reads chunked bodies (which
         # the server de-chunks and marks wsgi.input_terminated) to the end.
-        self.service.upload(req.context, image_id, _read_chunks(req.stream.read))
+        self.service.upload(req.context, image_id, _read_chunks(req.stream.read),
+                            size_hint=req.content_length)
         return empty_response(204)
 
     def download_data(self, req: Request, image_id: str) -> Response:

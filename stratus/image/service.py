@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import struct
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Select, and_, delete, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stratus import exception
+from stratus import exception, quota
 from stratus.context import RequestContext
+from stratus.db import quotas as db_quotas
 from stratus.db.common import to_dict
 from stratus.db.models import Image, ImageMember
 from stratus.db.session import Database
 from stratus.image import schemas
 from stratus.image.store import FileStore, StoredData
+from stratus.quota import QuotaEngine
 from stratus.utils import is_uuid_like, new_uuid, parse_isotime, utcnow
 
 
@@ -169,10 +172,12 @@ class ImageService:
 
     def __init__(self, db: Database, store: FileStore, max_image_size: int | None = None,
                  disk_formats: Iterable[str] | None = None,
-                 container_formats: Iterable[str] | None = None) -> None:
+                 container_formats: Iterable[str] | None = None,
+                 quotas: QuotaEngine | None = None) -> None:
         self.db = db
         self.store = store
         self.max_image_size = max_image_size
+        self.quotas = quotas  # None: image_count_total / image_size_total not enforced
         self.disk_formats = tuple(disk_formats or schemas.DISK_FORMATS)
         self.container_formats = tuple(container_formats or schemas.CONTAINER_FORMATS)
 
@@ -180,7 +185,18 @@ class ImageService:
     def from_conf(cls, conf: Any, db: Database, store: FileStore) -> "ImageService":
         return cls(db, store, max_image_size=conf.image.max_image_size,
                    disk_formats=conf.image.disk_formats,
-                   container_formats=conf.image.container_formats)
+                   container_formats=conf.image.container_formats,
+                   quotas=QuotaEngine(conf))
+
+    # -- quotas (Glance's image_count_total and image_size_total) --------------
+    def _limits(self, s: Session, owner: str | None) -> dict[str, int] | None:
+        """The owner's image limits, or None when they are not enforced."""
+        if self.quotas is None or owner is None:
+            return None
+        return self.quotas.limits(s, owner, quota.IMAGE_RESOURCES)
+
+    def _quota_lock(self, owner: str | None) -> str | None:
+        return owner if self.quotas is not None else None
 
     def _check_formats(self, values: dict[str, Any]) -> None:
         """Formats outside the configured lists are a 400 (as Glance's config lists)."""
@@ -333,9 +349,12 @@ class ImageService:
                       tags=_unique(values.get("tags", [])), properties=extra,
                       created_at=now, updated_at=now, deleted=False)
         duplicate = exception.Conflict(f"Image with identifier {image_id} already exists!")
-        with self.db.write() as s:
+        with db_quotas.locked_write(self.db, self._quota_lock(owner)) as s:
             if s.get(Image, image_id) is not None:
                 raise duplicate
+            limits = self._limits(s, owner)
+            if limits is not None and owner is not None:
+                quota.check_image_count(owner, limits, db_quotas.count_images(s, owner))
             s.add(image)
             try:
                 s.flush()
@@ -523,12 +542,17 @@ class ImageService:
             s.delete(self._member_row(s, image_id, member))
 
     # -- data ----------------------------------------------------------------
-    def upload(self, ctx: RequestContext, image_id: str,
-               chunks: Iterable[bytes]) -> dict[str, Any]:
+    def upload(self, ctx: RequestContext, image_id: str, chunks: Iterable[bytes],
+               size_hint: int | None = None) -> dict[str, Any]:
         """Store the image data: queued -> saving -> active.
 
         On failure the image goes back to queued (and its partial data is
-        removed); if it was deleted during the upload, ImageGone (410).
+        removed); if it was deleted during the upload, ImageGone (410). Data
+        that would take the owner past image_size_total is refused (413):
+        before reading when ``size_hint`` (the Content-Length) says so, as
+        soon as the stream passes what is left, and finally when the image
+        becomes active, under the owner's quota lock, so concurrent uploads
+        cannot together pass the limit.
         """
         with self.db.write() as s:
             image = self._get_writable(s, ctx, image_id)
@@ -538,19 +562,47 @@ class ImageService:
             if not image.disk_format or not image.container_format:
                 raise exception.Invalid("Properties disk_format, container_format must be "
                                         "set prior to saving data.")
+            owner, disk_format = image.owner, image.disk_format
+            limits = self._limits(s, owner)
+            stored = 0
+            if limits is not None and owner is not None:
+                stored = db_quotas.image_bytes(s, owner, exclude=image_id)
+                if size_hint is not None:
+                    quota.check_image_size(owner, limits, stored, size_hint)
             if not self._swap_status(s, image_id, "queued", "saving"):
                 raise exception.Conflict("Image status transition from queued to saving "
                                          "is not allowed")
-            disk_format = image.disk_format
         if self.max_image_size is not None:
-            chunks = _capped(chunks, self.max_image_size)
+            chunks = _capped(chunks, self.max_image_size, ImageTooLarge)
+        if limits is not None and owner is not None:
+            left = quota.image_bytes_left(limits, stored)
+            if left is not None:
+                chunks = _capped(chunks, left, functools.partial(
+                    quota.image_size_exceeded, owner, limits, stored, left + 1))
         try:
             data = self.store.write(image_id, chunks)
+            activated = self._activate(image_id, owner, disk_format, data)
         except BaseException:
             with self.db.write() as s:
                 self._swap_status(s, image_id, "saving", "queued")
+            self.store.delete(image_id)
             raise
-        with self.db.write() as s:
+        if activated is None:
+            self.store.delete(image_id)
+            raise ImageGone(image_id=image_id)
+        return activated
+
+    def _activate(self, image_id: str, owner: str | None, disk_format: str | None,
+                  data: StoredData) -> dict[str, Any] | None:
+        """saving -> active with the data's size and hashes (None if the image
+        was deleted meanwhile), after checking image_size_total again under
+        the owner's lock."""
+        with db_quotas.locked_write(self.db, self._quota_lock(owner)) as s:
+            limits = self._limits(s, owner)
+            if limits is not None and owner is not None:
+                quota.check_image_size(owner, limits,
+                                       db_quotas.image_bytes(s, owner, exclude=image_id),
+                                       data.size)
             done = s.execute(
                 update(Image).where(Image.id == image_id, Image.status == "saving",
                                     Image.deleted == false())
@@ -558,13 +610,8 @@ class ImageService:
                         os_hash_algo=data.os_hash_algo, os_hash_value=data.os_hash_value,
                         virtual_size=virtual_size(disk_format, data), updated_at=utcnow()))
             if done.rowcount != 1:
-                activated = None
-            else:
-                activated = to_dict(s.get(Image, image_id, populate_existing=True))
-        if activated is None:
-            self.store.delete(image_id)
-            raise ImageGone(image_id=image_id)
-        return activated
+                return None
+            return to_dict(s.get(Image, image_id, populate_existing=True))
 
     def open_data(self, ctx: RequestContext, image_id: str, start: int = 0,
                   length: int | None = None) -> tuple[dict[str, Any], Iterator[bytes]]:
@@ -588,13 +635,14 @@ class ImageService:
         return result.rowcount == 1
 
 
-def _capped(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
-    """``chunks``, raising ImageTooLarge (413) as soon as they pass ``limit`` bytes."""
+def _capped(chunks: Iterable[bytes], limit: int,
+            error: Callable[[], BaseException]) -> Iterator[bytes]:
+    """``chunks``, raising ``error()`` (a 413) as soon as they pass ``limit`` bytes."""
     total = 0
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise ImageTooLarge()
+            raise error()
         yield chunk
 
 

@@ -35,6 +35,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "aggregates",
     "availability_zones",
     "limits",
+    "quota_sets",
     "servers",
     "server_actions",
     "server_metadata",

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.wrappers import Response
 
-from stratus import exception
+from stratus import exception, quota
 from stratus.api.compute.common import validate
-from stratus.api.compute.limits import DEFAULT_QUOTAS
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import keypairs as db_keypairs
@@ -86,6 +85,12 @@ def _check_name(name: str) -> None:
 
 # -- handlers ------------------------------------------------------------------
 
+def key_pairs_limit(req: Request) -> int:
+    """The key_pairs quota of the caller's project (it limits each user)."""
+    with req.state.db.read() as s:
+        return quota.QuotaEngine(req.state.conf).limits(s, req.context.project_id)["key_pairs"]
+
+
 def create(req: Request) -> Response:
     body = req.json_body()
     validate(CREATE_SCHEMA, body)
@@ -103,7 +108,7 @@ def create(req: Request) -> Response:
     keypair = db_keypairs.keypair_create(
         req.state.db, user_id=user_id, name=name, public_key=public_key,
         fingerprint=key_fingerprint, key_type=KEYPAIR_TYPE_SSH,
-        max_per_user=DEFAULT_QUOTAS["key_pairs"])
+        max_per_user=key_pairs_limit(req))
     view = {"name": keypair["name"], "public_key": keypair["public_key"],
             "fingerprint": keypair["fingerprint"], "user_id": keypair["user_id"]}
     if private_key is not None:
