@@ -311,3 +311,16 @@ _TENANT_USAGE_GET = copy.deepcopy(_TENANT_USAGE)
 _TENANT_USAGE_GET["required"] = ["server_usages"] + _TENANT_USAGE["required"]
 GET_TENANT_USAGE = {"type": "object", "properties": {"tenant_usage": _TENANT_USAGE_GET},
                     "required": ["tenant_usage"]}
+
+# -- os-quota-sets ---------------------------------------------------------------------
+_QUOTA_REQUIRED = ["instances", "cores", "ram", "floating_ips", "fixed_ips", "metadata_items",
+                   "key_pairs", "security_groups", "security_group_rules", "injected_files",
+                   "injected_file_content_bytes", "injected_file_path_bytes"]
+_QUOTA_NAMES = _QUOTA_REQUIRED + ["server_group_members", "server_groups"]
+UPDATE_QUOTA_SET = body("quota_set", obj({n: INTEGER for n in _QUOTA_NAMES}, _QUOTA_REQUIRED))
+GET_QUOTA_SET = body("quota_set", obj({"id": STRING, **{n: INTEGER for n in _QUOTA_NAMES}},
+                                      _QUOTA_REQUIRED + ["id"]))
+_QUOTA_DETAIL = {"type": "object", "properties": {
+    "reserved": INTEGER, "limit": INTEGER, "in_use": INTEGER}}
+GET_QUOTA_SET_DETAILS = body("quota_set", obj(
+    {"id": STRING, **{n: _QUOTA_DETAIL for n in _QUOTA_NAMES}}, _QUOTA_REQUIRED + ["id"]))

@@ -3,7 +3,7 @@ all-in-one and the multi-process deployment (RabbitMQ + PostgreSQL): the
 compute commands test_openstack_cli.py does not run (server show's fields,
 list --long, set/unset --property, pause/unpause/suspend/resume/lock/unlock,
 event list/show, key pairs, flavors with properties and access, hypervisors,
-compute services, availability zones, limits, aggregates), image list
+compute services, availability zones, limits, quotas, aggregates, usage), image list
 filters, and the identity catalog (catalog, endpoint, service, region).
 
 Commands run in batches through OSC's interactive mode (one Python start-up
@@ -193,7 +193,7 @@ def test_flavor_commands(cloud: Any) -> None:
 def test_admin_views(cloud: Any) -> None:
     host = cloud.hosts[0]
     (zones, zones_long, hypervisors, hypervisor, stats, services, computes, limits,
-     aggregates) = osc_batch(
+     aggregates, quota, quota_set, quota_reset) = osc_batch(
         cloud,
         "availability zone list -f json",
         "availability zone list --long -f json",
@@ -205,7 +205,16 @@ def test_admin_views(cloud: Any) -> None:
         "limits show --absolute -f json",
         "aggregate list -f json",
         f"compute service set --disable --disable-reason maintenance {host} nova-compute",
+        "quota show admin -f json",
+        "quota set --key-pairs 7 --instances 3 admin",
+        "quota show admin -f json",
+        "quota delete --compute admin",
+        "quota show admin -f json",
     )
+    limits_of = lambda rows: {r["Resource"]: r["Limit"] for r in rows}  # noqa: E731
+    assert (limits_of(quota)["instances"], limits_of(quota)["key-pairs"]) == (10, 100)
+    assert (limits_of(quota_set)["instances"], limits_of(quota_set)["key-pairs"]) == (3, 7)
+    assert limits_of(quota_reset) == limits_of(quota)
     assert {(z["Zone Name"], z["Zone Status"]) for z in zones} == {
         ("nova", "available"), ("internal", "available")}
     nova_rows = [z for z in zones_long if z["Zone Name"] == "nova"]

@@ -3,8 +3,8 @@ on a keystoneauth session) against the all-in-one and against the
 multi-process deployment (RabbitMQ + PostgreSQL): flavors (+ extra specs,
 access), key pairs, servers (create with key, metadata and min/max count;
 list, get, update, delete; every action), server metadata, instance actions,
-services, hypervisors, availability zones, limits, versions, the glance
-proxy's image lookup, and policy as novaclient sees it (403 as
+services, hypervisors, availability zones, limits, quota sets (and a create
+past them), usage, versions, the glance proxy's image lookup, and policy as novaclient sees it (403 as
 ``novaclient.exceptions.Forbidden``). The ``nova`` CLI (deprecated, still
 shipped by 18.x) runs a few commands against the all-in-one."""
 from __future__ import annotations
@@ -274,6 +274,33 @@ def test_policy_as_novaclient_sees_it(cloud: Any, image: Any) -> None:
     member.servers.delete(server)
     gone(member, server.id)
     keypair.delete()
+
+
+def test_quotas(nova: Any, image: Any) -> None:
+    """os-quota-sets as novaclient drives them, and a create refused by the quota."""
+    project_id = nova.client.session.get_project_id()
+    quotas = nova.quotas.get(project_id)
+    assert (quotas.id, quotas.instances, quotas.cores, quotas.ram, quotas.key_pairs,
+            quotas.metadata_items) == (project_id, 10, 20, 51200, 100, 128)
+    assert nova.quotas.defaults(project_id).instances == 10
+    updated = nova.quotas.update(project_id, instances=1, key_pairs=5)
+    assert (updated.instances, updated.key_pairs, updated.cores) == (1, 5, 20)
+    server = nova.servers.create("nc-quota", image.id, "42")
+    try:
+        settled(nova, server.id, "ACTIVE")
+        with pytest.raises(nova_exc.Forbidden) as refused:
+            nova.servers.create("nc-over-quota", image.id, "42")
+        assert "Quota exceeded for instances" in str(refused.value)
+        detail = nova.quotas.get(project_id, detail=True)
+        assert detail.instances == {"in_use": 1, "limit": 1, "reserved": 0}
+        absolute = {item.name: item.value for item in nova.limits.get().absolute}
+        assert (absolute["maxTotalInstances"], absolute["totalInstancesUsed"],
+                absolute["maxTotalKeypairs"]) == (1, 1, 5)
+    finally:
+        nova.servers.delete(server)
+        gone(nova, server.id)
+        nova.quotas.delete(project_id)
+    assert nova.quotas.get(project_id).instances == 10
 
 
 def test_usage(nova: Any, image: Any) -> None:

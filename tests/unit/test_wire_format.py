@@ -1,7 +1,9 @@
 """Stratus' compute responses against tempest's v2.1 response schemas (see
 tests/compute_schemas.py), on the in-process cloud with real services: every
 body is validated whole (required fields, types, formats, no extra keys), and
-every compute answer carries Nova's request-id and microversion headers.
+every compute answer carries Nova's request-id and microversion headers
+(servers, flavors, key pairs, limits, quota sets, services, hypervisors,
+zones, aggregates, instance actions, the image proxy, usage, versions).
 Also the Keystone wire format of the read-only catalog API (services,
 endpoints, regions)."""
 from __future__ import annotations
@@ -144,9 +146,27 @@ def test_servers_and_actions(cloud: InProcessCloud, member: str) -> None:
     cloud.wait_for(sid, "DELETED")
 
 
+def test_quota_sets(cloud: InProcessCloud, member: str) -> None:
+    project = cloud.project_id()
+    shown = call(cloud, "GET", f"/os-quota-sets/{project}", S.GET_QUOTA_SET)["quota_set"]
+    assert shown["id"] == project and shown["instances"] == 10
+    call(cloud, "GET", f"/os-quota-sets/{project}/defaults", S.GET_QUOTA_SET)
+    call(cloud, "GET", f"/os-quota-sets/{project}/detail", S.GET_QUOTA_SET_DETAILS)
+    updated = call(cloud, "PUT", f"/os-quota-sets/{project}", S.UPDATE_QUOTA_SET,
+                   body={"quota_set": {"key_pairs": 50}})["quota_set"]
+    assert updated["key_pairs"] == 50
+    call(cloud, "GET", f"/os-quota-sets/{project}", S.GET_QUOTA_SET, token=member)
+    call(cloud, "DELETE", f"/os-quota-sets/{project}", None, 202)
+    assert call(cloud, "GET", f"/os-quota-sets/{project}", S.GET_QUOTA_SET)[
+        "quota_set"]["key_pairs"] == 100
+
+
 def test_server_in_error_has_a_fault(cloud: InProcessCloud) -> None:
     flavor = call(cloud, "POST", "/flavors", S.GET_FLAVOR, body={"flavor": {
         "name": "wire-huge", "ram": 10 ** 8, "vcpus": 1, "disk": 1}})["flavor"]
+    # Past any host's memory, not past the project's quota: NoValidHost, ERROR.
+    call(cloud, "PUT", f"/os-quota-sets/{cloud.project_id()}", S.UPDATE_QUOTA_SET,
+         body={"quota_set": {"ram": -1}})
     image = cloud.create_image("wire-image-2")
     created = call(cloud, "POST", "/servers", S.CREATE_SERVER, 202, {"server": {
         "name": "nohost", "flavorRef": flavor["id"], "imageRef": image}})
@@ -158,6 +178,7 @@ def test_server_in_error_has_a_fault(cloud: InProcessCloud) -> None:
     assert sid in [s["id"] for s in detail["servers"]]
     call(cloud, "DELETE", f"/servers/{sid}", None, 204)
     cloud.wait_for(sid, "DELETED")
+    call(cloud, "DELETE", f"/os-quota-sets/{cloud.project_id()}", None, 202)
 
 
 def test_flavors_extra_specs_and_access(cloud: InProcessCloud) -> None:
