@@ -58,7 +58,9 @@ def deployment(tmp: str) -> Iterator[harness.Deployment]:
 
 def _env(cloud: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env.update(OS_CLIENT_CONFIG_FILE=cloud.clouds_yaml, OS_CLOUD="stratus")
+    # Python warnings on stderr would read as a failed command in a batch.
+    env.update(OS_CLIENT_CONFIG_FILE=cloud.clouds_yaml, OS_CLOUD="stratus",
+               PYTHONWARNINGS="ignore")
     return env
 
 
