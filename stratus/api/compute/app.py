@@ -32,6 +32,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "keypairs",
     "services",
     "hypervisors",
+    "aggregates",
     "availability_zones",
     "limits",
     "quota_sets",
@@ -40,6 +41,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "server_metadata",
     "instance_actions",
     "images",
+    "simple_tenant_usage",
 )
 
 
@@ -83,5 +85,7 @@ def resource_routes(module_names: tuple[str, ...] = RESOURCE_MODULES) -> list[Ro
 def build_compute_app(state: ComputeState, authenticate: Authenticator | None) -> App:
     """The WSGI app of the compute API, to be mounted at ``/compute``."""
     routes = versions.routes() + resource_routes()
+    # Nova's ComputeReqIdMiddleware: the compat header beside oslo's.
     return App(routes, state=state, authenticate=authenticate, name="compute",
-               max_body_size=state.conf.api.max_request_body_size)
+               max_body_size=state.conf.api.max_request_body_size,
+               request_id_headers=("x-openstack-request-id", "x-compute-request-id"))

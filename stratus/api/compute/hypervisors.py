@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from stratus import exception
 from stratus.api.compute.common import authorize
 from stratus.api.compute.services import COMPUTE_BINARY, service_state
-from stratus.api.wsgi import Request, Route, json_response
+from stratus.api.wsgi import Request, Route, json_response, nova_fault_body
 from stratus.db import instances as db_instances
 from stratus.db import services as db_services
 from stratus.db.models import Instance
@@ -28,6 +28,7 @@ POLICY_SHOW = "os_compute_api:os-hypervisors:show"
 POLICY_STATISTICS = "os_compute_api:os-hypervisors:statistics"
 POLICY_SEARCH = "os_compute_api:os-hypervisors:search"
 POLICY_SERVERS = "os_compute_api:os-hypervisors:servers"
+POLICY_UPTIME = "os_compute_api:os-hypervisors:uptime"
 
 _NO_USAGE = {"vcpus": 0, "memory_mb": 0, "disk_gb": 0, "instances": 0}
 
@@ -141,6 +142,20 @@ def show(req: Request, hypervisor_id: str) -> Response:
     raise not_found
 
 
+def uptime(req: Request, hypervisor_id: str) -> Response:
+    """No virt driver reports its host's uptime yet: Nova's 501 for such drivers
+    (after the 404 for an unknown hypervisor)."""
+    authorize(req, POLICY_UPTIME)
+    try:
+        node_id = int(hypervisor_id)
+    except ValueError:
+        node_id = None
+    if node_id is None or all(n["id"] != node_id for n, _ in _Inventory(req).listed()):
+        raise exception.NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
+    return json_response(nova_fault_body(501, "Virt driver does not implement uptime "
+                                              "function."), 501)
+
+
 def statistics(req: Request) -> Response:
     """Totals over the nodes of enabled compute services."""
     authorize(req, POLICY_STATISTICS)
@@ -192,6 +207,7 @@ def routes() -> list[Route]:
         Route("GET", "/os-hypervisors/detail", detail),
         Route("GET", "/os-hypervisors/statistics", statistics),
         Route("GET", "/os-hypervisors/<hypervisor_id>", show),
+        Route("GET", "/os-hypervisors/<hypervisor_id>/uptime", uptime),
         Route("GET", "/os-hypervisors/<pattern>/search", search),
         Route("GET", "/os-hypervisors/<pattern>/servers", servers),
     ]
