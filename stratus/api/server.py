@@ -46,22 +46,11 @@ def build_app(conf: Any, db: Database, transport: Any) -> Callable:
     })
 
 
-class ApiService:
-    """Serves :func:`build_app` with waitress on a thread of its own."""
+class ThreadedServer:
+    """A WSGI app served by waitress on a thread of its own, stopped cleanly."""
 
-    def __init__(self, conf: Any, db: Database, transport: Any) -> None:
-        self.conf = conf
-        self.app = build_app(conf, db, transport)
-        self.server = create_server(self.app, host=conf.api.listen, port=conf.api.port,
-                                    threads=conf.api.threads, ident="stratus",
-                                    clear_untrusted_proxy_headers=True,
-                                    channel_timeout=300,
-                                    # Image uploads up to [image] max_image_size (the
-                                    # image API answers 413 past it); waitress' own cap
-                                    # would otherwise be 1 GiB.
-                                    max_request_body_size=conf.image.max_image_size
-                                    + 1024 * 1024,
-                                    recv_bytes=256 * 1024)
+    def __init__(self, app: Any, *, host: str, port: int, **options: Any) -> None:
+        self.server = create_server(app, host=host, port=port, **options)
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -69,9 +58,8 @@ class ApiService:
     def port(self) -> int:
         return int(self.server.effective_port)  # type: ignore[attr-defined]
 
-    def start(self) -> None:
-        LOG.info("stratus-api listening on http://%s:%s", self.conf.api.listen, self.port)
-        self._thread = threading.Thread(target=self._serve, name="stratus-api", daemon=True)
+    def start(self, name: str = "stratus-api") -> None:
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
@@ -117,4 +105,25 @@ class ApiService:
 
         server.trigger.pull_trigger(close_connections)  # type: ignore[attr-defined]
         self._thread.join(timeout=timeout)
+
+
+class ApiService(ThreadedServer):
+    """Serves :func:`build_app` on the configured address."""
+
+    def __init__(self, conf: Any, db: Database, transport: Any) -> None:
+        self.conf = conf
+        self.app = build_app(conf, db, transport)
+        super().__init__(self.app, host=conf.api.listen, port=conf.api.port,
+                         threads=conf.api.threads, ident="stratus",
+                         clear_untrusted_proxy_headers=True,
+                         channel_timeout=300,
+                         # Image uploads up to [image] max_image_size (the
+                         # image API answers 413 past it); waitress' own cap
+                         # would otherwise be 1 GiB.
+                         max_request_body_size=conf.image.max_image_size + 1024 * 1024,
+                         recv_bytes=256 * 1024)
+
+    def start(self, name: str = "stratus-api") -> None:
+        LOG.info("stratus-api listening on http://%s:%s", self.conf.api.listen, self.port)
+        super().start(name)
 
