@@ -74,11 +74,30 @@ COMPUTE = [
     Opt("driver", "str", "fake", "Virt driver: fake, or module.path:ClassName."),
     Opt("resource_update_interval", "float", 60.0,
         "Seconds between reports of this host's resources to the conductor.", min=0.1),
-    Opt("cpu_allocation_ratio", "float", 16.0, "Virtual CPUs per physical CPU.", min=0.0001),
-    Opt("ram_allocation_ratio", "float", 1.5, "Virtual RAM per physical RAM.", min=0.0001),
-    Opt("disk_allocation_ratio", "float", 1.0, "Virtual disk per physical disk.", min=0.0001),
-    Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
-    Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
+    # Allocation ratios and reservations as Nova's: a ratio left unset keeps
+    # the node's current value, which starts as the initial_* ratio.
+    Opt("cpu_allocation_ratio", "float", None,
+        "Virtual CPUs per physical CPU. Unset: the node keeps its ratio (initial_cpu_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("ram_allocation_ratio", "float", None,
+        "Virtual RAM per physical RAM. Unset: the node keeps its ratio (initial_ram_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("disk_allocation_ratio", "float", None,
+        "Virtual disk per physical disk. Unset: the node keeps its ratio (initial_disk_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("initial_cpu_allocation_ratio", "float", 4.0,
+        "CPU allocation ratio of a new compute node when cpu_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("initial_ram_allocation_ratio", "float", 1.0,
+        "RAM allocation ratio of a new compute node when ram_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("initial_disk_allocation_ratio", "float", 1.0,
+        "Disk allocation ratio of a new compute node when disk_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("reserved_host_memory_mb", "int", 512,
+        "Memory (MB) kept back for the host: capacity is (total - reserved) * ratio.", min=0),
+    Opt("reserved_host_cpus", "int", 0, "Physical CPUs kept back for the host.", min=0),
+    Opt("reserved_host_disk_mb", "int", 0, "Disk (MB) kept back for the host.", min=0),
     Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
 ]
 

@@ -10,13 +10,14 @@ import datetime
 import re
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from stratus import exception
 from stratus.compute import vm_states
+from stratus.db import allocations
 from stratus.db.common import to_dict
-from stratus.db.models import (Allocation, Instance, InstanceAction, InstanceActionEvent,
+from stratus.db.models import (Instance, InstanceAction, InstanceActionEvent,
                                InstanceFault, InstanceMetadata)
 from stratus.db.session import Database
 from stratus.utils import parse_isotime, utcnow
@@ -295,7 +296,7 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
         if fault is not None:
             _add_fault(s, uuid, **fault)
         if release_allocations:
-            s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+            allocations.release(s, uuid)
         return _load_one(s, uuid)
 
 
@@ -316,7 +317,7 @@ def instance_destroy(db: Database, uuid: str) -> dict[str, Any]:
         inst.updated_at = now
         inst.vm_state = vm_states.DELETED
         inst.task_state = None
-        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+        allocations.release(s, uuid)
         s.flush()
         return _load_one(s, uuid, read_deleted=True)
 
@@ -435,7 +436,7 @@ def action_get(db: Database, uuid: str, request_id: str) -> dict[str, Any] | Non
 
 def allocations_delete(db: Database, uuid: str) -> None:
     with db.write() as s:
-        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+        allocations.release(s, uuid)
 
 
 def instances_stuck_building(db: Database, older_than: datetime.datetime) -> list[str]:

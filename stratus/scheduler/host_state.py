@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from stratus.scheduler.capacity import capacity
+
 
 @dataclasses.dataclass
 class HostState:
@@ -15,8 +17,8 @@ class HostState:
     availability_zone: str
     service_up: bool
     service_disabled: bool
-    total_vcpus: float      # capacity after allocation ratio
-    total_memory_mb: float  # capacity after ratio, minus the host's reserve
+    total_vcpus: float      # capacity: (total - reserved) * allocation ratio
+    total_memory_mb: float
     total_disk_gb: float
     used_vcpus: int
     used_memory_mb: int
@@ -46,16 +48,14 @@ class HostState:
     @classmethod
     def from_node(cls, node: dict[str, Any], usage: dict[str, int], service_up: bool,
                   service_disabled: bool, availability_zone: str) -> "HostState":
+        cap = capacity(node)
         return cls(
             host=node["host"], nodename=node["hypervisor_hostname"], node_id=node["id"],
             node_uuid=node["uuid"], generation=node["generation"],
             availability_zone=availability_zone, service_up=service_up,
             service_disabled=service_disabled,
-            total_vcpus=node["vcpus"] * node["cpu_allocation_ratio"],
-            total_memory_mb=(node["memory_mb"] * node["ram_allocation_ratio"]
-                             - node["reserved_memory_mb"]),
-            total_disk_gb=(node["local_gb"] * node["disk_allocation_ratio"]
-                           - node["reserved_disk_mb"] / 1024.0),
+            total_vcpus=cap["vcpus"], total_memory_mb=cap["memory_mb"],
+            total_disk_gb=cap["disk_gb"],
             used_vcpus=usage.get("vcpus", 0), used_memory_mb=usage.get("memory_mb", 0),
             used_disk_gb=usage.get("disk_gb", 0), num_instances=usage.get("instances", 0))
 

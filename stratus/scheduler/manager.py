@@ -101,8 +101,9 @@ class SchedulerManager:
                         try:
                             claims.claim(self.db, chosen.node_id, chosen.generation, uuid,
                                          resources)
-                        except exception.ResourceProviderGenerationConflict:
-                            LOG.debug("Claim conflict on %s; re-reading hosts", chosen.nodename)
+                        except exception.Conflict as exc:  # generation moved, or full
+                            LOG.debug("Claim on %s refused (%s); re-reading hosts",
+                                      chosen.nodename, exc)
                             hosts = self._hosts(refresh=True)
                             continue
                         chosen.consume(resources)

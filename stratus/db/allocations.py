@@ -1,0 +1,55 @@
+"""Allocations: the resources claimed for an instance on a compute node.
+
+Every change of a node's allocations bumps the node's ``generation`` and
+``updated_at`` (Placement bumps its resource provider's generation the same
+way): a scheduler holding an older view of the node then fails its
+compare-and-swap, and the schedulers' incremental refresh (nodes whose
+``updated_at`` moved) sees the freed capacity.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from stratus.db.models import Allocation, ComputeNode
+from stratus.utils import utcnow
+
+
+def release(s: Session, consumer_uuid: str, keep_node: int | None = None) -> None:
+    """Delete what ``consumer_uuid`` holds, in the caller's transaction.
+
+    ``keep_node`` is a node whose generation the caller bumps itself (a claim
+    replacing an allocation on the node it claims on).
+    """
+    node_ids = set(s.scalars(select(Allocation.compute_node_id)
+                             .where(Allocation.consumer_uuid == consumer_uuid)))
+    if not node_ids:
+        return
+    touched = sorted(node_ids - {keep_node})
+    if touched:
+        s.execute(update(ComputeNode).where(ComputeNode.id.in_(touched))
+                  .values(generation=ComputeNode.generation + 1, updated_at=utcnow())
+                  .execution_options(synchronize_session=False))
+    s.execute(delete(Allocation).where(Allocation.consumer_uuid == consumer_uuid))
+
+
+def _usage_query() -> Any:
+    return select(Allocation.compute_node_id,
+                  func.coalesce(func.sum(Allocation.vcpus), 0),
+                  func.coalesce(func.sum(Allocation.memory_mb), 0),
+                  func.coalesce(func.sum(Allocation.disk_gb), 0),
+                  func.count(Allocation.id)).group_by(Allocation.compute_node_id)
+
+
+def usage(s: Session, node_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
+    """Claimed resources per node id (all nodes, or ``node_ids``):
+    ``{id: {vcpus, memory_mb, disk_gb, instances}}``; nodes without
+    allocations are absent."""
+    q = _usage_query()
+    if node_ids is not None:
+        q = q.where(Allocation.compute_node_id.in_(node_ids))
+    return {row[0]: {"vcpus": int(row[1]), "memory_mb": int(row[2]),
+                     "disk_gb": int(row[3]), "instances": int(row[4])}
+            for row in s.execute(q)}
