@@ -110,11 +110,36 @@ FAKE = [
 
 SCHEDULER = [
     Opt("max_attempts", "int", 3, "Hosts tried for one build before giving up.", min=1),
-    Opt("host_subset_size", "int", 1,
-        "Pick at random among this many best-weighed hosts.", min=1),
     Opt("host_state_max_age", "float", 1.0,
-        "Seconds the scheduler reuses the host states it read (its own claims are "
-        "applied to them meanwhile); 0 re-reads for every request.", min=0),
+        "Seconds between the scheduler's incremental refreshes of its cached host states "
+        "(what changed in the database since the last look; its own claims apply at "
+        "once); 0 refreshes before every request.", min=0),
+    Opt("candidate_limit", "int", 0,
+        "Feasible hosts ranked per decision (hosts are visited in random order); "
+        "0 means max(2, ceil(log2(number of hosts))), as Nomad.", min=0),
+]
+
+FILTER_SCHEDULER = [
+    Opt("enabled_filters", "list",
+        ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter", "DiskFilter"],
+        "Filters every host must pass, by Nova's names. Also available: "
+        "AggregateInstanceExtraSpecsFilter, AggregateMultiTenancyIsolation."),
+    Opt("host_subset_size", "int", 1,
+        "Pick at random among this many best-weighed candidates.", min=1),
+    Opt("ram_weight_multiplier", "float", 1.0,
+        "Weight of free RAM: positive spreads instances, negative stacks them."),
+    Opt("cpu_weight_multiplier", "float", 1.0,
+        "Weight of free vCPUs: positive spreads, negative stacks."),
+    Opt("disk_weight_multiplier", "float", 1.0,
+        "Weight of free disk: positive spreads, negative stacks."),
+    Opt("io_ops_weight_multiplier", "float", -1.0,
+        "Weight of builds under way on a host: negative prefers idle hosts."),
+    Opt("num_instances_weight_multiplier", "float", 0.0,
+        "Weight of the number of instances on a host: positive stacks, negative spreads."),
+    Opt("soft_affinity_weight_multiplier", "float", 1.0,
+        "Weight of a soft-affinity group's members on a host.", min=0),
+    Opt("soft_anti_affinity_weight_multiplier", "float", 1.0,
+        "Weight of a soft-anti-affinity group's absence from a host.", min=0),
 ]
 
 NOTIFICATIONS = [
@@ -137,6 +162,7 @@ REGISTRY: dict[str, list[Opt]] = {
     "compute": COMPUTE,
     "fake": FAKE,
     "scheduler": SCHEDULER,
+    "filter_scheduler": FILTER_SCHEDULER,
     "notifications": NOTIFICATIONS,
     "oslo_policy": OSLO_POLICY,
 }

