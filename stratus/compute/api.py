@@ -17,10 +17,11 @@ from typing import Any, Callable
 from sqlalchemy import select
 
 from stratus import exception
-from stratus.compute import power_state, vm_states
+from stratus.compute import power_state, scheduling, vm_states
 from stratus.compute.rpcapi import ComputeRPCAPI
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.context import RequestContext
+from stratus.db import aggregates as db_aggregates
 from stratus.db import instances as db_instances
 from stratus.db import services as db_services
 from stratus.db import flavors as db_flavors
@@ -78,7 +79,8 @@ class ComputeAPI:
                availability_zone: str | None = None, user_data: str | None = None,
                min_count: int = 1, max_count: int = 1, description: str | None = None,
                access_ip_v4: str | None = None, access_ip_v6: str | None = None,
-               admin_pass: str | None = None, config_drive: bool = False
+               admin_pass: str | None = None, config_drive: bool = False,
+               scheduler_hints: dict[str, Any] | None = None
                ) -> tuple[list[dict[str, Any]], str]:
         if min_count > max_count:
             raise exception.Invalid("min_count must be <= max_count")
@@ -89,7 +91,8 @@ class ComputeAPI:
         if image.get("min_disk") and flavor["root_gb"] and flavor["root_gb"] < image["min_disk"]:
             raise exception.Invalid("Flavor's disk is too small for requested image.")
         key_data = self._key_data(ctx, key_name) if key_name else None
-        zone = self._check_zone(availability_zone)
+        placement = scheduling.prepare(ctx, self.db, availability_zone, scheduler_hints)
+        zone = self._check_zone(placement.zone)
         if user_data is not None:
             try:
                 base64.b64decode(user_data)  # lenient, as Nova: line breaks are fine
@@ -123,8 +126,9 @@ class ComputeAPI:
                                         "properties": image.get("properties", {})},
             "availability_zone": availability_zone, "num_instances": max_count,
             "project_id": ctx.project_id, "user_id": ctx.user_id,
-            "admin_pass": admin_pass,
+            "admin_pass": admin_pass, **placement.spec,
         }
+        scheduling.record_members(self.db, placement, [i["uuid"] for i in instances])
         self.conductor.build_instances(ctx, [i["uuid"] for i in instances], request_spec)
         return instances, reservation_id
 
@@ -153,9 +157,7 @@ class ComputeAPI:
     def _check_zone(self, zone: str | None) -> str:
         if not zone or zone == DEFAULT_AZ:
             return DEFAULT_AZ
-        zones = {s.get("availability_zone") or DEFAULT_AZ
-                 for s in db_services.service_get_all(self.db, binary="stratus-compute")}
-        if zone not in zones:
+        if zone not in db_aggregates.zones_in_use(self.db):
             raise exception.Invalid("The requested availability zone is not available")
         return zone
 

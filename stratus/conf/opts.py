@@ -121,7 +121,10 @@ SCHEDULER = [
 
 FILTER_SCHEDULER = [
     Opt("enabled_filters", "list",
-        ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter", "DiskFilter"],
+        ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter", "DiskFilter",
+         "ComputeCapabilitiesFilter", "ImagePropertiesFilter",
+         "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter", "SameHostFilter",
+         "DifferentHostFilter"],
         "Filters every host must pass, by Nova's names. Also available: "
         "AggregateInstanceExtraSpecsFilter, AggregateMultiTenancyIsolation."),
     Opt("host_subset_size", "int", 1,

@@ -11,7 +11,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from stratus.db.models import Aggregate, AggregateHost, AggregateMetadata
+from stratus.db.models import Aggregate, AggregateHost, AggregateMetadata, Service
+from stratus.db.session import Database
+
+DEFAULT_AZ = "nova"
+AZ_KEY = "availability_zone"
+COMPUTE_BINARY = "stratus-compute"
 
 
 def signature(s: Session) -> tuple[Any, ...]:
@@ -35,3 +40,16 @@ def by_host(s: Session) -> tuple[dict[int, tuple[str, dict[str, str]]], dict[str
         if agg_id in aggregates:
             hosts.setdefault(host, []).append(agg_id)
     return aggregates, hosts
+
+
+def zones_in_use(db: Database) -> set[str]:
+    """Zones a server may ask for: the default, the compute services' own, and
+    those of the aggregates that have hosts."""
+    with db.read() as s:
+        zones = {DEFAULT_AZ}
+        zones.update(z for z in s.scalars(select(Service.availability_zone).where(
+            Service.binary == COMPUTE_BINARY)) if z)
+        zones.update(s.scalars(
+            select(AggregateMetadata.value).where(AggregateMetadata.key == AZ_KEY)
+            .where(AggregateMetadata.aggregate_id.in_(select(AggregateHost.aggregate_id)))))
+        return zones

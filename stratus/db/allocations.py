@@ -8,7 +8,8 @@ compare-and-swap, and the schedulers' incremental refresh (nodes whose
 """
 from __future__ import annotations
 
-from typing import Any
+import collections
+from typing import Any, Sequence
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -53,3 +54,30 @@ def usage(s: Session, node_ids: list[int] | None = None) -> dict[int, dict[str, 
     return {row[0]: {"vcpus": int(row[1]), "memory_mb": int(row[2]),
                      "disk_gb": int(row[3]), "instances": int(row[4])}
             for row in s.execute(q)}
+
+
+def hosts_of(s: Session, consumer_uuids: Sequence[str], lock: bool = False,
+             batch: int = 1000) -> collections.Counter[str]:
+    """How many of ``consumer_uuids`` hold allocations on each host.
+
+    ``lock`` reads the allocation rows with a shared lock, which also makes
+    MariaDB read the latest committed rows rather than the transaction's
+    snapshot (a claim checking a server group's policy needs that).
+    """
+    node_counts: collections.Counter[int] = collections.Counter()
+    uuids = list(dict.fromkeys(consumer_uuids))
+    for start in range(0, len(uuids), batch):
+        q = select(Allocation.compute_node_id).where(
+            Allocation.consumer_uuid.in_(uuids[start:start + batch]))
+        if lock:
+            q = q.with_for_update(read=True)
+        node_counts.update(s.scalars(q))
+    if not node_counts:
+        return collections.Counter()
+    hosts = {node_id: host for node_id, host in s.execute(
+        select(ComputeNode.id, ComputeNode.host).where(ComputeNode.id.in_(list(node_counts))))}
+    counts: collections.Counter[str] = collections.Counter()
+    for node_id, count in node_counts.items():
+        if node_id in hosts:
+            counts[hosts[node_id]] += count
+    return counts

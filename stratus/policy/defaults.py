@@ -46,6 +46,8 @@ def _servers() -> list[RuleDefault]:
         RuleDefault(f"{p}:detail:get_all_tenants", ADMIN, "List servers of every project."),
         RuleDefault(f"{p}:allow_all_filters", ADMIN, "Use admin-only list filters."),
         RuleDefault(f"{p}:show:host_status", ADMIN, "See the host status of a server."),
+        RuleDefault(f"{p}:create:forced_host", ADMIN,
+                    "Create a server on a given host (availability_zone zone:host)."),
     ]
     for name, action in (("os-pause-server", "pause"), ("os-pause-server", "unpause"),
                          ("os-suspend-server", "suspend"), ("os-suspend-server", "resume"),

@@ -301,6 +301,10 @@ class HostStateCache:
     def get(self, node_id: int) -> HostState | None:
         return self._states.get(node_id)
 
+    def states_of(self, host: str) -> Sequence[HostState]:
+        """The nodes of a host (usually one)."""
+        return self._by_host.get(host, ())
+
     @property
     def class_count(self) -> int:
         return len({s.class_id for s in self._states.values()})

@@ -11,19 +11,30 @@ capacity holds even if every filter were disabled. The allocation replaces
 whatever the consumer held before (as Placement's PUT /allocations does), so
 a build scheduled again (a reschedule, a redelivered request) never holds
 capacity twice. A refused claim changes nothing (the transaction rolls back).
+
+For a member of an ``affinity`` or ``anti-affinity`` server group the claim
+also locks the group's row and checks the policy against where the other
+members hold allocations (:class:`GroupPolicyViolation`), so two schedulers
+placing members of one group at the same time cannot break it.
 """
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from stratus import exception
 from stratus.db import allocations
-from stratus.db.models import Allocation, ComputeNode
+from stratus.db import server_groups as db_groups
+from stratus.db.models import Allocation, ComputeNode, InstanceGroup
 from stratus.db.session import Database
 from stratus.scheduler.capacity import capacity, fits
+from stratus.scheduler.request import GroupInfo
 from stratus.utils import utcnow
 
-_CAPACITY_COLUMNS = (ComputeNode.vcpus, ComputeNode.memory_mb, ComputeNode.local_gb,
+#: Group policies a claim enforces (the soft ones only weigh).
+HARD_POLICIES = ("affinity", "anti-affinity")
+
+_CAPACITY_COLUMNS = (ComputeNode.host, ComputeNode.vcpus, ComputeNode.memory_mb, ComputeNode.local_gb,
                      ComputeNode.reserved_vcpus, ComputeNode.reserved_memory_mb,
                      ComputeNode.reserved_disk_mb, ComputeNode.cpu_allocation_ratio,
                      ComputeNode.ram_allocation_ratio, ComputeNode.disk_allocation_ratio)
@@ -33,8 +44,25 @@ class InsufficientCapacity(exception.Conflict):
     msg_fmt = "Compute node %(node)s has not enough %(resource)s left."
 
 
+class GroupPolicyViolation(exception.Conflict):
+    msg_fmt = "Host %(host)s would break the %(policy)s policy of server group %(group)s."
+
+
+def _check_group(s: Session, group: GroupInfo, consumer_uuid: str, host: str) -> None:
+    s.execute(update(InstanceGroup).where(InstanceGroup.uuid == group.uuid)
+              .values(updated_at=utcnow()).execution_options(synchronize_session=False))
+    others = [u for u in db_groups.member_uuids(s, group.uuid) if u != consumer_uuid]
+    placed = allocations.hosts_of(s, others, lock=True)
+    if group.policy == "affinity":
+        broken = any(h != host for h, n in placed.items() if n)
+    else:
+        broken = placed.get(host, 0) >= group.max_per_host
+    if broken:
+        raise GroupPolicyViolation(host=host, policy=group.policy, group=group.uuid)
+
+
 def claim(db: Database, node_id: int, generation: int, consumer_uuid: str,
-          resources: dict[str, int]) -> None:
+          resources: dict[str, int], group: GroupInfo | None = None) -> None:
     with db.write() as s:
         result = s.execute(update(ComputeNode)
                            .where(ComputeNode.id == node_id, ComputeNode.generation == generation)
@@ -48,6 +76,8 @@ def claim(db: Database, node_id: int, generation: int, consumer_uuid: str,
         short = fits(capacity(node._mapping), used, resources)
         if short is not None:
             raise InsufficientCapacity(node=node_id, resource=short)
+        if group is not None and group.policy in HARD_POLICIES:
+            _check_group(s, group, consumer_uuid, node.host)
         s.add(Allocation(consumer_uuid=consumer_uuid, compute_node_id=node_id,
                          vcpus=resources["vcpus"], memory_mb=resources["memory_mb"],
                          disk_gb=resources["disk_gb"]))

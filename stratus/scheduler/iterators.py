@@ -20,7 +20,7 @@ import collections
 import itertools
 import math
 import random
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from stratus.scheduler.filters import BaseFilter
 from stratus.scheduler.host_state import HostState
@@ -139,8 +139,26 @@ class Chain:
         self.memo: dict[int, str] = {}
         self.rejections = Rejections()
 
-    def select(self, hosts: Sequence[HostState]) -> HostState | None:
-        """The host for the next instance, or None when no host is feasible."""
+    def _restricted(self, hosts: Sequence[HostState],
+                    by_host: Callable[[str], Sequence[HostState]] | None
+                    ) -> Sequence[HostState]:
+        """The hosts to walk: only those some filter names, when one does."""
+        named: frozenset[str] | None = None
+        for flt in self.dynamic:
+            only = flt.candidates(self.req)
+            if only is not None:
+                named = only if named is None else named & only
+        if named is None:
+            return hosts
+        if by_host is None:
+            return [h for h in hosts if h.host in named]
+        return [state for name in sorted(named) for state in by_host(name)]
+
+    def select(self, hosts: Sequence[HostState],
+               by_host: Callable[[str], Sequence[HostState]] | None = None
+               ) -> HostState | None:
+        """The host for the next instance, or None when no host is feasible.
+        ``by_host`` finds the states of a host name (the cache's index)."""
         req = self.req
         if req.forced:  # Nova: forced hosts bypass the filters (the claim still
             # checks capacity)
@@ -149,7 +167,7 @@ class Chain:
                           and h.host not in req.ignore_hosts]
         else:
             k = candidate_limit(len(hosts), self.limit)
-            stream = random_source(hosts, self.rng)
+            stream = random_source(self._restricted(hosts, by_host), self.rng)
             candidates = limit(per_host(by_class(stream, self.static, req, self.memo,
                                                  self.rejections),
                                         self.dynamic, req, self.rejections), k)

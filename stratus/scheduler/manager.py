@@ -22,7 +22,9 @@ from typing import Any
 
 from stratus import exception
 from stratus.context import RequestContext
+from stratus.db import allocations
 from stratus.db import instances as db_instances
+from stratus.db import server_groups as db_groups
 from stratus.db.session import Database
 from stratus.scheduler import claims
 from stratus.scheduler import filters as filters_mod
@@ -31,7 +33,7 @@ from stratus.scheduler.cache import HostStateCache
 from stratus.scheduler.filters import BaseFilter
 from stratus.scheduler.host_state import HostState
 from stratus.scheduler.iterators import Chain
-from stratus.scheduler.request import SchedulingRequest
+from stratus.scheduler.request import GroupInfo, SchedulingRequest
 from stratus.scheduler.stats import DecisionStats
 from stratus.scheduler.weighers import Weigher
 
@@ -87,11 +89,11 @@ class SchedulerManager:
         req = chain.req
         req.now, req.liveness_floor = time.time(), self.cache.floor
         req.down_time = self.cache.down_time
-        host = chain.select(self.cache.hosts)
+        host = chain.select(self.cache.hosts, self.cache.states_of)
         if host is None and self.cache.age() > RECHECK_AFTER:
             self.cache.refresh()
             req.now, req.liveness_floor = time.time(), self.cache.floor
-            host = chain.select(self.cache.hosts)
+            host = chain.select(self.cache.hosts, self.cache.states_of)
         return host
 
     def _place(self, chain: Chain, uuid: str) -> HostState:
@@ -107,7 +109,14 @@ class SchedulerManager:
                 raise exception.NoValidHost(reason=NO_HOSTS)
             started = time.perf_counter()
             try:
-                claims.claim(self.db, host.node_id, host.generation, uuid, req.resources)
+                claims.claim(self.db, host.node_id, host.generation, uuid, req.resources,
+                             group=req.group)
+            except claims.GroupPolicyViolation as exc:  # another scheduler placed a member
+                claiming += time.perf_counter() - started
+                self.stats.count("group_conflicts")
+                LOG.debug("%s; re-reading the group", exc)
+                self._load_context(req, group_only=True)
+                continue
             except exception.Conflict as exc:  # generation moved, or the node is full
                 claiming += time.perf_counter() - started
                 self.stats.count("claim_conflicts")
@@ -121,9 +130,30 @@ class SchedulerManager:
             return host
         raise exception.NoValidHost(reason="Too many concurrent claims.")
 
+    def _load_context(self, req: SchedulingRequest, spec: dict[str, Any] | None = None,
+                      group_only: bool = False) -> None:
+        """Where the request's server group members and hinted instances are."""
+        group_uuid = req.group.uuid if req.group else (
+            SchedulingRequest.group_uuid(spec) if spec else None)
+        same, different = ((), ()) if group_only or spec is None else \
+            SchedulingRequest.hinted_instances(spec)
+        if not (group_uuid or same or different):
+            return
+        with self.db.read() as s:
+            if group_uuid:
+                info = db_groups.for_scheduling(s, group_uuid)
+                req.group = None if info is None else GroupInfo(
+                    uuid=info["uuid"], policy=info["policy"], max_per_host=info["max_per_host"],
+                    hosts=allocations.hosts_of(s, info["members"]))
+            if same:
+                req.same_host = frozenset(allocations.hosts_of(s, same))
+            if different:
+                req.different_host = frozenset(allocations.hosts_of(s, different))
+
     def select_destinations(self, ctxt: RequestContext, request_spec: dict[str, Any],
                             instance_uuids: list[str]) -> list[dict[str, Any]]:
         req = SchedulingRequest.from_spec(request_spec)
+        self._load_context(req, request_spec)
         chain = self._chain(req)
         selections: list[dict[str, Any]] = []
         placed: list[HostState] = []

@@ -12,7 +12,10 @@ class names. Every filter is a small class:
   host for this request (a capability such as ``free_ram_mb``) "escapes" and
   runs per host;
 * ``cost`` orders the filters that run per host: cheap checks (liveness,
-  hints) before resource fit.
+  hints) before resource fit;
+* ``candidates(request)`` may name the only hosts that can pass (an
+  affinity group's hosts, ``same_host``): the chain then visits just those
+  instead of walking every host.
 """
 from __future__ import annotations
 
@@ -35,6 +38,9 @@ class BaseFilter:
     def is_static(self, req: SchedulingRequest) -> bool:
         return self.static
 
+    def candidates(self, req: SchedulingRequest) -> frozenset[str] | None:
+        return None
+
     def passes(self, host: HostState, req: SchedulingRequest) -> bool:
         raise NotImplementedError
 
@@ -49,6 +55,14 @@ AVAILABLE: dict[str, str] = {
     "RamFilter": "resources:RamFilter",
     "CoreFilter": "resources:CoreFilter",
     "DiskFilter": "resources:DiskFilter",
+    "ImagePropertiesFilter": "image_properties:ImagePropertiesFilter",
+    "ComputeCapabilitiesFilter": "capabilities:ComputeCapabilitiesFilter",
+    "AggregateInstanceExtraSpecsFilter": "aggregates:AggregateInstanceExtraSpecsFilter",
+    "AggregateMultiTenancyIsolation": "aggregates:AggregateMultiTenancyIsolation",
+    "ServerGroupAffinityFilter": "affinity:ServerGroupAffinityFilter",
+    "ServerGroupAntiAffinityFilter": "affinity:ServerGroupAntiAffinityFilter",
+    "SameHostFilter": "affinity:SameHostFilter",
+    "DifferentHostFilter": "affinity:DifferentHostFilter",
 }
 
 #: Always on, whatever the configuration: the hosts a reschedule already tried.
