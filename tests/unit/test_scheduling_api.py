@@ -144,3 +144,26 @@ def test_flavor_capabilities_and_image_properties(cloud, image):
                          headers={"Content-Type": PATCH})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     boot(cloud, arm, wait="ERROR")
+
+
+def test_weigher_multipliers_stack_or_spread(tmp_path):
+    """A negative RAM multiplier stacks instances; a soft-anti-affinity group
+    still spreads its members when its weigher outweighs it."""
+    c = InProcessCloud(tmp_path, hosts=HOSTS, overrides={
+        ("scheduler", "host_state_max_age"): 0.0, ("scheduler", "candidate_limit"): 3,
+        ("filter_scheduler", "ram_weight_multiplier"): -1.0,
+        ("filter_scheduler", "cpu_weight_multiplier"): 0.0,
+        ("filter_scheduler", "disk_weight_multiplier"): 0.0,
+        ("filter_scheduler", "io_ops_weight_multiplier"): 0.0,
+        ("filter_scheduler", "soft_anti_affinity_weight_multiplier"): 10.0})
+    try:
+        image_id = c.create_image()
+        stacked = {host_of(boot(c, image_id)) for _ in range(4)}
+        assert len(stacked) == 1
+        group = db_groups.group_create(c.db, name="soft", policy="soft-anti-affinity",
+                                       project_id=None, user_id=None)
+        spread = {host_of(boot(c, image_id, hints={"group": group["uuid"]}))
+                  for _ in range(3)}
+        assert spread == set(HOSTS)
+    finally:
+        c.close()
