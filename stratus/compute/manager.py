@@ -57,8 +57,12 @@ class ComputeManager:
         self.driver.init_host(self.host)
         ctxt = get_admin_context()
         self.conductor.wait_until_ready(ctxt)
+        self.reconcile(ctxt, self.conductor.instances_get_by_host(ctxt, self.host))
+        self.update_available_resource()
+
+    def reconcile(self, ctxt: RequestContext, ours: list[dict[str, Any]]) -> None:
+        """Match the hypervisor and ``ours`` (this host's instances in the database)."""
         known = set(self.driver.list_instances())
-        ours = self.conductor.instances_get_by_host(ctxt, self.host)
         for orphan in known - {inst["uuid"] for inst in ours}:
             # Deleted while this host was down (the API deleted it locally).
             LOG.warning("Destroying guest %s: its instance is gone", orphan)
@@ -81,7 +85,6 @@ class ComputeManager:
                 state = self._power_state(inst) if uuid in known else power_state.NOSTATE
                 self.conductor.instance_update(ctxt, uuid, {"task_state": None,
                                                             "power_state": state})
-        self.update_available_resource()
 
     def cleanup_host(self) -> None:
         self.driver.cleanup_host(self.host)

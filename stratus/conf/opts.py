@@ -106,6 +106,11 @@ FAKE = [
     Opt("memory_mb", "int", 131072, "Fake driver: memory of the simulated host.", min=1),
     Opt("local_gb", "int", 2048, "Fake driver: disk of the simulated host.", min=1),
     Opt("delay", "float", 0.0, "Fake driver: seconds each operation takes.", min=0),
+    Opt("hosts", "int", 0,
+        "Run this many fake compute hosts in one stratus-compute process, named "
+        "HOST-00001, HOST-00002... (HOST is [DEFAULT] host), each its own service and "
+        "compute node; 0 runs the one host HOST. Also `stratus compute --fake-hosts N`.",
+        min=0),
 ]
 
 SCHEDULER = [

@@ -245,6 +245,17 @@ def instances_get_by_host(db: Database, host: str) -> list[dict[str, Any]]:
     return instance_get_all(db, {"host": host})
 
 
+def instances_get_by_hosts(db: Database, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The live instances of many hosts at once, by host (hosts without any absent)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    with db.read() as s:
+        query = select(_INSTANCES).where(_INSTANCES.c.host.in_(hosts),
+                                         _INSTANCES.c.deleted.is_(False))
+        for inst in _load(s, query.order_by(_INSTANCES.c.id)):
+            found.setdefault(inst["host"], []).append(inst)
+    return found
+
+
 # -- update / delete -----------------------------------------------------------
 
 def instance_update(db: Database, uuid: str, updates: dict[str, Any],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from stratus import exception
@@ -31,6 +31,29 @@ def service_heartbeat(db: Database, host: str, binary: str, topic: str | None = 
         svc.updated_at = now
         s.flush()
         return to_dict(svc)
+
+
+def service_heartbeats(db: Database, hosts: list[str], binary: str, topic: str | None = None,
+                       batch: int = 1000) -> int:
+    """Heartbeat many services in one statement per ``batch`` (a process running
+    many fake hosts); services heard from for the first time are created."""
+    now = utcnow()
+    for start in range(0, len(hosts), batch):
+        chunk = hosts[start:start + batch]
+        with db.write() as s:
+            result = s.execute(update(Service)
+                               .where(Service.binary == binary, Service.host.in_(chunk))
+                               .values(report_count=Service.report_count + 1,
+                                       last_seen_up=now, updated_at=now)
+                               .execution_options(synchronize_session=False))
+            if result.rowcount != len(chunk):
+                known = set(s.scalars(select(Service.host).where(
+                    Service.binary == binary, Service.host.in_(chunk))))
+                s.add_all(Service(uuid=new_uuid(), host=host, binary=binary, topic=topic,
+                                  report_count=1, last_seen_up=now, created_at=now,
+                                  updated_at=now)
+                          for host in chunk if host not in known)
+    return len(hosts)
 
 
 def service_get_all(db: Database, binary: str | None = None,

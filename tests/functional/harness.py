@@ -150,13 +150,16 @@ def merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 class Deployment:
     """api + conductor + ``schedulers`` schedulers + N compute hosts, each its
     own process. ``compute_options`` ({section: {option: value}}) go into every
-    compute host's configuration (e.g. the fake driver's memory)."""
+    compute host's configuration (e.g. the fake driver's memory). ``fake_hosts``
+    adds one more compute process, "fleet", running that many fake hosts
+    (``stratus compute --fake-hosts N``, hosts fleet-00001...)."""
 
     def __init__(self, workdir: str, transport_url: str, db_url: str,
                  compute_hosts: tuple[str, ...] = ("compute1", "compute2"),
                  fake_delay: float = 0.0, defaults: str = "", schedulers: int = 1,
                  compute_options: dict[str, dict[str, Any]] | None = None,
-                 control_options: dict[str, dict[str, Any]] | None = None) -> None:
+                 control_options: dict[str, dict[str, Any]] | None = None,
+                 fake_hosts: int = 0) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -176,8 +179,9 @@ class Deployment:
             with open(path, "w") as f:
                 f.write(common + f"host = scheduler{index}\n" + ini(control))
             self.scheduler_confs.append(path)
+        self.fake_hosts = fake_hosts
         self.compute_confs = {}
-        for host in compute_hosts:
+        for host in compute_hosts + (("fleet",) if fake_hosts else ()):
             path = os.path.join(workdir, f"{host}.conf")
             sections = merged({"compute": {"resource_update_interval": 2},
                                "fake": {"delay": fake_delay}}, compute_options or {})
@@ -186,8 +190,13 @@ class Deployment:
             self.compute_confs[host] = path
         self.processes: dict[str, Process] = {}
 
-    def _process(self, name: str, service: str, config: str) -> Process:
-        proc = Process(name, [BIN, service, "--config", config],
+    @property
+    def compute_count(self) -> int:
+        return len(self.compute_hosts) + self.fake_hosts
+
+    def _process(self, name: str, service: str, config: str,
+                 extra: tuple[str, ...] = ()) -> Process:
+        proc = Process(name, [BIN, service, "--config", config, *extra],
                        os.path.join(self.workdir, f"{name}.log"))
         self.processes[name] = proc
         return proc
@@ -202,14 +211,15 @@ class Deployment:
             self._process(name, "scheduler", path).start()
         self._process("api", "api", self.control_conf).start()
         for host, path in self.compute_confs.items():
-            self._process(host, "compute", path).start()
+            extra = ("--fake-hosts", str(self.fake_hosts)) if host == "fleet" else ()
+            self._process(host, "compute", path, extra).start()
         wait_until(lambda: api_ready(self.url), 60, what="the API")
         conn = self.connect()
         wait_until(lambda: len([s for s in conn.compute.services()
                                 if s.binary == "stratus-compute" and s.state == "up"])
-                   == len(self.compute_hosts), 60, what="compute services up")
-        wait_until(lambda: len(list(conn.compute.hypervisors())) == len(self.compute_hosts),
-                   60, what="compute nodes reported")
+                   == self.compute_count, 120, interval=0.5, what="compute services up")
+        wait_until(lambda: len(list(conn.compute.hypervisors())) == self.compute_count,
+                   60, interval=0.5, what="compute nodes reported")
 
     def restart(self, name: str) -> None:
         proc = self.processes[name]
