@@ -12,18 +12,21 @@ import collections
 from typing import Any, Sequence
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from stratus.db.models import Allocation, ComputeNode
 from stratus.utils import utcnow
 
 
-def release(s: Session, consumer_uuid: str, keep_node: int | None = None) -> None:
+def release(s: Session | Connection, consumer_uuid: str, keep_node: int | None = None) -> None:
     """Delete what ``consumer_uuid`` holds, in the caller's transaction.
 
     ``keep_node`` is a node whose generation the caller bumps itself (a claim
     replacing an allocation on the node it claims on).
     """
+    # A plain read first: on MariaDB a DELETE that matches nothing still takes
+    # gap locks, which deadlock with concurrent claims' inserts.
     node_ids = set(s.scalars(select(Allocation.compute_node_id)
                              .where(Allocation.consumer_uuid == consumer_uuid)))
     if not node_ids:
@@ -33,7 +36,21 @@ def release(s: Session, consumer_uuid: str, keep_node: int | None = None) -> Non
         s.execute(update(ComputeNode).where(ComputeNode.id.in_(touched))
                   .values(generation=ComputeNode.generation + 1, updated_at=utcnow())
                   .execution_options(synchronize_session=False))
-    s.execute(delete(Allocation).where(Allocation.consumer_uuid == consumer_uuid))
+    s.execute(delete(Allocation).where(Allocation.consumer_uuid == consumer_uuid)
+              .execution_options(synchronize_session=False))
+
+
+def _sum(column: Any, node_id: int) -> Any:
+    return (select(func.coalesce(func.sum(column), 0))
+            .where(Allocation.compute_node_id == node_id).scalar_subquery())
+
+
+def usage_columns(node_id: int) -> tuple[Any, ...]:
+    """Scalar subqueries summing a node's allocations (vcpus, memory_mb, disk_gb),
+    to select beside its row in one statement."""
+    return (_sum(Allocation.vcpus, node_id).label("used_vcpus"),
+            _sum(Allocation.memory_mb, node_id).label("used_memory_mb"),
+            _sum(Allocation.disk_gb, node_id).label("used_disk_gb"))
 
 
 def _usage_query() -> Any:
@@ -56,7 +73,7 @@ def usage(s: Session, node_ids: list[int] | None = None) -> dict[int, dict[str, 
             for row in s.execute(q)}
 
 
-def hosts_of(s: Session, consumer_uuids: Sequence[str], lock: bool = False,
+def hosts_of(s: Session | Connection, consumer_uuids: Sequence[str], lock: bool = False,
              batch: int = 1000) -> collections.Counter[str]:
     """How many of ``consumer_uuids`` hold allocations on each host.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from stratus import exception
@@ -89,7 +90,7 @@ def members_add(db: Database, uuid: str, instance_uuids: list[str]) -> None:
                   for u in instance_uuids if u not in known)
 
 
-def member_uuids(s: Session, uuid: str) -> list[str]:
+def member_uuids(s: Session | Connection, uuid: str) -> list[str]:
     """Every member's instance uuid (deleted ones hold no allocation anyway)."""
     return list(s.scalars(select(InstanceGroupMember.instance_uuid)
                           .join(InstanceGroup, InstanceGroup.id == InstanceGroupMember.group_id)

@@ -170,8 +170,10 @@ class HostStateCache:
                   "full" if full else "incremental", len(nodes), len(self.hosts),
                   (time.monotonic() - started) * 1000)
 
-    def refresh_nodes(self, node_ids: Iterable[int]) -> None:
-        """Re-read some nodes now (after a claim on them was refused)."""
+    def refresh_nodes(self, node_ids: Iterable[int], force: bool = False) -> None:
+        """Re-read some nodes now (after a claim on them was refused); ``force``
+        takes the rows even when the cache's generation is newer (it counted a
+        claim that did not happen)."""
         ids = sorted(set(node_ids))
         if not ids:
             return
@@ -179,7 +181,7 @@ class HostStateCache:
             rows = s.execute(select(*_NODE_COLUMNS).where(ComputeNode.id.in_(ids))).mappings().all()
             usage = allocations.usage(s, ids)
         with self.lock:
-            self._apply_nodes(rows, usage, full=False)
+            self._apply_nodes(rows, usage, full=False, force=force)
             gone = set(ids) - {row["id"] for row in rows}
             if gone:
                 self._remove(gone)
@@ -248,7 +250,8 @@ class HostStateCache:
             self._classify(state)
 
     def _apply_nodes(self, rows: Sequence[Mapping[str, Any]],
-                     usage: Mapping[int, Mapping[str, int]], full: bool) -> None:
+                     usage: Mapping[int, Mapping[str, int]], full: bool,
+                     force: bool = False) -> None:
         added: list[HostState] = []
         for row in rows:
             node_usage = usage.get(row["id"], {})
@@ -264,7 +267,7 @@ class HostStateCache:
                 state.set_aggregates(self._host_aggregates.get(state.host, ()))
                 self._classify(state)
                 added.append(state)
-            elif row["generation"] > state.generation or (
+            elif force or row["generation"] > state.generation or (
                     row["generation"] == state.generation
                     and row["updated_at"] != state.updated_at):
                 if state.apply_node(row, node_usage):

@@ -19,8 +19,9 @@ placing members of one group at the same time cannot break it.
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from stratus import exception
 from stratus.db import allocations
@@ -48,7 +49,7 @@ class GroupPolicyViolation(exception.Conflict):
     msg_fmt = "Host %(host)s would break the %(policy)s policy of server group %(group)s."
 
 
-def _check_group(s: Session, group: GroupInfo, consumer_uuid: str, host: str) -> None:
+def _check_group(s: Connection, group: GroupInfo, consumer_uuid: str, host: str) -> None:
     s.execute(update(InstanceGroup).where(InstanceGroup.uuid == group.uuid)
               .values(updated_at=utcnow()).execution_options(synchronize_session=False))
     others = [u for u in db_groups.member_uuids(s, group.uuid) if u != consumer_uuid]
@@ -61,9 +62,27 @@ def _check_group(s: Session, group: GroupInfo, consumer_uuid: str, host: str) ->
         raise GroupPolicyViolation(host=host, policy=group.policy, group=group.uuid)
 
 
+def _is_deadlock(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or (exc.orig.args[0] if exc.orig.args else None)
+    return code in ("40P01", "40001", 1213, 1205) or "deadlock" in str(exc.orig).lower()
+
+
 def claim(db: Database, node_id: int, generation: int, consumer_uuid: str,
           resources: dict[str, int], group: GroupInfo | None = None) -> None:
-    with db.write() as s:
+    """Claim or raise a :class:`stratus.exception.Conflict` (a database deadlock
+    between claims counts as one: the scheduler re-reads and tries again)."""
+    try:
+        _claim(db, node_id, generation, consumer_uuid, resources, group)
+    except DBAPIError as exc:
+        if not _is_deadlock(exc):
+            raise
+        raise exception.ResourceProviderGenerationConflict(node=node_id) from exc
+
+
+def _claim(db: Database, node_id: int, generation: int, consumer_uuid: str,
+           resources: dict[str, int], group: GroupInfo | None) -> None:
+    with db.write() as session:
+        s = session.connection()  # Core statements only: skip the ORM's per-statement work
         result = s.execute(update(ComputeNode)
                            .where(ComputeNode.id == node_id, ComputeNode.generation == generation)
                            .values(generation=generation + 1, updated_at=utcnow())
@@ -71,13 +90,16 @@ def claim(db: Database, node_id: int, generation: int, consumer_uuid: str,
         if result.rowcount != 1:
             raise exception.ResourceProviderGenerationConflict(node=node_id)
         allocations.release(s, consumer_uuid, keep_node=node_id)
-        node = s.execute(select(*_CAPACITY_COLUMNS).where(ComputeNode.id == node_id)).one()
-        used = allocations.usage(s, [node_id]).get(node_id, {})
-        short = fits(capacity(node._mapping), used, resources)
+        node = s.execute(select(*_CAPACITY_COLUMNS, *allocations.usage_columns(node_id))
+                         .where(ComputeNode.id == node_id)).one()._mapping
+        used = {"vcpus": node["used_vcpus"], "memory_mb": node["used_memory_mb"],
+                "disk_gb": node["used_disk_gb"]}
+        short = fits(capacity(node), used, resources)
         if short is not None:
             raise InsufficientCapacity(node=node_id, resource=short)
         if group is not None and group.policy in HARD_POLICIES:
-            _check_group(s, group, consumer_uuid, node.host)
-        s.add(Allocation(consumer_uuid=consumer_uuid, compute_node_id=node_id,
-                         vcpus=resources["vcpus"], memory_mb=resources["memory_mb"],
-                         disk_gb=resources["disk_gb"]))
+            _check_group(s, group, consumer_uuid, node["host"])
+        s.execute(insert(Allocation).values(
+            consumer_uuid=consumer_uuid, compute_node_id=node_id, vcpus=resources["vcpus"],
+            memory_mb=resources["memory_mb"], disk_gb=resources["disk_gb"],
+            created_at=utcnow()))

@@ -9,9 +9,10 @@ and decides again. When no host is feasible the states are refreshed once
 before giving up, so a stale view never turns into a false "No valid host".
 A multi-instance request is all or nothing.
 
-Decisions in one process are serialised (the cache lock): concurrent
-requests would only collide on the same best host. Several scheduler
-processes work side by side; their claims never overcommit.
+Decisions in one process are serialised (the cache lock), claims are not:
+a decision consumes its pick in the cache and the claim's transaction runs
+after the lock is released. Several scheduler processes work side by side;
+their claims never overcommit.
 """
 from __future__ import annotations
 
@@ -97,35 +98,46 @@ class SchedulerManager:
         return host
 
     def _place(self, chain: Chain, uuid: str) -> HostState:
+        """Decide under the lock, claim outside it.
+
+        The pick is consumed in the cache at once (the next decision sees it)
+        and the claim runs with the lock released, so one scheduler keeps
+        several claims in flight; claims queued on one node follow each other
+        (each expects the generation the previous one leaves). A refused
+        claim re-reads the node, which also undoes the local consumption.
+        """
         req = chain.req
         decision = claiming = 0.0
         for _ in range(MAX_CLAIM_ATTEMPTS):
-            started = time.perf_counter()
-            host = self._decide(chain)
-            decision += time.perf_counter() - started
-            if host is None:
-                self.stats.count("no_valid_host")
-                LOG.info("No valid host for instance %s: %s", uuid, chain.rejections.summary())
-                raise exception.NoValidHost(reason=NO_HOSTS)
+            with self.cache.lock:
+                started = time.perf_counter()
+                host = self._decide(chain)
+                decision += time.perf_counter() - started
+                if host is None:
+                    self.stats.count("no_valid_host")
+                    LOG.info("No valid host for instance %s: %s", uuid,
+                             chain.rejections.summary())
+                    raise exception.NoValidHost(reason=NO_HOSTS)
+                generation = host.generation
+                host.consume(req.resources)
+                req.placed(host)
             started = time.perf_counter()
             try:
-                claims.claim(self.db, host.node_id, host.generation, uuid, req.resources,
+                claims.claim(self.db, host.node_id, generation, uuid, req.resources,
                              group=req.group)
-            except claims.GroupPolicyViolation as exc:  # another scheduler placed a member
+            except exception.Conflict as exc:  # generation moved, node full, group policy
                 claiming += time.perf_counter() - started
-                self.stats.count("group_conflicts")
-                LOG.debug("%s; re-reading the group", exc)
-                self._load_context(req, group_only=True)
-                continue
-            except exception.Conflict as exc:  # generation moved, or the node is full
-                claiming += time.perf_counter() - started
-                self.stats.count("claim_conflicts")
                 LOG.debug("Claim on %s refused (%s); re-reading it", host.nodename, exc)
-                self.cache.refresh_nodes([host.node_id])
+                with self.cache.lock:
+                    req.unplaced(host)
+                    self.cache.refresh_nodes([host.node_id], force=True)
+                    if isinstance(exc, claims.GroupPolicyViolation):
+                        self.stats.count("group_conflicts")
+                        self._load_context(req, group_only=True)
+                    else:
+                        self.stats.count("claim_conflicts")
                 continue
             claiming += time.perf_counter() - started
-            host.consume(req.resources)
-            req.placed(host)
             self.stats.record(decision, claiming)
             return host
         raise exception.NoValidHost(reason="Too many concurrent claims.")
@@ -157,19 +169,19 @@ class SchedulerManager:
         chain = self._chain(req)
         selections: list[dict[str, Any]] = []
         placed: list[HostState] = []
-        with self.cache.lock:
-            try:
-                for uuid in instance_uuids:
-                    host = self._place(chain, uuid)
-                    placed.append(host)
-                    selections.append({"instance_uuid": uuid, "host": host.host,
-                                       "nodename": host.nodename,
-                                       "compute_node_uuid": host.node_uuid})
-            except exception.NoValidHost:
-                for sel in selections:  # all or nothing
-                    db_instances.allocations_delete(self.db, sel["instance_uuid"])
-                self.cache.refresh_nodes(h.node_id for h in placed)
-                raise
+        try:
+            for uuid in instance_uuids:
+                host = self._place(chain, uuid)
+                placed.append(host)
+                selections.append({"instance_uuid": uuid, "host": host.host,
+                                   "nodename": host.nodename,
+                                   "compute_node_uuid": host.node_uuid})
+        except exception.NoValidHost:
+            for sel in selections:  # all or nothing
+                db_instances.allocations_delete(self.db, sel["instance_uuid"])
+            with self.cache.lock:
+                self.cache.refresh_nodes((h.node_id for h in placed), force=True)
+            raise
         LOG.info("Scheduled %s", ", ".join(f"{s['instance_uuid']} on {s['host']}"
                                            for s in selections))
         return selections

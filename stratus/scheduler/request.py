@@ -83,3 +83,8 @@ class SchedulingRequest:
         """An instance of this request went to ``host`` (multi-instance requests)."""
         if self.group is not None:
             self.group.hosts[host.host] += 1
+
+    def unplaced(self, host: HostState) -> None:
+        """... after all not (its claim was refused)."""
+        if self.group is not None and self.group.hosts.get(host.host, 0) > 0:
+            self.group.hosts[host.host] -= 1

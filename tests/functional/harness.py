@@ -159,14 +159,16 @@ class Deployment:
                  fake_delay: float = 0.0, defaults: str = "", schedulers: int = 1,
                  compute_options: dict[str, dict[str, Any]] | None = None,
                  control_options: dict[str, dict[str, Any]] | None = None,
-                 fake_hosts: int = 0) -> None:
+                 fake_hosts: int = 0, report_interval: float = 1,
+                 service_down_time: float = 5) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.compute_hosts = compute_hosts
         os.makedirs(workdir, exist_ok=True)
         common = (f"[DEFAULT]\ntransport_url = {transport_url}\nstate_path = {workdir}\n"
-                  f"report_interval = 1\nservice_down_time = 5\n"
+                  f"report_interval = {report_interval}\n"
+                  f"service_down_time = {service_down_time}\n"
                   f"rpc_response_timeout = 30\n{defaults}")
         self.control_conf = os.path.join(workdir, "control.conf")
         control = merged({"database": {"connection": db_url}, "api": {"port": self.port}},
@@ -217,7 +219,8 @@ class Deployment:
         conn = self.connect()
         wait_until(lambda: len([s for s in conn.compute.services()
                                 if s.binary == "stratus-compute" and s.state == "up"])
-                   == self.compute_count, 120, interval=0.5, what="compute services up")
+                   == self.compute_count, 120 + self.compute_count / 50, interval=0.5,
+                   what="compute services up")
         wait_until(lambda: len(list(conn.compute.hypervisors())) == self.compute_count,
                    60, interval=0.5, what="compute nodes reported")
 

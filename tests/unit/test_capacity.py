@@ -212,3 +212,28 @@ def test_concurrent_claims_never_pass_capacity(database):
         t.join()
     assert results.count("ok") == 5 and results.count("full") == 15
     assert db_services.allocation_usage(database)[node["id"]]["memory_mb"] == 5 * 1024
+
+
+def test_a_deadlock_between_claims_is_a_conflict(monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    class PgDeadlock(Exception):
+        sqlstate = "40P01"
+
+    class MyDeadlock(Exception):
+        pass
+
+    for orig in (PgDeadlock("deadlock detected"), MyDeadlock(1213, "Deadlock found")):
+        def boom(*_a, orig=orig, **_k):
+            raise OperationalError("UPDATE ...", {}, orig)
+
+        monkeypatch.setattr(claims, "_claim", boom)
+        with pytest.raises(exception.ResourceProviderGenerationConflict):
+            claims.claim(None, 1, 0, new_uuid(), ONE)
+
+    def other(*_a, **_k):
+        raise OperationalError("UPDATE ...", {}, MyDeadlock(2006, "gone away"))
+
+    monkeypatch.setattr(claims, "_claim", other)
+    with pytest.raises(OperationalError):
+        claims.claim(None, 1, 0, new_uuid(), ONE)
