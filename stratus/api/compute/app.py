@@ -32,6 +32,8 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "keypairs",
     "services",
     "hypervisors",
+    "aggregates",
+    "server_groups",
     "availability_zones",
     "limits",
     "servers",
