@@ -60,7 +60,15 @@ class SchedulerManager:
         self.stats = DecisionStats()
         self.rng = rng or random.Random()
 
-    # -- periodic and stats ----------------------------------------------------------
+    # -- start-up, periodic and stats --------------------------------------------------
+    def init_host(self) -> None:
+        """Load the host states before taking requests (the first decision
+        would otherwise pay for it); a failure is left to the first request."""
+        try:
+            self.cache.refresh(full=True)
+        except Exception:  # noqa: BLE001 - the database may come up later
+            LOG.exception("Loading the host states failed; the first request retries")
+
     def periodic_tasks(self) -> list[tuple[float, Any]]:
         interval = self.conf.scheduler.host_state_max_age
         return [(interval, self.refresh_host_states)] if interval > 0 else []
