@@ -162,7 +162,10 @@ class Chain:
         req = self.req
         if req.forced:  # Nova: forced hosts bypass the filters (the claim still
             # checks capacity)
-            candidates = [h for h in hosts if (not req.force_hosts or h.host in req.force_hosts)
+            pool: Sequence[HostState] = hosts
+            if req.force_hosts and by_host is not None:
+                pool = [state for name in req.force_hosts for state in by_host(name)]
+            candidates = [h for h in pool if (not req.force_hosts or h.host in req.force_hosts)
                           and (not req.force_nodes or h.nodename in req.force_nodes)
                           and h.host not in req.ignore_hosts]
         else:
