@@ -20,6 +20,7 @@ import collections
 import itertools
 import math
 import random
+import time
 from typing import Callable, Iterable, Iterator, Sequence
 
 from stratus.scheduler.filters import BaseFilter
@@ -138,6 +139,7 @@ class Chain:
         self.rng = rng or random.Random()
         self.memo: dict[int, str] = {}
         self.rejections = Rejections()
+        self.created_at = time.monotonic()
 
     def _restricted(self, hosts: Sequence[HostState],
                     by_host: Callable[[str], Sequence[HostState]] | None

@@ -6,7 +6,8 @@ then the claim (:mod:`stratus.scheduler.claims`) writes the allocation with a
 compare-and-swap on the node's generation and a capacity check. A refused
 claim (someone else claimed there, or the node is full) re-reads that node
 and decides again. When no host is feasible the states are refreshed once
-before giving up, so a stale view never turns into a false "No valid host".
+before giving up when they were read before the request came, so a stale
+view never turns into a false "No valid host".
 A multi-instance request is all or nothing.
 
 Decisions in one process are serialised (the cache lock), claims are not:
@@ -41,8 +42,6 @@ from stratus.scheduler.weighers import Weigher
 LOG = logging.getLogger(__name__)
 
 MAX_CLAIM_ATTEMPTS = 20
-#: A "no valid host" from states older than this re-reads them first.
-RECHECK_AFTER = 0.05
 NO_HOSTS = "There are not enough hosts available."
 
 
@@ -99,7 +98,9 @@ class SchedulerManager:
         req.now, req.liveness_floor = time.time(), self.cache.floor
         req.down_time = self.cache.down_time
         host = chain.select(self.cache.hosts, self.cache.states_of)
-        if host is None and self.cache.age() > RECHECK_AFTER:
+        if host is None and self.cache.refreshed_at < chain.created_at:
+            # The states were read before this request came: what it needs may
+            # have appeared since (a new host, freed capacity). Read again once.
             self.cache.refresh()
             req.now, req.liveness_floor = time.time(), self.cache.floor
             host = chain.select(self.cache.hosts, self.cache.states_of)
