@@ -80,6 +80,16 @@ class InProcessCloud:
             self._tokens[key] = resp.headers["X-Subject-Token"]
         return self._tokens[key]
 
+    def project_id(self, name: str = "admin") -> str:
+        """The id of the project ``name`` (default domain)."""
+        from sqlalchemy import select
+
+        from stratus.db.models import Project
+
+        with self.db.read() as s:
+            return str(s.scalar(select(Project.id).where(Project.name == name,
+                                                         Project.domain_id == "default")))
+
     def request(self, method: str, path: str, body: Any = None, *, token: str | None = None,
                 headers: dict[str, str] | None = None, raw: bytes | None = None) -> Any:
         hdrs = {"X-Auth-Token": token or self.token()}

@@ -9,6 +9,8 @@ import logging
 import threading
 from typing import Any, Callable
 
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
 
 from stratus import policy
@@ -76,15 +78,43 @@ class ApiService:
         try:
             self.server.run()
         except OSError:
-            # stop() closes the listening socket under the select loop.
+            # stop() closes sockets in the loop's thread; a socket closed
+            # under the loop while stopping is still no error.
             if not self._stopping:
                 raise
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop listening, let the requests in flight finish, then close the
+        idle keep-alive connections (clients' HTTP sessions keep them) so the
+        server loop ends at once instead of after ``timeout``.
+
+        Sockets are closed in the loop's own thread, through waitress'
+        trigger: closing one under the loop's running select() kills the loop
+        (EBADF) before the answers in flight are written.
+        """
         self._stopping = True
-        self.server.close()
+        server = self.server
+        if self._thread is None or not self._thread.is_alive():
+            server.close()
+            server.task_dispatcher.shutdown(timeout=timeout)  # type: ignore[attr-defined]
+            return
+        listening_closed = threading.Event()
+
+        def close_listener() -> None:
+            wasyncore.dispatcher.close(server)  # the listening socket, not the trigger
+            listening_closed.set()
+
+        server.trigger.pull_trigger(close_listener)  # type: ignore[attr-defined]
+        listening_closed.wait(timeout)
         # waitress' task dispatcher finishes the requests in flight.
-        self.server.task_dispatcher.shutdown(timeout=timeout)  # type: ignore[attr-defined]
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
+        server.task_dispatcher.shutdown(timeout=timeout)  # type: ignore[attr-defined]
+
+        def close_connections() -> None:
+            for channel in list(server._map.values()):  # type: ignore[attr-defined]
+                if isinstance(channel, HTTPChannel):
+                    channel.close_when_flushed = True  # as waitress' channel timeout
+            server.trigger.close()  # type: ignore[attr-defined]
+
+        server.trigger.pull_trigger(close_connections)  # type: ignore[attr-defined]
+        self._thread.join(timeout=timeout)
 

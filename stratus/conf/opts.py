@@ -47,6 +47,10 @@ API = [
         "default http://LISTEN:PORT."),
     Opt("max_limit", "int", 1000, "Most items returned in one page of a list.", min=1),
     Opt("region", "str", "RegionOne", "Region name in the service catalog."),
+    Opt("max_request_body_size", "int", 114688,
+        "Largest request body, in bytes, the compute, identity and image APIs accept "
+        "(oslo.middleware's sizelimit); past it the answer is 413 and nothing is read. "
+        "Image data uploads are bounded by [image] max_image_size instead.", min=1),
 ]
 
 IDENTITY = [
@@ -150,6 +154,34 @@ FILTER_SCHEDULER = [
         "Weight of a soft-anti-affinity group's absence from a host.", min=0),
 ]
 
+def _quota(name: str, default: int, what: str) -> Opt:
+    return Opt(name, "int", default, f"{what} -1 means unlimited.", min=-1)
+
+
+# Nova's [quota] options (nova/conf/quota.py), same names and defaults: the
+# limits a project has until an administrator sets its own with
+# os-quota-sets. Plus Glance's unified-limits resource names for images.
+QUOTA = [
+    _quota("instances", 10, "Servers a project may have."),
+    _quota("cores", 20, "Instance cores (vCPUs) a project may use."),
+    _quota("ram", 51200, "Megabytes of instance RAM a project may use."),
+    _quota("metadata_items", 128, "Metadata items a server may have."),
+    _quota("injected_files", 5, "Files a server create may inject (personality)."),
+    _quota("injected_file_content_bytes", 10240, "Bytes each injected file may hold."),
+    _quota("injected_file_path_length", 255,
+           "Characters an injected file path may have (the API calls this quota "
+           "injected_file_path_bytes)."),
+    _quota("key_pairs", 100, "Key pairs each user may have."),
+    _quota("server_groups", 10, "Server groups a project may have."),
+    _quota("server_group_members", 10, "Servers each server group may hold."),
+    _quota("image_count_total", -1,
+           "Images a project may own (Glance's unified-limits resource "
+           "image_count_total); a create past it is refused with 413."),
+    _quota("image_size_total", -1,
+           "MiB of image data a project may store (Glance's image_size_total); an "
+           "upload that would pass it is refused with 413 and leaves nothing behind."),
+]
+
 NOTIFICATIONS = [
     Opt("driver", "str", "messaging", "Where notifications go.", choices=("messaging", "noop")),
 ]
@@ -171,6 +203,7 @@ REGISTRY: dict[str, list[Opt]] = {
     "fake": FAKE,
     "scheduler": SCHEDULER,
     "filter_scheduler": FILTER_SCHEDULER,
+    "quota": QUOTA,
     "notifications": NOTIFICATIONS,
     "oslo_policy": OSLO_POLICY,
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -96,10 +96,12 @@ def _faults_for(s: Session, uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
     return faults
 
 
-def _get(s: Session, uuid: str, read_deleted: bool = False) -> Instance:
+def _get(s: Session, uuid: str, read_deleted: bool = False, lock: bool = False) -> Instance:
     q = select(Instance).where(Instance.uuid == uuid)
     if not read_deleted:
         q = q.where(Instance.deleted.is_(False))
+    if lock:
+        q = q.with_for_update()
     inst = s.scalars(q).one_or_none()
     if inst is None:
         raise exception.InstanceNotFound(instance_id=uuid)
@@ -113,21 +115,28 @@ def instance_create_many(db: Database, rows: Iterable[dict[str, Any]],
                          ) -> list[dict[str, Any]]:
     """Insert instances (each dict may carry "metadata") and, when ``action``
     is given, the instance action each starts with (Nova's ``create``)."""
-    created = []
     with db.write() as s:
-        for values in rows:
-            values = dict(values)
-            metadata = values.pop("metadata", None) or {}
-            inst = Instance(**values)
-            inst.metadata_items = [InstanceMetadata(key=k, value=v) for k, v in metadata.items()]
-            s.add(inst)
-            if action:
-                s.add(InstanceAction(action=action, instance_uuid=inst.uuid,
-                                     request_id=request_id or "", user_id=inst.user_id,
-                                     project_id=inst.project_id, start_time=utcnow()))
-            created.append(inst)
-        s.flush()
-        return [_as_dict(i) for i in created]
+        return instances_add(s, rows, action, request_id)
+
+
+def instances_add(s: Session, rows: Iterable[dict[str, Any]], action: str | None = None,
+                  request_id: str | None = None) -> list[dict[str, Any]]:
+    """:func:`instance_create_many` inside the caller's transaction (the
+    compute API's, which holds the project's quota lock)."""
+    created = []
+    for values in rows:
+        values = dict(values)
+        metadata = values.pop("metadata", None) or {}
+        inst = Instance(**values)
+        inst.metadata_items = [InstanceMetadata(key=k, value=v) for k, v in metadata.items()]
+        s.add(inst)
+        if action:
+            s.add(InstanceAction(action=action, instance_uuid=inst.uuid,
+                                 request_id=request_id or "", user_id=inst.user_id,
+                                 project_id=inst.project_id, start_time=utcnow()))
+        created.append(inst)
+    s.flush()
+    return [_as_dict(i) for i in created]
 
 
 def instance_get(db: Database, uuid: str, project_id: str | None = None,
@@ -345,14 +354,26 @@ def _replace_metadata(s: Session, inst: Instance, metadata: dict[str, str]) -> N
             inst.metadata_items.append(InstanceMetadata(key=key, value=value))
 
 
+MetadataCheck = Callable[[Session, str, int], None]
+
+
 def metadata_update(db: Database, uuid: str, items: dict[str, str], replace: bool,
-                    project_id: str | None = None) -> dict[str, str]:
+                    project_id: str | None = None,
+                    check: MetadataCheck | None = None) -> dict[str, str]:
+    """Merge (or, with ``replace``, replace) the instance's metadata.
+
+    ``check(session, instance_project_id, item_count)`` may refuse the result
+    (the metadata_items quota); the instance row is locked first, so two
+    concurrent merges cannot together pass the limit.
+    """
     with db.write() as s:
-        inst = _get(s, uuid)
+        inst = _get(s, uuid, lock=True)
         if project_id is not None and inst.project_id != project_id:
             raise exception.InstanceNotFound(instance_id=uuid)
         merged = dict(items) if replace else {**{m.key: m.value for m in inst.metadata_items},
                                               **items}
+        if check is not None:
+            check(s, inst.project_id or "", len(merged))
         _replace_metadata(s, inst, merged)
         inst.updated_at = utcnow()
         s.flush()

@@ -532,3 +532,30 @@ class ImageMember(TimestampMixin, Base):
                                           index=True)
     member: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default="pending")
+
+
+# -- quotas (issue 3) ----------------------------------------------------------
+
+class Quota(TimestampMixin, Base):
+    """A project's own limit for one resource (Nova's ``quotas`` table); a
+    resource without a row has the ``[quota]`` default."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("project_id", "resource",
+                                       name="uniq_quotas0project_id0resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255))
+    resource: Mapped[str] = mapped_column(String(255))
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaLock(Base):
+    """One row per project (or ``user:<id>``) whose quota is checked: every
+    transaction that counts usage and then adds to it locks the row first
+    (``SELECT ... FOR UPDATE``), so such transactions of one project run one
+    at a time on PostgreSQL and MariaDB (SQLite writers are serial anyway)."""
+
+    __tablename__ = "quota_locks"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -55,6 +55,22 @@ def connect(url: str, password: str, username: str = "admin", project: str = "ad
                              identity_api_version="3")
 
 
+CLOUDS_YAML = """\
+clouds:
+  stratus:
+    auth:
+      auth_url: {url}/identity
+      username: admin
+      password: {password}
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    identity_api_version: 3
+    interface: public
+"""
+
+
 class Process:
     def __init__(self, name: str, args: list[str], log_path: str,
                  env: dict[str, str] | None = None) -> None:
@@ -223,6 +239,19 @@ class Deployment:
                    what="compute services up")
         wait_until(lambda: len(list(conn.compute.hypervisors())) == self.compute_count,
                    60, interval=0.5, what="compute nodes reported")
+
+    @property
+    def password(self) -> str:
+        return PASSWORD
+
+    @property
+    def clouds_yaml(self) -> str:
+        """A clouds.yaml naming this deployment ``stratus``, as the all-in-one's."""
+        path = os.path.join(self.workdir, "clouds.yaml")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(CLOUDS_YAML.format(url=self.url, password=PASSWORD))
+        return path
 
     def restart(self, name: str) -> None:
         proc = self.processes[name]

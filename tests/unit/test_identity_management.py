@@ -651,13 +651,8 @@ class TestManagementOnServerDatabases(_Scenarios):
     """The same scenarios on PostgreSQL and MariaDB (skipped when unreachable)."""
 
     @pytest.fixture
-    def env(self, tmp_path: Any, server_database: str) -> Iterator[IdentityEnv]:
-        db = Database(server_database)
-        try:
-            dbs.empty_tables(db)
-        finally:
-            db.dispose()
-        yield from build_env(tmp_path, server_database)
+    def env(self, tmp_path: Any, empty_server_database: str) -> Iterator[IdentityEnv]:
+        yield from build_env(tmp_path, empty_server_database)
 
 
 # -- the change counter -------------------------------------------------------------------

@@ -35,7 +35,6 @@ from stratus.image.app import build_image_app
 from stratus.image.service import (ImageGone, ImageNotActive, ImageService,
                                    qcow2_virtual_size)
 from stratus.image.store import FileStore
-from tests import dbs
 
 PUBLIC_URL = "http://stratus.test:8774"
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
@@ -627,13 +626,8 @@ class TestImagesOnServerDatabases(_ImageScenarios):
     """The same tests on PostgreSQL and MariaDB (skipped when unreachable)."""
 
     @pytest.fixture
-    def env(self, tmp_path: Any, server_database: str) -> Iterator[ImageEnv]:
-        db = Database(server_database)
-        try:
-            dbs.empty_tables(db)
-        finally:
-            db.dispose()
-        yield from build_env(tmp_path, server_database)
+    def env(self, tmp_path: Any, empty_server_database: str) -> Iterator[ImageEnv]:
+        yield from build_env(tmp_path, empty_server_database)
 
 
 # -- end to end with openstacksdk ---------------------------------------------------------

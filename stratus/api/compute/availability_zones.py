@@ -11,13 +11,14 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from stratus.api.compute.common import require_admin
+from stratus.api.compute.common import authorize
 from stratus.api.compute.services import INTERNAL_ZONE, service_zone
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.db import aggregates as db_aggregates
 from stratus.db import services as db_services
 from stratus.utils import isotime_us
 
+POLICY_LIST = "os_compute_api:os-availability-zone:list"
 POLICY_DETAIL = "os_compute_api:os-availability-zone:detail"
 
 # API services are not listed in the detail, as in Nova.
@@ -34,6 +35,7 @@ def _zones(services: list[dict[str, Any]],
 
 
 def index(req: Request) -> Response:
+    authorize(req, POLICY_LIST)
     services = db_services.service_get_all(req.state.db)
     available, unavailable = _zones(services, db_aggregates.host_zones(req.state.db))
     info = [{"zoneName": zone, "zoneState": {"available": state}, "hosts": None}
@@ -43,7 +45,7 @@ def index(req: Request) -> Response:
 
 
 def detail(req: Request) -> Response:
-    require_admin(req, POLICY_DETAIL)
+    authorize(req, POLICY_DETAIL)
     services = db_services.service_get_all(req.state.db)
     host_zones = db_aggregates.host_zones(req.state.db)
     available, unavailable = _zones(services, host_zones)

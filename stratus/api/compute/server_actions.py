@@ -14,11 +14,12 @@ import orjson
 from werkzeug.wrappers import Response
 
 from stratus import exception
+from stratus.api.compute import common
 from stratus.api.compute.schemas import servers as schema
-from stratus.api.compute.servers import check_server_id
 from stratus.api.wsgi import Request, Route, empty_response
 
 ActionHandler = Callable[[Request, str, Any], None]
+POLICY_UNLOCK_OVERRIDE = "os_compute_api:os-lock-server:unlock:unlock_override"
 
 
 def routes() -> list[Route]:
@@ -49,6 +50,14 @@ def _reboot(req: Request, server_id: str, body: Any) -> None:
     req.state.compute_api.reboot(req.context, server_id, body["reboot"]["type"].upper())
 
 
+def _unlock(req: Request, server_id: str, body: Any) -> None:
+    instance = req.state.compute_api.get(req.context, server_id)
+    if not req.state.compute_api.is_expected_locked_by(req.context, instance):
+        # A lock taken from another project (an admin's) needs unlock_override.
+        common.authorize(req, POLICY_UNLOCK_OVERRIDE, {"project_id": instance["project_id"]})
+    req.state.compute_api.unlock(req.context, server_id)
+
+
 def _simple(method: str) -> ActionHandler:
     def handler(req: Request, server_id: str, body: Any) -> None:
         getattr(req.state.compute_api, method)(req.context, server_id)
@@ -56,17 +65,18 @@ def _simple(method: str) -> ActionHandler:
     return handler
 
 
-# action name -> (body validator or None, handler)
-ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
-    "os-stop": (None, _stop),
-    "os-start": (None, _start),
-    "reboot": (schema.validate_reboot, _reboot),
-    "pause": (None, _simple("pause")),
-    "unpause": (None, _simple("unpause")),
-    "suspend": (None, _simple("suspend")),
-    "resume": (None, _simple("resume")),
-    "lock": (None, _simple("lock")),
-    "unlock": (None, _simple("unlock")),
+# action name -> (body validator or None, handler, policy rule); the rule's
+# target is the server's project and user (Nova's).
+ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
+    "os-stop": (None, _stop, "os_compute_api:servers:stop"),
+    "os-start": (None, _start, "os_compute_api:servers:start"),
+    "reboot": (schema.validate_reboot, _reboot, "os_compute_api:servers:reboot"),
+    "pause": (None, _simple("pause"), "os_compute_api:os-pause-server:pause"),
+    "unpause": (None, _simple("unpause"), "os_compute_api:os-pause-server:unpause"),
+    "suspend": (None, _simple("suspend"), "os_compute_api:os-suspend-server:suspend"),
+    "resume": (None, _simple("resume"), "os_compute_api:os-suspend-server:resume"),
+    "lock": (None, _simple("lock"), "os_compute_api:os-lock-server:lock"),
+    "unlock": (None, _unlock, "os_compute_api:os-lock-server:unlock"),
 }
 
 
@@ -74,9 +84,9 @@ def server_action(req: Request, server_id: str) -> Response:
     name, body = parse_action(req.get_data(cache=True))
     if name not in ACTIONS:
         raise exception.Invalid(f"There is no such action: {name}")
-    validator, handler = ACTIONS[name]
+    validator, handler, rule = ACTIONS[name]
     if validator is not None:
         validator(body)
-    check_server_id(server_id)
+    common.get_server(req, server_id, rule)
     handler(req, server_id, body)
     return empty_response(202)

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import microversion, parameter_types
-from stratus.api.compute.common import require_admin, validate
+from stratus.api.compute.common import authorize, validate
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import aggregates as db_aggregates
 from stratus.db import services as db_services
@@ -98,7 +98,7 @@ def service_view(req: Request, service: dict[str, Any],
 # -- list ----------------------------------------------------------------------
 
 def index(req: Request) -> Response:
-    require_admin(req, POLICY_LIST)
+    authorize(req, POLICY_LIST)
     binary = req.args.get("binary") or None
     services = db_services.service_get_all(
         req.state.db, binary=canonical_binary(binary) if binary else None,
@@ -169,7 +169,7 @@ def update(req: Request, action: str) -> Response:
     schema = (UPDATE_SCHEMA_V211 if microversion.is_supported(req, FORCED_DOWN_VERSION)
               else UPDATE_SCHEMA)
     validate(schema, body)
-    require_admin(req, POLICY_UPDATE)
+    authorize(req, POLICY_UPDATE)
     handler = _actions(req).get(action)
     if handler is None:
         raise exception.NotFound("Unknown action")
@@ -201,7 +201,7 @@ def destroy_service(db: Database, service_id: int) -> None:
 
 
 def delete(req: Request, service_id: str) -> Response:
-    require_admin(req, POLICY_DELETE)
+    authorize(req, POLICY_DELETE)
     try:
         ident = int(service_id)
     except ValueError:

@@ -6,7 +6,7 @@ the node supports, its free-form capabilities (``stats``) and an index on
 creates ``aggregates`` (+ hosts, metadata) and ``instance_groups`` (+ members).
 
 Revision ID: 0004_scheduler
-Revises: 0002_identity, 0002_images
+Revises: 0003_quotas
 
 """
 from alembic import op
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 revision = '0004_scheduler'
-down_revision = ('0002_identity', '0002_images')
+down_revision = '0003_quotas'
 branch_labels = None
 depends_on = None
 
