@@ -15,7 +15,6 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from stratus import exception
 from stratus.api.compute.common import authorize, query_int, validate
 from stratus.api.compute.parameter_types import bool_from_string
 from stratus.api.compute.schemas import check_name, name as name_type
