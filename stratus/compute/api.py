@@ -143,6 +143,7 @@ class ComputeAPI:
             instances = db_instances.instances_add(
                 s, [_nth_instance(common, name, index, count) for index in range(count)],
                 action="create", request_id=ctx.request_id)
+            scheduling.record_members(s, placement, [i["uuid"] for i in instances], limits)
         request_spec = {
             "flavor": flavor, "image": {"id": image["id"], "min_ram": image.get("min_ram", 0),
                                         "min_disk": image.get("min_disk", 0),
@@ -151,7 +152,6 @@ class ComputeAPI:
             "project_id": ctx.project_id, "user_id": ctx.user_id,
             "admin_pass": admin_pass, **placement.spec,
         }
-        scheduling.record_members(self.db, placement, [i["uuid"] for i in instances])
         self.conductor.build_instances(ctx, [i["uuid"] for i in instances], request_spec)
         return instances, reservation_id
 

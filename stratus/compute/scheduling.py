@@ -11,9 +11,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
-from stratus import exception, policy
+from sqlalchemy.orm import Session
+
+from stratus import exception, policy, quota
 from stratus.context import RequestContext
 from stratus.db import server_groups as db_groups
 from stratus.db.session import Database
@@ -70,7 +72,11 @@ def prepare(ctx: RequestContext, db: Database, availability_zone: str | None,
     return Placement(zone=zone, spec=spec, group_uuid=group_uuid)
 
 
-def record_members(db: Database, placement: Placement, instance_uuids: list[str]) -> None:
-    """The new instances join the hinted server group (before they are scheduled)."""
+def record_members(s: Session, placement: Placement, instance_uuids: list[str],
+                   limits: Mapping[str, int]) -> None:
+    """The new instances join the hinted server group (before they are
+    scheduled), in the create's quota-locked transaction: past
+    ``server_group_members`` nothing is created."""
     if placement.group_uuid:
-        db_groups.members_add(db, placement.group_uuid, instance_uuids)
+        before = db_groups.members_join(s, placement.group_uuid, instance_uuids)
+        quota.check_group_members(limits, before, len(instance_uuids))

@@ -51,16 +51,21 @@ def _get(s: Session, uuid: str, project_id: str | None) -> InstanceGroup:
     return group
 
 
-def group_create(db: Database, *, name: str, policy: str, project_id: str | None,
-                 user_id: str | None, rules: dict[str, Any] | None = None) -> dict[str, Any]:
+def group_add(s: Session, *, name: str, policy: str, project_id: str | None,
+              user_id: str | None, rules: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Insert a group in the caller's transaction (which checks the quota)."""
     now = utcnow()
+    group = InstanceGroup(uuid=new_uuid(), name=name, policy=policy, rules=rules or {},
+                          project_id=project_id, user_id=user_id, created_at=now,
+                          updated_at=now)
+    s.add(group)
+    s.flush()
+    return _view(s, group)
+
+
+def group_create(db: Database, **values: Any) -> dict[str, Any]:
     with db.write() as s:
-        group = InstanceGroup(uuid=new_uuid(), name=name, policy=policy, rules=rules or {},
-                              project_id=project_id, user_id=user_id, created_at=now,
-                              updated_at=now)
-        s.add(group)
-        s.flush()
-        return _view(s, group)
+        return group_add(s, **values)
 
 
 def group_get(db: Database, uuid: str, project_id: str | None = None) -> dict[str, Any]:
@@ -82,12 +87,20 @@ def group_delete(db: Database, uuid: str, project_id: str | None = None) -> None
         s.delete(_get(s, uuid, project_id))
 
 
+def members_join(s: Session, uuid: str, instance_uuids: list[str]) -> int:
+    """Add the instances to the group in the caller's transaction; the number
+    of live members it had before (for the server_group_members quota)."""
+    group = _get(s, uuid, None)
+    known = {m.instance_uuid for m in group.members}
+    before = len(_live_members(s, group))
+    s.add_all(InstanceGroupMember(group_id=group.id, instance_uuid=u)
+              for u in instance_uuids if u not in known)
+    return before
+
+
 def members_add(db: Database, uuid: str, instance_uuids: list[str]) -> None:
     with db.write() as s:
-        group = _get(s, uuid, None)
-        known = {m.instance_uuid for m in group.members}
-        s.add_all(InstanceGroupMember(group_id=group.id, instance_uuid=u)
-                  for u in instance_uuids if u not in known)
+        members_join(s, uuid, instance_uuids)
 
 
 def member_uuids(s: Session | Connection, uuid: str) -> list[str]:

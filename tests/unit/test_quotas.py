@@ -602,6 +602,39 @@ def test_key_pairs_quota(cloud: Any, demo: Tenant) -> None:
         "name": "two", "public_key": public}}).status_code == 200
 
 
+def test_server_groups_and_members_quotas(cloud: Any, demo: Tenant) -> None:
+    set_quota(cloud, demo.project_id, server_groups=1, server_group_members=2)
+
+    def create_group(name: str) -> Any:
+        return demo.compute("POST", "/os-server-groups", {"server_group": {
+            "name": name, "policies": ["soft-anti-affinity"]}})
+
+    resp = create_group("one")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    group_id = resp.get_json()["server_group"]["id"]
+    assert fault(create_group("two"), 403) == "Quota exceeded, too many server groups."
+    listed = demo.compute("GET", "/os-server-groups").get_json()["server_groups"]
+    assert [g["name"] for g in listed] == ["one"]
+    detail = demo.compute("GET", f"/os-quota-sets/{demo.project_id}/detail").get_json()
+    assert detail["quota_set"]["server_groups"] == {"in_use": 1, "limit": 1, "reserved": 0}
+
+    image = public_image(cloud)
+
+    def boot(count: int) -> Any:
+        return demo.compute("POST", "/servers", {
+            "server": {"name": "member", "flavorRef": "1", "imageRef": image,
+                       "min_count": count, "max_count": count},
+            "os:scheduler_hints": {"group": group_id}})
+
+    assert boot(2).status_code == 202
+    before = demo.compute("GET", "/servers").get_json()["servers"]
+    assert fault(boot(1), 403) == "Quota exceeded, too many servers in group"
+    # The refused create left nothing: no server, no membership.
+    assert demo.compute("GET", "/servers").get_json()["servers"] == before
+    group = demo.compute("GET", f"/os-server-groups/{group_id}").get_json()["server_group"]
+    assert sorted(group["members"]) == sorted(s["id"] for s in before)
+
+
 # -- image quotas ------------------------------------------------------------------------
 
 KIB = 1024

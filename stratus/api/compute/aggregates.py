@@ -27,7 +27,14 @@ from stratus.db import aggregates as db_aggregates
 from stratus.db import services as db_services
 from stratus.utils import isotime_us
 
-POLICY = "os_compute_api:os-aggregates:%s"
+POLICY_INDEX = "os_compute_api:os-aggregates:index"
+POLICY_CREATE = "os_compute_api:os-aggregates:create"
+POLICY_SHOW = "os_compute_api:os-aggregates:show"
+POLICY_UPDATE = "os_compute_api:os-aggregates:update"
+POLICY_DELETE = "os_compute_api:os-aggregates:delete"
+POLICY_ADD_HOST = "os_compute_api:os-aggregates:add_host"
+POLICY_REMOVE_HOST = "os_compute_api:os-aggregates:remove_host"
+POLICY_SET_METADATA = "os_compute_api:os-aggregates:set_metadata"
 COMPUTE_BINARY = "stratus-compute"
 INTERNAL_ZONE = "internal"
 
@@ -83,13 +90,13 @@ def _check_zone(zone: str | None) -> None:
 # -- collection ------------------------------------------------------------------
 
 def index(req: Request) -> Response:
-    authorize(req, POLICY % "index")
+    authorize(req, POLICY_INDEX)
     return json_response({"aggregates": [view(a) for a in
                                          db_aggregates.aggregate_get_all(req.state.db)]})
 
 
 def create(req: Request) -> Response:
-    authorize(req, POLICY % "create")
+    authorize(req, POLICY_CREATE)
     body = req.json_body()
     validate(CREATE_SCHEMA, body)
     values = body["aggregate"]
@@ -103,13 +110,13 @@ def create(req: Request) -> Response:
 # -- one aggregate -------------------------------------------------------------------
 
 def show(req: Request, aggregate_id: str) -> Response:
-    authorize(req, POLICY % "show")
+    authorize(req, POLICY_SHOW)
     agg = db_aggregates.aggregate_get(req.state.db, _aggregate_id(aggregate_id))
     return json_response({"aggregate": view(agg)})
 
 
 def update(req: Request, aggregate_id: str) -> Response:
-    authorize(req, POLICY % "update")
+    authorize(req, POLICY_UPDATE)
     body = req.json_body()
     validate(UPDATE_SCHEMA, body)
     values = dict(body["aggregate"])
@@ -124,7 +131,7 @@ def update(req: Request, aggregate_id: str) -> Response:
 
 
 def delete(req: Request, aggregate_id: str) -> Response:
-    authorize(req, POLICY % "delete")
+    authorize(req, POLICY_DELETE)
     db_aggregates.aggregate_delete(req.state.db, _aggregate_id(aggregate_id))
     return Response(status=200)
 
@@ -155,8 +162,11 @@ def _set_metadata(req: Request, agg_id: int, body: dict[str, Any]) -> dict[str, 
     return db_aggregates.aggregate_set_metadata(req.state.db, agg_id, metadata)
 
 
-_ACTIONS: dict[str, Callable[[Request, int, dict[str, Any]], dict[str, Any]]] = {
-    "add_host": _add_host, "remove_host": _remove_host, "set_metadata": _set_metadata}
+# action -> (its policy rule, its handler)
+_ACTIONS: dict[str, tuple[str, Callable[[Request, int, dict[str, Any]], dict[str, Any]]]] = {
+    "add_host": (POLICY_ADD_HOST, _add_host),
+    "remove_host": (POLICY_REMOVE_HOST, _remove_host),
+    "set_metadata": (POLICY_SET_METADATA, _set_metadata)}
 
 
 def action(req: Request, aggregate_id: str) -> Response:
@@ -165,8 +175,9 @@ def action(req: Request, aggregate_id: str) -> Response:
     if name is None:
         raise exception.Invalid("There is no such action: "
                                 f"{', '.join(body) if isinstance(body, dict) else body}")
-    authorize(req, POLICY % name)
-    agg = _ACTIONS[name](req, _aggregate_id(aggregate_id), body)
+    rule, handler = _ACTIONS[name]
+    authorize(req, rule)
+    agg = handler(req, _aggregate_id(aggregate_id), body)
     return json_response({"aggregate": view(agg)})
 
 

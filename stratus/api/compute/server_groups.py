@@ -15,14 +15,20 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from stratus import quota
 from stratus.api.compute.common import authorize, query_int, validate
 from stratus.api.compute.parameter_types import bool_from_string
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response
+from stratus.db import quotas as db_quotas
 from stratus.db import server_groups as db_groups
 from stratus.utils import is_uuid_like
 
-POLICY = "os_compute_api:os-server-groups:%s"
+POLICY_INDEX = "os_compute_api:os-server-groups:index"
+POLICY_INDEX_ALL = "os_compute_api:os-server-groups:index:all_projects"
+POLICY_SHOW = "os_compute_api:os-server-groups:show"
+POLICY_CREATE = "os_compute_api:os-server-groups:create"
+POLICY_DELETE = "os_compute_api:os-server-groups:delete"
 
 CREATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -61,11 +67,11 @@ def _get(req: Request, group_id: str) -> dict[str, Any]:
 
 
 def index(req: Request) -> Response:
-    authorize(req, POLICY % "index")
+    authorize(req, POLICY_INDEX)
     project: str | None = req.context.project_id
     all_projects = req.args.get("all_projects")
     if all_projects is not None and (all_projects == "" or bool_from_string(all_projects)):
-        authorize(req, POLICY % "index:all_projects")
+        authorize(req, POLICY_INDEX_ALL)
         project = None
     offset = query_int(req, "offset", 0) or 0
     limit = query_int(req, "limit", 1)
@@ -75,28 +81,30 @@ def index(req: Request) -> Response:
 
 
 def create(req: Request) -> Response:
-    authorize(req, POLICY % "create")
+    authorize(req, POLICY_CREATE)
     body = req.json_body()
     validate(CREATE_SCHEMA, body)
     values = body["server_group"]
     check_name(values["name"])
-    group = db_groups.group_create(req.state.db, name=values["name"],
-                                   policy=values["policies"][0],
-                                   project_id=req.context.project_id,
-                                   user_id=req.context.user_id)
+    project_id = req.context.project_id
+    with db_quotas.locked_write(req.state.db, project_id) as s:
+        limits = quota.QuotaEngine(req.state.conf).limits(s, project_id)
+        quota.check_server_groups(limits, db_quotas.count_server_groups(s, project_id))
+        group = db_groups.group_add(s, name=values["name"], policy=values["policies"][0],
+                                    project_id=project_id, user_id=req.context.user_id)
     return json_response({"server_group": view(group)})
 
 
 def show(req: Request, group_id: str) -> Response:
     group = _get(req, group_id)
-    authorize(req, POLICY % "show", {"project_id": group["project_id"],
+    authorize(req, POLICY_SHOW, {"project_id": group["project_id"],
                                      "user_id": group["user_id"]})
     return json_response({"server_group": view(group)})
 
 
 def delete(req: Request, group_id: str) -> Response:
     group = _get(req, group_id)
-    authorize(req, POLICY % "delete", {"project_id": group["project_id"],
+    authorize(req, POLICY_DELETE, {"project_id": group["project_id"],
                                        "user_id": group["user_id"]})
     db_groups.group_delete(req.state.db, group["uuid"])
     return empty_response(204)
