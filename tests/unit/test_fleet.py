@@ -34,7 +34,9 @@ def test_staggered_sends_one_slot_per_call_round_robin():
 @pytest.fixture
 def fleet_cloud(tmp_path):
     c = InProcessCloud(tmp_path, hosts=("fake",), fake_hosts=12, overrides={
-        ("scheduler", "host_state_max_age"): 0.0, ("compute", "resource_update_interval"): 1.0})
+        ("scheduler", "host_state_max_age"): 0.0, ("compute", "resource_update_interval"): 1.0,
+        # 24 servers: past Nova's default quota of 10 instances and 20 cores.
+        ("quota", "instances"): -1, ("quota", "cores"): -1})
     yield c
     c.close()
 
