@@ -239,34 +239,3 @@ def test_a_deadlock_between_claims_is_a_conflict(monkeypatch):
         claims.claim(None, 1, 0, new_uuid(), ONE)
 
 
-@pytest.mark.parametrize("backend_name", ["sqlite", "postgresql", "mysql"])
-def test_migration_0004_matches_the_models(backend_name, tmp_path):
-    """Autogenerate finds nothing to change in the tables migration 0004 touches."""
-    import sqlalchemy as sa
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    from stratus.db import migration
-    from stratus.db.models import Base
-    from tests import dbs
-
-    if not dbs.available(backend_name):
-        pytest.skip(f"{backend_name} is not reachable")
-    mine = {"compute_nodes", "aggregates", "aggregate_hosts", "aggregate_metadata",
-            "instance_groups", "instance_group_members"}
-    with dbs.scratch_database(backend_name, str(tmp_path)) as url:
-        migration.upgrade(url)
-        engine = sa.create_engine(url)
-        try:
-            with engine.connect() as conn:
-                ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-                diff = compare_metadata(ctx, Base.metadata)
-        finally:
-            engine.dispose()
-
-    def tables(op):
-        op = op[0] if isinstance(op, list) else op
-        return {getattr(x, "name", None) if not isinstance(x, str) else x for x in op[1:]} | {
-            getattr(getattr(x, "table", None), "name", None) for x in op[1:]}
-
-    assert [d for d in diff if tables(d) & mine] == []
