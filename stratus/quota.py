@@ -96,6 +96,14 @@ class KeypairLimitExceeded(exception.OverQuota):
     msg_fmt = "Quota exceeded, too many key pairs."  # the keypairs API's text
 
 
+class ServerGroupLimitExceeded(exception.OverQuota):
+    msg_fmt = "Quota exceeded, too many server groups."  # the server groups API's text
+
+
+class ServerGroupMembersExceeded(exception.OverQuota):
+    msg_fmt = "Quota exceeded, too many servers in group"  # nova/compute/api.py's text
+
+
 class ImageLimitExceeded(exception.StratusException):
     """Glance's LimitExceeded (413) around oslo.limit's ProjectOverLimit text."""
 
@@ -169,6 +177,18 @@ def check_key_pairs(limit: int, count: int) -> None:
         raise KeypairLimitExceeded()
 
 
+def check_server_groups(limits: Mapping[str, int], count: int) -> None:
+    """One more server group for a project that has ``count``."""
+    if is_over(limits["server_groups"], count + 1):
+        raise ServerGroupLimitExceeded()
+
+
+def check_group_members(limits: Mapping[str, int], members: int, adding: int) -> None:
+    """``adding`` new servers in a group that has ``members`` live ones."""
+    if adding and is_over(limits["server_group_members"], members + adding):
+        raise ServerGroupMembersExceeded()
+
+
 def check_image_count(project_id: str, limits: Mapping[str, int], count: int) -> None:
     """One more image for a project that owns ``count``."""
     if is_over(limits[IMAGE_COUNT_TOTAL], count + 1):
@@ -228,6 +248,7 @@ class QuotaEngine:
         usage = dict.fromkeys(COMPUTE_NAMES, 0)
         if project_id is not None:
             usage.update(db_quotas.count_instances(s, project_id))
+            usage["server_groups"] = db_quotas.count_server_groups(s, project_id)
         return usage
 
     def detail(self, s: Session, project_id: str) -> dict[str, dict[str, int]]:

@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from stratus import exception, quota
-from stratus.compute import power_state, vm_states
+from stratus.compute import power_state, scheduling, vm_states
 from stratus.compute.rpcapi import ComputeRPCAPI
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.context import RequestContext
+from stratus.db import aggregates as db_aggregates
 from stratus.db import instances as db_instances
 from stratus.db import quotas as db_quotas
 from stratus.db import services as db_services
@@ -91,6 +92,7 @@ class ComputeAPI:
                min_count: int = 1, max_count: int = 1, description: str | None = None,
                access_ip_v4: str | None = None, access_ip_v6: str | None = None,
                admin_pass: str | None = None, config_drive: bool = False,
+               scheduler_hints: dict[str, Any] | None = None,
                injected_files: Sequence[tuple[str, str]] | None = None
                ) -> tuple[list[dict[str, Any]], str]:
         """Create ``min_count..max_count`` instances (as many as the quota
@@ -104,7 +106,8 @@ class ComputeAPI:
         if image.get("min_disk") and flavor["root_gb"] and flavor["root_gb"] < image["min_disk"]:
             raise exception.Invalid("Flavor's disk is too small for requested image.")
         key_data = self._key_data(ctx, key_name) if key_name else None
-        zone = self._check_zone(availability_zone)
+        placement = scheduling.prepare(ctx, self.db, availability_zone, scheduler_hints)
+        zone = self._check_zone(placement.zone)
         if user_data is not None:
             try:
                 base64.b64decode(user_data)  # lenient, as Nova: line breaks are fine
@@ -140,13 +143,14 @@ class ComputeAPI:
             instances = db_instances.instances_add(
                 s, [_nth_instance(common, name, index, count) for index in range(count)],
                 action="create", request_id=ctx.request_id)
+            scheduling.record_members(s, placement, [i["uuid"] for i in instances], limits)
         request_spec = {
             "flavor": flavor, "image": {"id": image["id"], "min_ram": image.get("min_ram", 0),
                                         "min_disk": image.get("min_disk", 0),
                                         "properties": image.get("properties", {})},
             "availability_zone": availability_zone, "num_instances": count,
             "project_id": ctx.project_id, "user_id": ctx.user_id,
-            "admin_pass": admin_pass,
+            "admin_pass": admin_pass, **placement.spec,
         }
         self.conductor.build_instances(ctx, [i["uuid"] for i in instances], request_spec)
         return instances, reservation_id
@@ -176,9 +180,7 @@ class ComputeAPI:
     def _check_zone(self, zone: str | None) -> str:
         if not zone or zone == DEFAULT_AZ:
             return DEFAULT_AZ
-        zones = {s.get("availability_zone") or DEFAULT_AZ
-                 for s in db_services.service_get_all(self.db, binary="stratus-compute")}
-        if zone not in zones:
+        if zone not in db_aggregates.zones_in_use(self.db):
             raise exception.Invalid("The requested availability zone is not available")
         return zone
 

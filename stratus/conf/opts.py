@@ -78,11 +78,30 @@ COMPUTE = [
     Opt("driver", "str", "fake", "Virt driver: fake, or module.path:ClassName."),
     Opt("resource_update_interval", "float", 60.0,
         "Seconds between reports of this host's resources to the conductor.", min=0.1),
-    Opt("cpu_allocation_ratio", "float", 16.0, "Virtual CPUs per physical CPU.", min=0.0001),
-    Opt("ram_allocation_ratio", "float", 1.5, "Virtual RAM per physical RAM.", min=0.0001),
-    Opt("disk_allocation_ratio", "float", 1.0, "Virtual disk per physical disk.", min=0.0001),
-    Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
-    Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
+    # Allocation ratios and reservations as Nova's: a ratio left unset keeps
+    # the node's current value, which starts as the initial_* ratio.
+    Opt("cpu_allocation_ratio", "float", None,
+        "Virtual CPUs per physical CPU. Unset: the node keeps its ratio (initial_cpu_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("ram_allocation_ratio", "float", None,
+        "Virtual RAM per physical RAM. Unset: the node keeps its ratio (initial_ram_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("disk_allocation_ratio", "float", None,
+        "Virtual disk per physical disk. Unset: the node keeps its ratio (initial_disk_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("initial_cpu_allocation_ratio", "float", 4.0,
+        "CPU allocation ratio of a new compute node when cpu_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("initial_ram_allocation_ratio", "float", 1.0,
+        "RAM allocation ratio of a new compute node when ram_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("initial_disk_allocation_ratio", "float", 1.0,
+        "Disk allocation ratio of a new compute node when disk_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("reserved_host_memory_mb", "int", 512,
+        "Memory (MB) kept back for the host: capacity is (total - reserved) * ratio.", min=0),
+    Opt("reserved_host_cpus", "int", 0, "Physical CPUs kept back for the host.", min=0),
+    Opt("reserved_host_disk_mb", "int", 0, "Disk (MB) kept back for the host.", min=0),
     Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
 ]
 
@@ -91,15 +110,48 @@ FAKE = [
     Opt("memory_mb", "int", 131072, "Fake driver: memory of the simulated host.", min=1),
     Opt("local_gb", "int", 2048, "Fake driver: disk of the simulated host.", min=1),
     Opt("delay", "float", 0.0, "Fake driver: seconds each operation takes.", min=0),
+    Opt("hosts", "int", 0,
+        "Run this many fake compute hosts in one stratus-compute process, named "
+        "HOST-00001, HOST-00002... (HOST is [DEFAULT] host), each its own service and "
+        "compute node; 0 runs the one host HOST. Also `stratus compute --fake-hosts N`.",
+        min=0),
 ]
 
 SCHEDULER = [
     Opt("max_attempts", "int", 3, "Hosts tried for one build before giving up.", min=1),
-    Opt("host_subset_size", "int", 1,
-        "Pick at random among this many best-weighed hosts.", min=1),
     Opt("host_state_max_age", "float", 1.0,
-        "Seconds the scheduler reuses the host states it read (its own claims are "
-        "applied to them meanwhile); 0 re-reads for every request.", min=0),
+        "Seconds between the scheduler's incremental refreshes of its cached host states "
+        "(what changed in the database since the last look; its own claims apply at "
+        "once); 0 refreshes before every request.", min=0),
+    Opt("candidate_limit", "int", 0,
+        "Feasible hosts ranked per decision (hosts are visited in random order); "
+        "0 means max(2, ceil(log2(number of hosts))), as Nomad.", min=0),
+]
+
+FILTER_SCHEDULER = [
+    Opt("enabled_filters", "list",
+        ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter", "DiskFilter",
+         "ComputeCapabilitiesFilter", "ImagePropertiesFilter",
+         "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter", "SameHostFilter",
+         "DifferentHostFilter"],
+        "Filters every host must pass, by Nova's names. Also available: "
+        "AggregateInstanceExtraSpecsFilter, AggregateMultiTenancyIsolation."),
+    Opt("host_subset_size", "int", 1,
+        "Pick at random among this many best-weighed candidates.", min=1),
+    Opt("ram_weight_multiplier", "float", 1.0,
+        "Weight of free RAM: positive spreads instances, negative stacks them."),
+    Opt("cpu_weight_multiplier", "float", 1.0,
+        "Weight of free vCPUs: positive spreads, negative stacks."),
+    Opt("disk_weight_multiplier", "float", 1.0,
+        "Weight of free disk: positive spreads, negative stacks."),
+    Opt("io_ops_weight_multiplier", "float", -1.0,
+        "Weight of builds under way on a host: negative prefers idle hosts."),
+    Opt("num_instances_weight_multiplier", "float", 0.0,
+        "Weight of the number of instances on a host: positive stacks, negative spreads."),
+    Opt("soft_affinity_weight_multiplier", "float", 1.0,
+        "Weight of a soft-affinity group's members on a host.", min=0),
+    Opt("soft_anti_affinity_weight_multiplier", "float", 1.0,
+        "Weight of a soft-anti-affinity group's absence from a host.", min=0),
 ]
 
 def _quota(name: str, default: int, what: str) -> Opt:
@@ -150,6 +202,7 @@ REGISTRY: dict[str, list[Opt]] = {
     "compute": COMPUTE,
     "fake": FAKE,
     "scheduler": SCHEDULER,
+    "filter_scheduler": FILTER_SCHEDULER,
     "quota": QUOTA,
     "notifications": NOTIFICATIONS,
     "oslo_policy": OSLO_POLICY,

@@ -10,13 +10,14 @@ import datetime
 import re
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from stratus import exception
 from stratus.compute import vm_states
+from stratus.db import allocations
 from stratus.db.common import to_dict
-from stratus.db.models import (Allocation, Instance, InstanceAction, InstanceActionEvent,
+from stratus.db.models import (Instance, InstanceAction, InstanceActionEvent,
                                InstanceFault, InstanceMetadata)
 from stratus.db.session import Database
 from stratus.utils import parse_isotime, utcnow
@@ -253,6 +254,17 @@ def instances_get_by_host(db: Database, host: str) -> list[dict[str, Any]]:
     return instance_get_all(db, {"host": host})
 
 
+def instances_get_by_hosts(db: Database, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The live instances of many hosts at once, by host (hosts without any absent)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    with db.read() as s:
+        query = select(_INSTANCES).where(_INSTANCES.c.host.in_(hosts),
+                                         _INSTANCES.c.deleted.is_(False))
+        for inst in _load(s, query.order_by(_INSTANCES.c.id)):
+            found.setdefault(inst["host"], []).append(inst)
+    return found
+
+
 # -- update / delete -----------------------------------------------------------
 
 def instance_update(db: Database, uuid: str, updates: dict[str, Any],
@@ -304,7 +316,7 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
         if fault is not None:
             _add_fault(s, uuid, **fault)
         if release_allocations:
-            s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+            allocations.release(s, uuid)
         return _load_one(s, uuid)
 
 
@@ -325,7 +337,7 @@ def instance_destroy(db: Database, uuid: str) -> dict[str, Any]:
         inst.updated_at = now
         inst.vm_state = vm_states.DELETED
         inst.task_state = None
-        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+        allocations.release(s, uuid)
         s.flush()
         return _load_one(s, uuid, read_deleted=True)
 
@@ -456,7 +468,7 @@ def action_get(db: Database, uuid: str, request_id: str) -> dict[str, Any] | Non
 
 def allocations_delete(db: Database, uuid: str) -> None:
     with db.write() as s:
-        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+        allocations.release(s, uuid)
 
 
 def instances_stuck_building(db: Database, older_than: datetime.datetime) -> list[str]:

@@ -22,7 +22,7 @@ from sqlalchemy import delete, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stratus.db.models import Image, Instance, KeyPair, Quota, QuotaLock
+from stratus.db.models import Image, Instance, InstanceGroup, KeyPair, Quota, QuotaLock
 from stratus.db.session import Database
 from stratus.utils import utcnow
 
@@ -115,6 +115,11 @@ def count_instances(s: Session, project_id: str) -> dict[str, int]:
                func.coalesce(func.sum(Instance.memory_mb), 0))
         .where(Instance.project_id == project_id, Instance.deleted.is_(False))).one()
     return {"instances": int(count), "cores": int(cores), "ram": int(ram)}
+
+
+def count_server_groups(s: Session, project_id: str) -> int:
+    return int(s.scalar(select(func.count(InstanceGroup.id))
+                        .where(InstanceGroup.project_id == project_id)) or 0)
 
 
 def count_key_pairs(s: Session, user_id: str) -> int:

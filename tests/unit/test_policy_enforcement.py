@@ -86,7 +86,8 @@ _RULE_CALLS = {"authorize": 1, "can": 1, "check": 1, "get_server": 2, "_authoriz
                "_get_writable": 3}
 # Calls whose rule is a variable: the rules are constants of a table in the
 # same module (caught by the constant scan).
-_RULE_VARIABLES = {("stratus/api/compute/server_actions.py", "rule")}
+_RULE_VARIABLES = {("stratus/api/compute/server_actions.py", "rule"),
+                   ("stratus/api/compute/aggregates.py", "rule")}
 _RULE_LIKE = re.compile(r"^os_compute_api:[\w:.-]+$")
 
 

@@ -15,13 +15,11 @@ from typing import Any, Callable
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from stratus import conf as conf_mod
 from stratus import exception, quota
 from stratus.db import quotas as db_quotas
-from stratus.db.models import Base, Instance, Quota, QuotaLock
+from stratus.db.models import Instance, Quota, QuotaLock
 from stratus.db.session import Database
 from stratus.quota import QuotaEngine
 from stratus.utils import new_uuid
@@ -276,41 +274,6 @@ def test_concurrent_key_pair_creates_stay_within_the_limit(database: Database) -
     assert len([r for r in results if isinstance(r, quota.KeypairLimitExceeded)]) == 7
     assert len([r for r in results if isinstance(r, dict)]) == 3
     assert db_keypairs.keypair_count(database, "u1") == 3
-
-
-@pytest.mark.parametrize("backend_name", dbs.BACKENDS)
-def test_migration_matches_the_quota_models(backend_name: str, tmp_path: Any) -> None:
-    """Autogenerate finds nothing to change in the tables of migration 0003_quotas."""
-    from stratus.db import migration
-
-    if not dbs.available(backend_name):
-        pytest.skip(f"{backend_name} is not reachable")
-    with dbs.scratch_database(backend_name, str(tmp_path)) as url:
-        migration.upgrade(url)
-        assert migration.current_revision(url) == "0003_quotas"
-        engine = sa.create_engine(url)
-        try:
-            with engine.connect() as conn:
-                ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-                diff = compare_metadata(ctx, Base.metadata)
-        finally:
-            engine.dispose()
-    mine = {"quotas", "quota_locks"}
-    assert [d for d in diff if _table_of(d) in mine] == []
-
-
-def _table_of(op: Any) -> str:
-    op = op[0] if isinstance(op, list) else op
-    for item in op[1:]:
-        if isinstance(item, str):
-            return item
-        table = getattr(item, "table", None)
-        if table is not None:
-            return table.name
-        name = getattr(item, "name", None)
-        if name:
-            return name
-    return ""
 
 
 # -- os-quota-sets and /limits through the in-process cloud ------------------------------
@@ -600,6 +563,39 @@ def test_key_pairs_quota(cloud: Any, demo: Tenant) -> None:
     set_quota(cloud, demo.project_id, key_pairs=-1)
     assert demo.compute("POST", "/os-keypairs", {"keypair": {
         "name": "two", "public_key": public}}).status_code == 200
+
+
+def test_server_groups_and_members_quotas(cloud: Any, demo: Tenant) -> None:
+    set_quota(cloud, demo.project_id, server_groups=1, server_group_members=2)
+
+    def create_group(name: str) -> Any:
+        return demo.compute("POST", "/os-server-groups", {"server_group": {
+            "name": name, "policies": ["soft-anti-affinity"]}})
+
+    resp = create_group("one")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    group_id = resp.get_json()["server_group"]["id"]
+    assert fault(create_group("two"), 403) == "Quota exceeded, too many server groups."
+    listed = demo.compute("GET", "/os-server-groups").get_json()["server_groups"]
+    assert [g["name"] for g in listed] == ["one"]
+    detail = demo.compute("GET", f"/os-quota-sets/{demo.project_id}/detail").get_json()
+    assert detail["quota_set"]["server_groups"] == {"in_use": 1, "limit": 1, "reserved": 0}
+
+    image = public_image(cloud)
+
+    def boot(count: int) -> Any:
+        return demo.compute("POST", "/servers", {
+            "server": {"name": "member", "flavorRef": "1", "imageRef": image,
+                       "min_count": count, "max_count": count},
+            "os:scheduler_hints": {"group": group_id}})
+
+    assert boot(2).status_code == 202
+    before = demo.compute("GET", "/servers").get_json()["servers"]
+    assert fault(boot(1), 403) == "Quota exceeded, too many servers in group"
+    # The refused create left nothing: no server, no membership.
+    assert demo.compute("GET", "/servers").get_json()["servers"] == before
+    group = demo.compute("GET", f"/os-server-groups/{group_id}").get_json()["server_group"]
+    assert sorted(group["members"]) == sorted(s["id"] for s in before)
 
 
 # -- image quotas ------------------------------------------------------------------------

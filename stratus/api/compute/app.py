@@ -33,6 +33,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "services",
     "hypervisors",
     "aggregates",
+    "server_groups",
     "availability_zones",
     "limits",
     "quota_sets",

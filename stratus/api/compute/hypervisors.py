@@ -21,6 +21,7 @@ from stratus.db import instances as db_instances
 from stratus.db import services as db_services
 from stratus.db.models import Instance
 from stratus.db.session import Database
+from stratus.scheduler.capacity import reserved_disk_gb
 
 POLICY_LIST = "os_compute_api:os-hypervisors:list"
 POLICY_DETAIL = "os_compute_api:os-hypervisors:list-detail"
@@ -37,7 +38,7 @@ def node_usage(node: dict[str, Any], claimed: dict[str, int]) -> dict[str, int]:
     """The *_used, free_* and running_vms figures of one node."""
     vcpus_used = claimed["vcpus"]
     memory_mb_used = (node["reserved_memory_mb"] or 0) + claimed["memory_mb"]
-    local_gb_used = (node["reserved_disk_mb"] or 0) // 1024 + claimed["disk_gb"]
+    local_gb_used = reserved_disk_gb(node["reserved_disk_mb"]) + claimed["disk_gb"]
     free_disk_gb = node["local_gb"] - local_gb_used
     return {
         "vcpus_used": vcpus_used,

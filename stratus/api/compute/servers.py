@@ -312,6 +312,8 @@ def create(req: Request) -> Response:
             access_ip_v6=server.get("accessIPv6"),
             admin_pass=password,
             config_drive=bool_from_string(server.get("config_drive", False)),
+            scheduler_hints=body.get("os:scheduler_hints",
+                                     body.get("OS-SCH-HNT:scheduler_hints")),
             injected_files=[(item.get("path", ""), item.get("contents", ""))
                             for item in server.get("personality", ())],
         )
