@@ -57,10 +57,17 @@ class Client:
             "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}})
         resp.raise_for_status()
         self.headers = {"X-Auth-Token": resp.headers["X-Subject-Token"]}
+        self.project_id = resp.json()["token"]["project"]["id"]
         self.http = httpx.Client(base_url=f"{url}/compute/v2.1", headers=self.headers,
                                  timeout=120, limits=httpx.Limits(max_connections=64))
 
+    def unlimit(self, project_id: str) -> None:
+        """Lift the project's instances/cores/ram quotas (Nova's defaults allow 10)."""
+        self.http.put(f"/os-quota-sets/{project_id}", json={"quota_set": {
+            "instances": -1, "cores": -1, "ram": -1}}).raise_for_status()
+
     def setup(self) -> tuple[str, str]:
+        self.unlimit(self.project_id)
         flavor = self.http.post("/flavors", json={"flavor": {
             "name": "bench", "ram": 64, "vcpus": 1, "disk": 0}})
         if flavor.status_code == 409:

@@ -47,8 +47,8 @@ def token_rate(url: str, password: str, seconds: float = 5.0, threads: int = 4) 
     return sum(counts) / seconds
 
 
-def make_tenants(state_dir: str, projects: int) -> list[tuple[str, str]]:
-    """(project name, member user name) pairs, created in the cloud's database."""
+def make_tenants(state_dir: str, projects: int) -> list[tuple[str, str, str]]:
+    """(project name, member user name, project id), created in the cloud's database."""
     from stratus.db.session import Database
     from stratus.identity import backend
 
@@ -59,7 +59,7 @@ def make_tenants(state_dir: str, projects: int) -> list[tuple[str, str]]:
             project = backend.create_project(db, f"bench-p{i}")
             user = backend.create_user(db, f"bench-u{i}", MEMBER_PASSWORD)
             backend.grant_role(db, user["id"], project["id"], "member")
-            tenants.append((f"bench-p{i}", f"bench-u{i}"))
+            tenants.append((f"bench-p{i}", f"bench-u{i}", project["id"]))
     finally:
         db.dispose()
     return tenants
@@ -100,8 +100,9 @@ def main() -> None:
             ).raise_for_status()
             tenants = make_tenants(aio.state_dir, args.projects)
             member_tokens = {}
-            for project, user in tenants:
+            for project, user, project_id in tenants:
                 member_tokens[project] = token(url, user, MEMBER_PASSWORD, project)
+                admin.unlimit(project_id)
 
             def boot(job: tuple[str, int]) -> None:
                 project, i = job
@@ -112,7 +113,7 @@ def main() -> None:
                                                    "imageRef": image_id}}, timeout=60)
                 resp.raise_for_status()
 
-            jobs = [(p, i) for p, _ in tenants for i in range(args.per_project)]
+            jobs = [(p, i) for p, _, _ in tenants for i in range(args.per_project)]
             t0 = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(16) as pool:
                 list(pool.map(boot, jobs))

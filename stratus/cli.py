@@ -59,7 +59,10 @@ def _run_until_signal(starters: list[tuple[str, Any]], cleanup: Callable[[], Non
 def cmd_service(args: argparse.Namespace) -> None:
     from stratus import launch, rpc
 
-    conf = _load_conf(args.config)
+    overrides = {}
+    if getattr(args, "fake_hosts", None) is not None:
+        overrides[("fake", "hosts")] = args.fake_hosts
+    conf = _load_conf(args.config, overrides)
     log.setup(conf.DEFAULT.debug, conf.DEFAULT.log_file)
     transport = rpc.get_transport(conf.DEFAULT.transport_url)
     db = None
@@ -283,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("api", "conductor", "scheduler", "compute"):
         p = sub.add_parser(name, help=f"run stratus-{name}")
         p.add_argument("--config", required=True)
+        if name == "compute":
+            p.add_argument("--fake-hosts", type=int, default=None, metavar="N",
+                           help="run N fake compute hosts in this process ([fake] hosts)")
         p.set_defaults(func=cmd_service)
 
     db = sub.add_parser("db", help="database tasks")

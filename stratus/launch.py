@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from stratus import rpc
+from stratus import exception, rpc
 from stratus.conductor.manager import ConductorManager
 from stratus.conductor.rpcapi import TOPIC as CONDUCTOR_TOPIC, ConductorAPI
 from stratus.compute import manager as compute_manager
@@ -75,9 +75,17 @@ def driver_options(conf: Any, image_client: Any = None) -> dict[str, Any]:
             "local_gb": conf.fake.local_gb, "delay": conf.fake.delay}
 
 
-def make_compute(conf: Any, transport: Any) -> RPCService:
-    """A compute host: note it gets no database, only the conductor."""
+def make_compute(conf: Any, transport: Any) -> Any:
+    """A compute host (an RPCService), or with ``[fake] hosts`` many fake ones
+    (a FakeFleet): note it gets no database, only the conductor."""
     host = conf.DEFAULT.host
+    if conf.fake.hosts:
+        if conf.compute.driver != "fake":
+            raise exception.ConfigError(reason="[fake] hosts needs [compute] driver = fake")
+        from stratus.compute.fleet import FakeFleet
+
+        return FakeFleet(conf, transport, conf.fake.hosts,
+                         make_notifier(conf, transport, f"compute.{host}"))
     conductor = ConductorAPI(transport, conf.DEFAULT.rpc_response_timeout)
     from stratus.image.client import ImageClient
 

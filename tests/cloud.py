@@ -24,7 +24,10 @@ ADMIN_PASSWORD = "secret"
 class InProcessCloud:
     def __init__(self, tmp_path: Any, hosts: tuple[str, ...] = ("host1",),
                  db_url: str | None = None, fake_delay: float = 0.0,
-                 overrides: dict[tuple[str, str], Any] | None = None) -> None:
+                 overrides: dict[tuple[str, str], Any] | None = None,
+                 fake_hosts: int = 0) -> None:
+        """``fake_hosts`` > 0 runs that many fake hosts in one fleet named
+        after ``hosts[0]`` (stratus.compute.fleet) instead of one per name."""
         values: dict[tuple[str, str], Any] = {
             ("DEFAULT", "state_path"): str(tmp_path / "state"),
             ("DEFAULT", "transport_url"): "memory://",
@@ -47,8 +50,9 @@ class InProcessCloud:
         self.services = [launch.make_conductor(self.conf, self.transport, self.db),
                          launch.make_scheduler(self.conf, self.transport, self.db)]
         self.computes = {}
-        for host in hosts:
-            host_conf = conf_mod.load(None, {**values, ("DEFAULT", "host"): host})
+        for host in hosts[:1] if fake_hosts else hosts:
+            host_conf = conf_mod.load(None, {**values, ("DEFAULT", "host"): host,
+                                             ("fake", "hosts"): fake_hosts})
             self.computes[host] = launch.make_compute(host_conf, self.transport)
         self.app = build_app(self.conf, self.db, self.transport)
         self.client = Client(self.app)
@@ -75,6 +79,16 @@ class InProcessCloud:
             assert resp.status_code == 201, resp.get_data(as_text=True)
             self._tokens[key] = resp.headers["X-Subject-Token"]
         return self._tokens[key]
+
+    def project_id(self, name: str = "admin") -> str:
+        """The id of the project ``name`` (default domain)."""
+        from sqlalchemy import select
+
+        from stratus.db.models import Project
+
+        with self.db.read() as s:
+            return str(s.scalar(select(Project.id).where(Project.name == name,
+                                                         Project.domain_id == "default")))
 
     def request(self, method: str, path: str, body: Any = None, *, token: str | None = None,
                 headers: dict[str, str] | None = None, raw: bytes | None = None) -> Any:

@@ -59,6 +59,17 @@ def server_database(request: pytest.FixtureRequest, tmp_path_factory) -> Iterato
         yield url
 
 
+@pytest.fixture
+def empty_server_database(server_database: str) -> str:
+    """``server_database`` with every row deleted: each test of a class starts empty."""
+    db = Database(server_database)
+    try:
+        dbs.empty_tables(db)
+    finally:
+        db.dispose()
+    return server_database
+
+
 @pytest.fixture(autouse=True)
 def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real scrypt, at a cost that keeps the suite fast."""

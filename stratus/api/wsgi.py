@@ -10,11 +10,14 @@ id) and turns exceptions into the API's error body (Nova's
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any, Callable, Iterable, Protocol
 
 import orjson
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound as RouteNotFound
+from sqlalchemy.exc import DataError
+from werkzeug.exceptions import (HTTPException, MethodNotAllowed, NotFound as RouteNotFound,
+                                 RequestEntityTooLarge)
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request as _Request, Response
 
@@ -39,6 +42,28 @@ FAULT_NAMES: dict[int, str] = {
 }
 
 JSON_CONTENT_TYPE = "application/json"
+# oslo.middleware sizelimit's default ([oslo_middleware] max_request_body_size).
+DEFAULT_MAX_BODY_SIZE = 114688
+BODY_TOO_LARGE = "Request is too large."
+NUL_REFUSED = "Invalid input: NUL (0x00) characters are not allowed."
+# A JSON string carries NUL only as the escape \u0000 (an odd run of backslashes
+# before "u0000"; an even run is an escaped backslash followed by text).
+_JSON_NUL = re.compile(rb"(\\+)u0000")
+
+
+def has_nul(req: "Request") -> bool:
+    """Whether the path, the query or a JSON body holds a NUL character.
+
+    No API stores one (PostgreSQL cannot, and names exclude control
+    characters), and a NUL reaching PostgreSQL in a query is an error there,
+    so every API refuses them up front with a 400, on every database alike.
+    """
+    if "\x00" in req.path or b"%00" in req.query_string or b"\x00" in req.query_string:
+        return True
+    if not req.content_length and "chunked" not in req.headers.get("Transfer-Encoding", ""):
+        return False
+    data = req.get_data(cache=True)
+    return any(len(m.group(1)) % 2 for m in _JSON_NUL.finditer(data))
 
 
 class Request(_Request):
@@ -85,13 +110,19 @@ class Middleware(Protocol):
 
 
 class Route:
-    """``Route("GET", "/servers/<server_id>", handler, public=False)``."""
+    """``Route("GET", "/servers/<server_id>", handler, public=False)``.
 
-    def __init__(self, method: str, path: str, handler: Handler, public: bool = False) -> None:
+    ``limit_body=False`` exempts a route from the App's request body size
+    limit (image uploads, which have a cap of their own).
+    """
+
+    def __init__(self, method: str, path: str, handler: Handler, public: bool = False,
+                 limit_body: bool = True) -> None:
         self.method = method
         self.path = path
         self.handler = handler
         self.public = public
+        self.limit_body = limit_body
 
 
 class App:
@@ -102,8 +133,10 @@ class App:
                  authenticate: Authenticator | None = None,
                  middleware: Iterable[Middleware] = (),
                  request_id_headers: tuple[str, ...] = ("x-openstack-request-id",),
-                 name: str = "api") -> None:
+                 name: str = "api",
+                 max_body_size: int | None = DEFAULT_MAX_BODY_SIZE) -> None:
         self.name = name
+        self.max_body_size = max_body_size
         self.state = state
         self.fault_formatter = fault_formatter
         self.authenticate = authenticate
@@ -151,6 +184,13 @@ class App:
             except HTTPException as exc:  # e.g. redirects from werkzeug
                 return self.fault(exc.code or 400, exc.description or "Bad request")
             route = self._routes[key]
+            if route.limit_body and self.max_body_size is not None:
+                # oslo.middleware's sizelimit, before authentication: a declared
+                # length past the limit is refused unread; a chunked body is
+                # cut off (413) as soon as reading passes it.
+                if (req.content_length or 0) > self.max_body_size:
+                    return self.fault(413, BODY_TOO_LARGE)
+                req.max_content_length = self.max_body_size
             if self.authenticate is not None and not route.public:
                 ctx = self.authenticate(req)
                 if ctx is None:
@@ -159,6 +199,8 @@ class App:
                 ctx.global_request_id = req.context.global_request_id
                 req.context = ctx
                 ctx.bind()
+            if route.limit_body and has_nul(req):
+                return self.fault(400, NUL_REFUSED)
 
             def endpoint(r: Request) -> Response:
                 return route.handler(r, **params)
@@ -167,6 +209,19 @@ class App:
             for mw in reversed(self.middleware):
                 call = _chain(mw, call)
             return call(req)
+        except RequestEntityTooLarge:
+            return self.fault(413, BODY_TOO_LARGE)
+        except HTTPException as exc:  # werkzeug's, e.g. from reading a malformed body
+            code = exc.code or 400
+            return self.fault(code, exc.description or "Bad request")
+        except DataError:
+            # A value the database cannot hold (out of range, too long) that
+            # validation let through: the caller's input, so a 400 (and a
+            # warning, since validation should have caught it first).
+            LOG.warning("Database refused a value in %s %s", req.method, req.path,
+                        exc_info=True)
+            return self.fault(400, "Invalid input: a value is out of range or too long "
+                                   "for its field.")
         except exception.StratusException as exc:
             if exc.code >= 500:
                 LOG.exception("Request failed: %s", exc)

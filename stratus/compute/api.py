@@ -12,16 +12,19 @@ import base64
 import logging
 import re
 import secrets
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from stratus import exception
-from stratus.compute import power_state, vm_states
+from stratus import exception, quota
+from stratus.compute import power_state, scheduling, vm_states
 from stratus.compute.rpcapi import ComputeRPCAPI
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.context import RequestContext
+from stratus.db import aggregates as db_aggregates
 from stratus.db import instances as db_instances
+from stratus.db import quotas as db_quotas
 from stratus.db import services as db_services
 from stratus.db import flavors as db_flavors
 from stratus.db.models import KeyPair
@@ -62,25 +65,6 @@ def _hostname_from(name: str) -> str:
     return host[:63] or "server"
 
 
-# Nova's default quotas on personality files (not configurable here yet).
-INJECTED_FILES = 5
-INJECTED_FILE_CONTENT_BYTES = 10240
-INJECTED_FILE_PATH_BYTES = 255
-
-
-def check_injected_files(files: list[tuple[str, str]]) -> None:
-    """Nova's limits on personality files, with its 403 messages."""
-    if len(files) > INJECTED_FILES:
-        raise exception.OverQuota("Personality file limit exceeded")
-    for path, contents in files:
-        if len(path.encode()) > INJECTED_FILE_PATH_BYTES:
-            raise exception.OverQuota("Personality file path exceeds maximum "
-                                      f"{INJECTED_FILE_PATH_BYTES}")
-        if len(base64.b64decode(contents)) > INJECTED_FILE_CONTENT_BYTES:
-            raise exception.OverQuota(f"Personality content for {path} exceeds maximum "
-                                      f"{INJECTED_FILE_CONTENT_BYTES}")
-
-
 def tail_lines(log: str, length: int | None) -> str:
     """The last ``length`` lines of ``log`` (Nova's ComputeManager._tail_log)."""
     if length is None:
@@ -88,6 +72,15 @@ def tail_lines(log: str, length: int | None) -> str:
     if length <= 0:
         return ""
     return "\n".join(log.split("\n")[-length:])
+
+
+def _nth_instance(common: dict[str, Any], name: str, index: int,
+                  count: int) -> dict[str, Any]:
+    """The row of instance ``index`` of ``count`` created together (Nova names
+    them ``name-1``, ``name-2``... when there are several)."""
+    display_name = name if count == 1 else f"{name}-{index + 1}"
+    return dict(common, uuid=new_uuid(), display_name=display_name,
+                hostname=_hostname_from(display_name), launch_index=index)
 
 
 class ComputeAPI:
@@ -98,6 +91,7 @@ class ComputeAPI:
         self.db = db
         self.image_get = image_get
         self.images = images  # the ImageService: snapshots create image records
+        self.quotas = quota.QuotaEngine(conf)
         timeout = conf.DEFAULT.rpc_response_timeout
         self.conductor = ConductorAPI(transport, timeout)
         self.compute_rpc = ComputeRPCAPI(transport, timeout)
@@ -109,11 +103,13 @@ class ComputeAPI:
                min_count: int = 1, max_count: int = 1, description: str | None = None,
                access_ip_v4: str | None = None, access_ip_v6: str | None = None,
                admin_pass: str | None = None, config_drive: bool = False,
-               injected_files: list[tuple[str, str]] | None = None
+               scheduler_hints: dict[str, Any] | None = None,
+               injected_files: Sequence[tuple[str, str]] | None = None
                ) -> tuple[list[dict[str, Any]], str]:
+        """Create ``min_count..max_count`` instances (as many as the quota
+        allows, at least min_count) and cast their build to the conductor."""
         if min_count > max_count:
             raise exception.Invalid("min_count must be <= max_count")
-        check_injected_files(injected_files or [])
         flavor = self._flavor_for_boot(ctx, flavor_id)
         image = self._image_for_boot(ctx, image_ref)
         if image.get("min_ram") and flavor["memory_mb"] < image["min_ram"]:
@@ -121,7 +117,8 @@ class ComputeAPI:
         if image.get("min_disk") and flavor["root_gb"] and flavor["root_gb"] < image["min_disk"]:
             raise exception.Invalid("Flavor's disk is too small for requested image.")
         key_data = self._key_data(ctx, key_name) if key_name else None
-        zone = self._check_zone(availability_zone)
+        placement = scheduling.prepare(ctx, self.db, availability_zone, scheduler_hints)
+        zone = self._check_zone(placement.zone)
         if user_data is not None:
             try:
                 base64.b64decode(user_data)  # lenient, as Nova: line breaks are fine
@@ -129,33 +126,42 @@ class ComputeAPI:
                 raise exception.Invalid("Userdata content cannot be decoded.")
         reservation_id = "r-" + secrets.token_hex(4)
         now = utcnow()
-        rows = []
-        for index in range(max_count):
-            display_name = name if max_count == 1 else f"{name}-{index + 1}"
-            rows.append({
-                "uuid": new_uuid(), "user_id": ctx.user_id, "project_id": ctx.project_id,
-                "display_name": display_name, "display_description": description,
-                "hostname": _hostname_from(display_name), "availability_zone": zone,
-                "image_ref": image["id"], "flavor": flavor,
-                "vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
-                "root_gb": flavor["root_gb"], "ephemeral_gb": flavor["ephemeral_gb"],
-                "vm_state": vm_states.BUILDING, "task_state": vm_states.SCHEDULING,
-                "power_state": power_state.NOSTATE, "key_name": key_name,
-                "key_data": key_data, "user_data": user_data,
-                "config_drive": "True" if config_drive else "",
-                "reservation_id": reservation_id, "launch_index": index,
-                "access_ip_v4": access_ip_v4, "access_ip_v6": access_ip_v6,
-                "metadata": metadata or {}, "created_at": now, "updated_at": now,
-            })
-        instances = db_instances.instance_create_many(self.db, rows, action="create",
-                                                      request_id=ctx.request_id)
+        metadata = metadata or {}
+        common = {
+            "user_id": ctx.user_id, "project_id": ctx.project_id,
+            "display_description": description, "availability_zone": zone,
+            "image_ref": image["id"], "flavor": flavor,
+            "vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
+            "root_gb": flavor["root_gb"], "ephemeral_gb": flavor["ephemeral_gb"],
+            "vm_state": vm_states.BUILDING, "task_state": vm_states.SCHEDULING,
+            "power_state": power_state.NOSTATE, "key_name": key_name,
+            "key_data": key_data, "user_data": user_data,
+            "config_drive": "True" if config_drive else "",
+            "reservation_id": reservation_id, "access_ip_v4": access_ip_v4,
+            "access_ip_v6": access_ip_v6, "metadata": metadata,
+            "created_at": now, "updated_at": now,
+        }
+        # Count the project's usage and insert the instances in one transaction
+        # that holds the project's quota lock: concurrent creates cannot
+        # together pass the quota, and a refused create leaves nothing behind.
+        with db_quotas.locked_write(self.db, ctx.project_id) as s:
+            limits = self.quotas.limits(s, ctx.project_id)
+            quota.check_metadata(limits, len(metadata))
+            quota.check_injected_files(limits, injected_files or ())
+            count = quota.check_instances(limits, self.quotas.usage(s, ctx.project_id),
+                                          flavor["vcpus"], flavor["memory_mb"],
+                                          min_count, max_count)
+            instances = db_instances.instances_add(
+                s, [_nth_instance(common, name, index, count) for index in range(count)],
+                action="create", request_id=ctx.request_id)
+            scheduling.record_members(s, placement, [i["uuid"] for i in instances], limits)
         request_spec = {
             "flavor": flavor, "image": {"id": image["id"], "min_ram": image.get("min_ram", 0),
                                         "min_disk": image.get("min_disk", 0),
                                         "properties": image.get("properties", {})},
-            "availability_zone": availability_zone, "num_instances": max_count,
+            "availability_zone": availability_zone, "num_instances": count,
             "project_id": ctx.project_id, "user_id": ctx.user_id,
-            "admin_pass": admin_pass,
+            "admin_pass": admin_pass, **placement.spec,
             # (path, base64 contents): the config drive's openstack/content files.
             "injected_files": [list(f) for f in injected_files or []],
         }
@@ -187,9 +193,7 @@ class ComputeAPI:
     def _check_zone(self, zone: str | None) -> str:
         if not zone or zone == DEFAULT_AZ:
             return DEFAULT_AZ
-        zones = {s.get("availability_zone") or DEFAULT_AZ
-                 for s in db_services.service_get_all(self.db, binary="stratus-compute")}
-        if zone not in zones:
+        if zone not in db_aggregates.zones_in_use(self.db):
             raise exception.Invalid("The requested availability zone is not available")
         return zone
 
@@ -495,17 +499,24 @@ class ComputeAPI:
             ctx, inst["host"], {"uuid": inst["uuid"], "name": inst.get("name")})
         return tail_lines(output, length)
 
+    @staticmethod
+    def is_expected_locked_by(ctx: RequestContext, inst: dict[str, Any]) -> bool:
+        """Nova's: a lock taken by the server's own project ("owner") may be
+        undone by that project, one taken from another project ("admin") only
+        by whom the unlock_override policy allows (the API checks it)."""
+        expected = "owner" if inst["project_id"] == ctx.project_id else "admin"
+        return not (inst["locked_by"] and inst["locked_by"] != expected)
+
     def lock(self, ctx: RequestContext, instance_id: str) -> None:
-        self.get(ctx, instance_id)
+        inst = self.get(ctx, instance_id)
         db_instances.action_start(self.db, instance_id, "lock", ctx.request_id,
                                   ctx.user_id, ctx.project_id)
         db_instances.instance_update(self.db, instance_id, {
-            "locked": True, "locked_by": "admin" if ctx.is_admin else "owner"})
+            "locked": True,
+            "locked_by": "owner" if inst["project_id"] == ctx.project_id else "admin"})
 
     def unlock(self, ctx: RequestContext, instance_id: str) -> None:
-        inst = self.get(ctx, instance_id)
-        if inst["locked"] and inst["locked_by"] == "admin" and not ctx.is_admin:
-            raise exception.Forbidden(action="os_compute_api:os-lock-server:unlock:unlock_override")
+        self.get(ctx, instance_id)
         db_instances.action_start(self.db, instance_id, "unlock", ctx.request_id,
                                   ctx.user_id, ctx.project_id)
         db_instances.instance_update(self.db, instance_id, {"locked": False, "locked_by": None})
@@ -518,7 +529,11 @@ class ComputeAPI:
                         replace: bool = False) -> dict[str, str]:
         inst = self.get(ctx, instance_id)
         self._check_locked(ctx, inst)
-        return db_instances.metadata_update(self.db, instance_id, items, replace)
+
+        def check(s: Session, project_id: str, count: int) -> None:
+            quota.check_metadata(self.quotas.limits(s, project_id), count)
+
+        return db_instances.metadata_update(self.db, instance_id, items, replace, check=check)
 
     def delete_metadata_item(self, ctx: RequestContext, instance_id: str, key: str) -> None:
         inst = self.get(ctx, instance_id)

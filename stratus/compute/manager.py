@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from stratus import exception
 from stratus.compute import power_state, vm_states
+from stratus.compute.resources import node_report
 from stratus.compute.virt.driver import ComputeDriver, InstanceNotFoundInDriver
 from stratus.conductor.rpcapi import ConductorAPI
 from stratus.context import RequestContext, get_admin_context
@@ -46,6 +47,7 @@ class ComputeManager:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._build_slots = threading.BoundedSemaphore(conf.compute.max_concurrent_builds)
+        self._builds_in_flight = 0  # reported as the node's io_workload
 
     # -- start-up ------------------------------------------------------------------
     def init_host(self) -> None:
@@ -61,8 +63,13 @@ class ComputeManager:
         self.driver.init_host(self.host)
         ctxt = get_admin_context()
         self.conductor.wait_until_ready(ctxt)
+        self.reconcile(ctxt, self.conductor.instances_get_by_host(ctxt, self.host))
+        self.sync_power_states()
+        self.update_available_resource()
+
+    def reconcile(self, ctxt: RequestContext, ours: list[dict[str, Any]]) -> None:
+        """Match the hypervisor and ``ours`` (this host's instances in the database)."""
         known = set(self.driver.list_instances())
-        ours = self.conductor.instances_get_by_host(ctxt, self.host)
         for orphan in known - {inst["uuid"] for inst in ours}:
             # Deleted while this host was down (the API deleted it locally).
             LOG.warning("Destroying guest %s: its instance is gone", orphan)
@@ -94,8 +101,6 @@ class ComputeManager:
                     self.driver.reboot(ctxt, inst, None, "HARD")
                 except Exception:  # noqa: BLE001 - the sync below records what it is
                     LOG.exception("Could not boot the guest of %s again", uuid)
-        self.sync_power_states()
-        self.update_available_resource()
 
     def cleanup_host(self) -> None:
         self.driver.cleanup_host(self.host)
@@ -107,6 +112,16 @@ class ComputeManager:
             lock = self._locks.setdefault(uuid, threading.Lock())
         with lock:
             yield
+
+    @contextlib.contextmanager
+    def _counting_build(self) -> Iterator[None]:
+        with self._locks_guard:
+            self._builds_in_flight += 1
+        try:
+            yield
+        finally:
+            with self._locks_guard:
+                self._builds_in_flight -= 1
 
     def _power_state(self, inst: dict[str, Any]) -> int:
         try:
@@ -139,7 +154,7 @@ class ComputeManager:
                                request_spec: dict[str, Any]) -> None:
         uuid = instance["uuid"]
         event = "compute_build_and_run_instance"
-        with self._build_slots, self._instance_lock(uuid):
+        with self._build_slots, self._instance_lock(uuid), self._counting_build():
             try:
                 inst = self.conductor.instance_update(
                     ctxt, uuid, {"task_state": vm_states.SPAWNING},
@@ -558,25 +573,18 @@ class ComputeManager:
                          {"vm_state": vm_states.ACTIVE}, "unrescue")
 
     # -- periodic ----------------------------------------------------------------------
+    def resource_reports(self) -> list[dict[str, Any]]:
+        """One report per node: ``{"host", "nodename", "resources"}``."""
+        return [{"host": self.host, "nodename": nodename,
+                 "resources": node_report(self.driver.get_available_resource(nodename),
+                                          self.conf.compute, self._builds_in_flight)}
+                for nodename in self.driver.get_available_nodes()]
+
     def update_available_resource(self) -> None:
         ctxt = get_admin_context()
-        compute = self.conf.compute
-        for nodename in self.driver.get_available_nodes():
-            res = self.driver.get_available_resource(nodename)
-            self.conductor.compute_node_update(ctxt, self.host, nodename, {
-                "hypervisor_type": res.hypervisor_type,
-                "hypervisor_version": res.hypervisor_version,
-                "host_ip": res.host_ip, "cpu_info": res.cpu_info,
-                "vcpus": res.vcpus, "memory_mb": res.memory_mb, "local_gb": res.local_gb,
-                "vcpus_used": res.vcpus_used, "memory_mb_used": res.memory_mb_used,
-                "local_gb_used": res.local_gb_used,
-                "running_vms": res.running_vms,
-                "cpu_allocation_ratio": compute.cpu_allocation_ratio,
-                "ram_allocation_ratio": compute.ram_allocation_ratio,
-                "disk_allocation_ratio": compute.disk_allocation_ratio,
-                "reserved_memory_mb": compute.reserved_host_memory_mb,
-                "reserved_disk_mb": compute.reserved_host_disk_mb,
-            })
+        for report in self.resource_reports():
+            self.conductor.compute_node_update(ctxt, report["host"], report["nodename"],
+                                               report["resources"])
 
     def sync_power_states(self) -> None:
         """Bring the database in line with what the hypervisor says (Nova's

@@ -176,6 +176,18 @@ class ConductorManager:
                           topic: str) -> dict[str, Any]:
         return db_services.service_heartbeat(self.db, host, binary, topic)
 
+    # -- batched, for a process running many (fake) hosts ---------------------------
+    def service_heartbeats(self, ctxt: RequestContext, hosts: list[str], binary: str,
+                           topic: str) -> int:
+        return db_services.service_heartbeats(self.db, hosts, binary, topic)
+
+    def compute_nodes_update(self, ctxt: RequestContext, reports: list[dict[str, Any]]) -> int:
+        return db_services.compute_nodes_update(self.db, reports)
+
+    def instances_get_by_hosts(self, ctxt: RequestContext,
+                               hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        return db_instances.instances_get_by_hosts(self.db, hosts)
+
     # -- periodic ------------------------------------------------------------------
     def reap_stalled_builds(self) -> int:
         """Put instances that stayed in BUILD past instance_build_timeout in ERROR."""

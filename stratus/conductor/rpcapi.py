@@ -101,3 +101,17 @@ class ConductorAPI:
     def service_heartbeat(self, ctxt: RequestContext, host: str, binary: str,
                           topic: str) -> dict[str, Any]:
         return self.client.call(ctxt, "service_heartbeat", host=host, binary=binary, topic=topic)
+
+    # -- batched, for a process running many (fake) hosts ---------------------------
+    def service_heartbeats(self, ctxt: RequestContext, hosts: list[str], binary: str,
+                           topic: str) -> int:
+        return self.client.call(ctxt, "service_heartbeats", hosts=hosts, binary=binary,
+                                topic=topic)
+
+    def compute_nodes_update(self, ctxt: RequestContext, reports: list[dict[str, Any]]) -> int:
+        """Many nodes' reports (``[{"host", "nodename", "resources"}]``) in one call."""
+        return self.client.call(ctxt, "compute_nodes_update", reports=reports)
+
+    def instances_get_by_hosts(self, ctxt: RequestContext,
+                               hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+        return self.client.call(ctxt, "instances_get_by_hosts", hosts=hosts)

@@ -50,6 +50,10 @@ API = [
         "default http://LISTEN:PORT."),
     Opt("max_limit", "int", 1000, "Most items returned in one page of a list.", min=1),
     Opt("region", "str", "RegionOne", "Region name in the service catalog."),
+    Opt("max_request_body_size", "int", 114688,
+        "Largest request body, in bytes, the compute, identity and image APIs accept "
+        "(oslo.middleware's sizelimit); past it the answer is 413 and nothing is read. "
+        "Image data uploads are bounded by [image] max_image_size instead.", min=1),
 ]
 
 IDENTITY = [
@@ -79,11 +83,30 @@ COMPUTE = [
         "with --hypervisor unless this is set in its config file."),
     Opt("resource_update_interval", "float", 60.0,
         "Seconds between reports of this host's resources to the conductor.", min=0.1),
-    Opt("cpu_allocation_ratio", "float", 16.0, "Virtual CPUs per physical CPU.", min=0.0001),
-    Opt("ram_allocation_ratio", "float", 1.5, "Virtual RAM per physical RAM.", min=0.0001),
-    Opt("disk_allocation_ratio", "float", 1.0, "Virtual disk per physical disk.", min=0.0001),
-    Opt("reserved_host_memory_mb", "int", 512, "Memory kept back for the host.", min=0),
-    Opt("reserved_host_disk_mb", "int", 0, "Disk kept back for the host.", min=0),
+    # Allocation ratios and reservations as Nova's: a ratio left unset keeps
+    # the node's current value, which starts as the initial_* ratio.
+    Opt("cpu_allocation_ratio", "float", None,
+        "Virtual CPUs per physical CPU. Unset: the node keeps its ratio (initial_cpu_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("ram_allocation_ratio", "float", None,
+        "Virtual RAM per physical RAM. Unset: the node keeps its ratio (initial_ram_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("disk_allocation_ratio", "float", None,
+        "Virtual disk per physical disk. Unset: the node keeps its ratio (initial_disk_"
+        "allocation_ratio when the node is created).", min=0.0001),
+    Opt("initial_cpu_allocation_ratio", "float", 4.0,
+        "CPU allocation ratio of a new compute node when cpu_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("initial_ram_allocation_ratio", "float", 1.0,
+        "RAM allocation ratio of a new compute node when ram_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("initial_disk_allocation_ratio", "float", 1.0,
+        "Disk allocation ratio of a new compute node when disk_allocation_ratio is unset.",
+        min=0.0001),
+    Opt("reserved_host_memory_mb", "int", 512,
+        "Memory (MB) kept back for the host: capacity is (total - reserved) * ratio.", min=0),
+    Opt("reserved_host_cpus", "int", 0, "Physical CPUs kept back for the host.", min=0),
+    Opt("reserved_host_disk_mb", "int", 0, "Disk (MB) kept back for the host.", min=0),
     Opt("max_concurrent_builds", "int", 64, "Builds run at once on this host.", min=1),
     Opt("shutdown_timeout", "int", 60,
         "Seconds a guest OS gets to shut down cleanly (ACPI) when it is shelved, before "
@@ -104,6 +127,11 @@ FAKE = [
     Opt("memory_mb", "int", 131072, "Fake driver: memory of the simulated host.", min=1),
     Opt("local_gb", "int", 2048, "Fake driver: disk of the simulated host.", min=1),
     Opt("delay", "float", 0.0, "Fake driver: seconds each operation takes.", min=0),
+    Opt("hosts", "int", 0,
+        "Run this many fake compute hosts in one stratus-compute process, named "
+        "HOST-00001, HOST-00002... (HOST is [DEFAULT] host), each its own service and "
+        "compute node; 0 runs the one host HOST. Also `stratus compute --fake-hosts N`.",
+        min=0),
 ]
 
 LIBVIRT = [
@@ -145,11 +173,67 @@ SERVICE_USER = [
 
 SCHEDULER = [
     Opt("max_attempts", "int", 3, "Hosts tried for one build before giving up.", min=1),
-    Opt("host_subset_size", "int", 1,
-        "Pick at random among this many best-weighed hosts.", min=1),
     Opt("host_state_max_age", "float", 1.0,
-        "Seconds the scheduler reuses the host states it read (its own claims are "
-        "applied to them meanwhile); 0 re-reads for every request.", min=0),
+        "Seconds between the scheduler's incremental refreshes of its cached host states "
+        "(what changed in the database since the last look; its own claims apply at "
+        "once); 0 refreshes before every request.", min=0),
+    Opt("candidate_limit", "int", 0,
+        "Feasible hosts ranked per decision (hosts are visited in random order); "
+        "0 means max(2, ceil(log2(number of hosts))), as Nomad.", min=0),
+]
+
+FILTER_SCHEDULER = [
+    Opt("enabled_filters", "list",
+        ["ComputeFilter", "AvailabilityZoneFilter", "RamFilter", "CoreFilter", "DiskFilter",
+         "ComputeCapabilitiesFilter", "ImagePropertiesFilter",
+         "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter", "SameHostFilter",
+         "DifferentHostFilter"],
+        "Filters every host must pass, by Nova's names. Also available: "
+        "AggregateInstanceExtraSpecsFilter, AggregateMultiTenancyIsolation."),
+    Opt("host_subset_size", "int", 1,
+        "Pick at random among this many best-weighed candidates.", min=1),
+    Opt("ram_weight_multiplier", "float", 1.0,
+        "Weight of free RAM: positive spreads instances, negative stacks them."),
+    Opt("cpu_weight_multiplier", "float", 1.0,
+        "Weight of free vCPUs: positive spreads, negative stacks."),
+    Opt("disk_weight_multiplier", "float", 1.0,
+        "Weight of free disk: positive spreads, negative stacks."),
+    Opt("io_ops_weight_multiplier", "float", -1.0,
+        "Weight of builds under way on a host: negative prefers idle hosts."),
+    Opt("num_instances_weight_multiplier", "float", 0.0,
+        "Weight of the number of instances on a host: positive stacks, negative spreads."),
+    Opt("soft_affinity_weight_multiplier", "float", 1.0,
+        "Weight of a soft-affinity group's members on a host.", min=0),
+    Opt("soft_anti_affinity_weight_multiplier", "float", 1.0,
+        "Weight of a soft-anti-affinity group's absence from a host.", min=0),
+]
+
+def _quota(name: str, default: int, what: str) -> Opt:
+    return Opt(name, "int", default, f"{what} -1 means unlimited.", min=-1)
+
+
+# Nova's [quota] options (nova/conf/quota.py), same names and defaults: the
+# limits a project has until an administrator sets its own with
+# os-quota-sets. Plus Glance's unified-limits resource names for images.
+QUOTA = [
+    _quota("instances", 10, "Servers a project may have."),
+    _quota("cores", 20, "Instance cores (vCPUs) a project may use."),
+    _quota("ram", 51200, "Megabytes of instance RAM a project may use."),
+    _quota("metadata_items", 128, "Metadata items a server may have."),
+    _quota("injected_files", 5, "Files a server create may inject (personality)."),
+    _quota("injected_file_content_bytes", 10240, "Bytes each injected file may hold."),
+    _quota("injected_file_path_length", 255,
+           "Characters an injected file path may have (the API calls this quota "
+           "injected_file_path_bytes)."),
+    _quota("key_pairs", 100, "Key pairs each user may have."),
+    _quota("server_groups", 10, "Server groups a project may have."),
+    _quota("server_group_members", 10, "Servers each server group may hold."),
+    _quota("image_count_total", -1,
+           "Images a project may own (Glance's unified-limits resource "
+           "image_count_total); a create past it is refused with 413."),
+    _quota("image_size_total", -1,
+           "MiB of image data a project may store (Glance's image_size_total); an "
+           "upload that would pass it is refused with 413 and leaves nothing behind."),
 ]
 
 NOTIFICATIONS = [
@@ -174,6 +258,8 @@ REGISTRY: dict[str, list[Opt]] = {
     "libvirt": LIBVIRT,
     "service_user": SERVICE_USER,
     "scheduler": SCHEDULER,
+    "filter_scheduler": FILTER_SCHEDULER,
+    "quota": QUOTA,
     "notifications": NOTIFICATIONS,
     "oslo_policy": OSLO_POLICY,
 }

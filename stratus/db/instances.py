@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import datetime
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from stratus import exception
 from stratus.compute import vm_states
+from stratus.db import allocations
 from stratus.db.common import to_dict
-from stratus.db.models import (Allocation, Instance, InstanceAction, InstanceActionEvent,
+from stratus.db.models import (Instance, InstanceAction, InstanceActionEvent,
                                InstanceFault, InstanceMetadata)
 from stratus.db.session import Database
 from stratus.utils import parse_isotime, utcnow
@@ -95,10 +96,12 @@ def _faults_for(s: Session, uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
     return faults
 
 
-def _get(s: Session, uuid: str, read_deleted: bool = False) -> Instance:
+def _get(s: Session, uuid: str, read_deleted: bool = False, lock: bool = False) -> Instance:
     q = select(Instance).where(Instance.uuid == uuid)
     if not read_deleted:
         q = q.where(Instance.deleted.is_(False))
+    if lock:
+        q = q.with_for_update()
     inst = s.scalars(q).one_or_none()
     if inst is None:
         raise exception.InstanceNotFound(instance_id=uuid)
@@ -112,21 +115,28 @@ def instance_create_many(db: Database, rows: Iterable[dict[str, Any]],
                          ) -> list[dict[str, Any]]:
     """Insert instances (each dict may carry "metadata") and, when ``action``
     is given, the instance action each starts with (Nova's ``create``)."""
-    created = []
     with db.write() as s:
-        for values in rows:
-            values = dict(values)
-            metadata = values.pop("metadata", None) or {}
-            inst = Instance(**values)
-            inst.metadata_items = [InstanceMetadata(key=k, value=v) for k, v in metadata.items()]
-            s.add(inst)
-            if action:
-                s.add(InstanceAction(action=action, instance_uuid=inst.uuid,
-                                     request_id=request_id or "", user_id=inst.user_id,
-                                     project_id=inst.project_id, start_time=utcnow()))
-            created.append(inst)
-        s.flush()
-        return [_as_dict(i) for i in created]
+        return instances_add(s, rows, action, request_id)
+
+
+def instances_add(s: Session, rows: Iterable[dict[str, Any]], action: str | None = None,
+                  request_id: str | None = None) -> list[dict[str, Any]]:
+    """:func:`instance_create_many` inside the caller's transaction (the
+    compute API's, which holds the project's quota lock)."""
+    created = []
+    for values in rows:
+        values = dict(values)
+        metadata = values.pop("metadata", None) or {}
+        inst = Instance(**values)
+        inst.metadata_items = [InstanceMetadata(key=k, value=v) for k, v in metadata.items()]
+        s.add(inst)
+        if action:
+            s.add(InstanceAction(action=action, instance_uuid=inst.uuid,
+                                 request_id=request_id or "", user_id=inst.user_id,
+                                 project_id=inst.project_id, start_time=utcnow()))
+        created.append(inst)
+    s.flush()
+    return [_as_dict(i) for i in created]
 
 
 def instance_get(db: Database, uuid: str, project_id: str | None = None,
@@ -244,6 +254,17 @@ def instances_get_by_host(db: Database, host: str) -> list[dict[str, Any]]:
     return instance_get_all(db, {"host": host})
 
 
+def instances_get_by_hosts(db: Database, hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The live instances of many hosts at once, by host (hosts without any absent)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    with db.read() as s:
+        query = select(_INSTANCES).where(_INSTANCES.c.host.in_(hosts),
+                                         _INSTANCES.c.deleted.is_(False))
+        for inst in _load(s, query.order_by(_INSTANCES.c.id)):
+            found.setdefault(inst["host"], []).append(inst)
+    return found
+
+
 # -- update / delete -----------------------------------------------------------
 
 def instance_update(db: Database, uuid: str, updates: dict[str, Any],
@@ -295,7 +316,7 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
         if fault is not None:
             _add_fault(s, uuid, **fault)
         if release_allocations:
-            s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+            allocations.release(s, uuid)
         return _load_one(s, uuid)
 
 
@@ -316,7 +337,7 @@ def instance_destroy(db: Database, uuid: str) -> dict[str, Any]:
         inst.updated_at = now
         inst.vm_state = vm_states.DELETED
         inst.task_state = None
-        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+        allocations.release(s, uuid)
         s.flush()
         return _load_one(s, uuid, read_deleted=True)
 
@@ -333,14 +354,26 @@ def _replace_metadata(s: Session, inst: Instance, metadata: dict[str, str]) -> N
             inst.metadata_items.append(InstanceMetadata(key=key, value=value))
 
 
+MetadataCheck = Callable[[Session, str, int], None]
+
+
 def metadata_update(db: Database, uuid: str, items: dict[str, str], replace: bool,
-                    project_id: str | None = None) -> dict[str, str]:
+                    project_id: str | None = None,
+                    check: MetadataCheck | None = None) -> dict[str, str]:
+    """Merge (or, with ``replace``, replace) the instance's metadata.
+
+    ``check(session, instance_project_id, item_count)`` may refuse the result
+    (the metadata_items quota); the instance row is locked first, so two
+    concurrent merges cannot together pass the limit.
+    """
     with db.write() as s:
-        inst = _get(s, uuid)
+        inst = _get(s, uuid, lock=True)
         if project_id is not None and inst.project_id != project_id:
             raise exception.InstanceNotFound(instance_id=uuid)
         merged = dict(items) if replace else {**{m.key: m.value for m in inst.metadata_items},
                                               **items}
+        if check is not None:
+            check(s, inst.project_id or "", len(merged))
         _replace_metadata(s, inst, merged)
         inst.updated_at = utcnow()
         s.flush()
@@ -435,7 +468,7 @@ def action_get(db: Database, uuid: str, request_id: str) -> dict[str, Any] | Non
 
 def allocations_delete(db: Database, uuid: str) -> None:
     with db.write() as s:
-        s.execute(delete(Allocation).where(Allocation.consumer_uuid == uuid))
+        allocations.release(s, uuid)
 
 
 def instances_stuck_building(db: Database, older_than: datetime.datetime) -> list[str]:

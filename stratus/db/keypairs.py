@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from stratus import exception
+from stratus import exception, quota
+from stratus.db import quotas as db_quotas
 from stratus.db.common import to_dict
 from stratus.db.models import KeyPair
 from stratus.db.session import Database
@@ -16,28 +17,25 @@ class KeyPairExists(exception.Conflict):
     msg_fmt = "Key pair '%(key_name)s' already exists."
 
 
-class KeypairLimitExceeded(exception.OverQuota):
-    msg_fmt = "Quota exceeded, too many key pairs."
+KeypairLimitExceeded = quota.KeypairLimitExceeded
 
 
 def keypair_create(db: Database, *, user_id: str, name: str, public_key: str,
                    fingerprint: str, key_type: str = "ssh",
                    max_per_user: int | None = None) -> dict[str, Any]:
-    """Store a key pair; the per-user limit is checked in the same transaction.
+    """Store a key pair; the per-user limit (the key_pairs quota) is checked
+    in the same transaction, which holds the user's quota lock.
 
     Raises KeyPairExists (409) or KeypairLimitExceeded (403).
     """
     try:
-        with db.write() as s:
+        with db_quotas.locked_write(db, db_quotas.user_lock(user_id)) as s:
             taken = s.scalar(select(KeyPair.id).where(KeyPair.user_id == user_id,
                                                       KeyPair.name == name))
             if taken is not None:
                 raise KeyPairExists(key_name=name)
-            if max_per_user is not None and max_per_user >= 0:
-                count = s.scalar(select(func.count(KeyPair.id))
-                                 .where(KeyPair.user_id == user_id)) or 0
-                if count + 1 > max_per_user:
-                    raise KeypairLimitExceeded()
+            if max_per_user is not None:
+                quota.check_key_pairs(max_per_user, db_quotas.count_key_pairs(s, user_id))
             keypair = KeyPair(user_id=user_id, name=name, public_key=public_key,
                               fingerprint=fingerprint, type=key_type)
             s.add(keypair)
@@ -66,7 +64,7 @@ def keypair_get_all(db: Database, user_id: str) -> list[dict[str, Any]]:
 
 def keypair_count(db: Database, user_id: str) -> int:
     with db.read() as s:
-        return s.scalar(select(func.count(KeyPair.id)).where(KeyPair.user_id == user_id)) or 0
+        return db_quotas.count_key_pairs(s, user_id)
 
 
 def keypair_destroy(db: Database, user_id: str, name: str) -> None:

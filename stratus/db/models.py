@@ -54,7 +54,9 @@ class Service(TimestampMixin, Base):
 class ComputeNode(TimestampMixin, Base):
     __tablename__ = "compute_nodes"
     __table_args__ = (UniqueConstraint("host", "hypervisor_hostname",
-                                       name="uniq_compute_nodes0host0hypervisor_hostname"),)
+                                       name="uniq_compute_nodes0host0hypervisor_hostname"),
+                      # The scheduler reads the nodes that changed since its last look.
+                      Index("compute_nodes_updated_at_idx", "updated_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -71,11 +73,16 @@ class ComputeNode(TimestampMixin, Base):
     memory_mb_used: Mapped[int] = mapped_column(Integer, default=0)
     local_gb_used: Mapped[int] = mapped_column(Integer, default=0)
     running_vms: Mapped[int] = mapped_column(Integer, default=0)
-    cpu_allocation_ratio: Mapped[float] = mapped_column(Float, default=16.0)
-    ram_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.5)
+    cpu_allocation_ratio: Mapped[float] = mapped_column(Float, default=4.0)
+    ram_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     disk_allocation_ratio: Mapped[float] = mapped_column(Float, default=1.0)
     reserved_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
     reserved_disk_mb: Mapped[int] = mapped_column(Integer, default=0)
+    # Issue 5: CPUs kept back for the host; what the node can run
+    # ([[arch, hypervisor_type, vm_mode], ...]) and its free-form capabilities.
+    reserved_vcpus: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    supported_instances: Mapped[list[Any] | None] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # Bumped by every claim: two schedulers racing for the same node cannot
     # both win (compare-and-swap, as Placement's resource provider generation).
     generation: Mapped[int] = mapped_column(Integer, default=0)
@@ -93,6 +100,75 @@ class Allocation(Base):
     memory_mb: Mapped[int] = mapped_column(Integer, default=0)
     disk_gb: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+# -- host aggregates and server groups (issue 5) --------------------------------
+
+class Aggregate(TimestampMixin, Base):
+    """A host aggregate; ``updated_at`` moves with any change of its hosts or
+    metadata, so the scheduler knows when to re-read aggregates."""
+
+    __tablename__ = "aggregates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+    hosts: Mapped[list["AggregateHost"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AggregateHost.id")
+    metadata_items: Mapped[list["AggregateMetadata"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AggregateMetadata.id")
+
+
+class AggregateHost(Base):
+    __tablename__ = "aggregate_hosts"
+    __table_args__ = (UniqueConstraint("host", "aggregate_id",
+                                       name="uniq_aggregate_hosts0host0aggregate_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"),
+                                              index=True)
+
+
+class AggregateMetadata(Base):
+    __tablename__ = "aggregate_metadata"
+    __table_args__ = (UniqueConstraint("aggregate_id", "key",
+                                       name="uniq_aggregate_metadata0aggregate_id0key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    aggregate_id: Mapped[int] = mapped_column(ForeignKey("aggregates.id", ondelete="CASCADE"),
+                                              index=True)
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class InstanceGroup(TimestampMixin, Base):
+    """A server group: ``policy`` is affinity, anti-affinity, soft-affinity or
+    soft-anti-affinity; ``rules`` holds max_server_per_host (microversion 2.64)."""
+
+    __tablename__ = "instance_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    project_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    policy: Mapped[str] = mapped_column(String(255))
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    members: Mapped[list["InstanceGroupMember"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="InstanceGroupMember.id")
+
+
+class InstanceGroupMember(Base):
+    __tablename__ = "instance_group_members"
+    __table_args__ = (UniqueConstraint("group_id", "instance_uuid",
+                                       name="uniq_instance_group_members0group0instance"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("instance_groups.id", ondelete="CASCADE"))
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
 
 
 # -- flavors -----------------------------------------------------------------
@@ -456,3 +532,30 @@ class ImageMember(TimestampMixin, Base):
                                           index=True)
     member: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default="pending")
+
+
+# -- quotas (issue 3) ----------------------------------------------------------
+
+class Quota(TimestampMixin, Base):
+    """A project's own limit for one resource (Nova's ``quotas`` table); a
+    resource without a row has the ``[quota]`` default."""
+
+    __tablename__ = "quotas"
+    __table_args__ = (UniqueConstraint("project_id", "resource",
+                                       name="uniq_quotas0project_id0resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255))
+    resource: Mapped[str] = mapped_column(String(255))
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaLock(Base):
+    """One row per project (or ``user:<id>``) whose quota is checked: every
+    transaction that counts usage and then adds to it locks the row first
+    (``SELECT ... FOR UPDATE``), so such transactions of one project run one
+    at a time on PostgreSQL and MariaDB (SQLite writers are serial anyway)."""
+
+    __tablename__ = "quota_locks"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)

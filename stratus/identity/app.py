@@ -4,7 +4,9 @@ Routes: version discovery (``/`` and ``/v3``), the auth API
 (``/v3/auth/tokens`` POST/GET/HEAD/DELETE, ``/v3/auth/catalog``,
 ``/v3/auth/projects``, ``/v3/auth/domains``), and the management API of
 :mod:`stratus.identity.manage_api` (domains, projects, users, groups, roles,
-role assignments, application credentials, password changes). Errors use
+role assignments, application credentials, password changes) and the
+read-only catalog of :mod:`stratus.identity.catalog_api` (services,
+endpoints, regions). Errors use
 Keystone's body: ``{"error": {"code": 401, "message": ..., "title": ...}}``.
 """
 from __future__ import annotations
@@ -16,12 +18,12 @@ from werkzeug.wrappers import Response
 from stratus import exception
 from stratus.api import wsgi
 from stratus.api.wsgi import Request, Route, json_response
-from stratus.context import RequestContext
 from stratus.db.models import Project, Role, User
 from stratus.db.session import Database
 from stratus.identity import backend, manage
 from stratus.identity.auth import TokenAuthenticator, ValidatedToken, make_authenticator
-from stratus.identity.manage_api import ManagementAPI
+from stratus.identity.catalog_api import CatalogAPI
+from stratus.identity.manage_api import ManagementAPI, forbidden, require_admin
 from stratus.identity.service import IdentityService
 from stratus.identity.tokens import TokenProvider
 
@@ -54,6 +56,7 @@ class IdentityAPI:
         self.root_url = public_url.rstrip("/") + "/identity"
         self.v3_url = self.root_url + "/v3"
         self.manage = ManagementAPI(service, db, self.v3_url)
+        self.catalog = CatalogAPI(service.catalog(), service.region, self.v3_url)
 
     def routes(self) -> list[Route]:
         return [
@@ -70,7 +73,7 @@ class IdentityAPI:
             Route("GET", "/v3/projects", self.list_projects),
             Route("GET", "/v3/projects/<project_id>", self.get_project),
             Route("GET", "/v3/roles", self.list_roles),
-        ] + self.manage.routes()
+        ] + self.manage.routes() + self.catalog.routes()
 
     # -- discovery ------------------------------------------------------------
     def _v3_version(self) -> dict[str, Any]:
@@ -134,7 +137,7 @@ class IdentityAPI:
 
     # -- users, projects, roles ----------------------------------------------
     def list_users(self, req: Request) -> Response:
-        _require_admin(req.context, "identity:list_users")
+        require_admin(req.context, "identity:list_users")
         with self.db.read() as s:
             users = manage.list_users(s, name=req.args.get("name"),
                                       domain_id=req.args.get("domain_id"),
@@ -144,7 +147,7 @@ class IdentityAPI:
 
     def get_user(self, req: Request, user_id: str) -> Response:
         if not (req.context.is_admin or req.context.user_id == user_id):
-            raise _forbidden("identity:get_user")
+            raise forbidden("identity:get_user")
         with self.db.read() as s:
             user = backend.get_user(s, user_id)
             if user is None:
@@ -153,7 +156,7 @@ class IdentityAPI:
 
     def user_projects(self, req: Request, user_id: str) -> Response:
         if not (req.context.is_admin or req.context.user_id == user_id):
-            raise _forbidden("identity:list_user_projects")
+            raise forbidden("identity:list_user_projects")
         with self.db.read() as s:
             if backend.get_user(s, user_id) is None:
                 raise backend.IdentityNotFound(kind="user", ident=user_id)
@@ -162,7 +165,7 @@ class IdentityAPI:
                               "links": self._links(f"/users/{user_id}/projects")})
 
     def list_projects(self, req: Request) -> Response:
-        _require_admin(req.context, "identity:list_projects")
+        require_admin(req.context, "identity:list_projects")
         with self.db.read() as s:
             projects = manage.list_projects(s, name=req.args.get("name"),
                                             domain_id=req.args.get("domain_id"),
@@ -174,14 +177,14 @@ class IdentityAPI:
         with self.db.read() as s:
             if not req.context.is_admin and not backend.roles_on_project(
                     s, req.context.user_id or "", project_id):
-                raise _forbidden("identity:get_project")
+                raise forbidden("identity:get_project")
             project = backend.get_project(s, project_id)
             if project is None:
                 raise backend.IdentityNotFound(kind="project", ident=project_id)
             return json_response({"project": self._project(project)})
 
     def list_roles(self, req: Request) -> Response:
-        _require_admin(req.context, "identity:list_roles")
+        require_admin(req.context, "identity:list_roles")
         with self.db.read() as s:
             body = [self._role(r) for r in backend.list_roles(s, name=req.args.get("name"))]
         return json_response({"roles": body, "links": self._links("/roles")})
@@ -198,16 +201,6 @@ class IdentityAPI:
 
     def _role(self, role: Role) -> dict[str, Any]:
         return self.manage.role_view(role)
-
-
-def _forbidden(action: str) -> exception.Forbidden:
-    return exception.Forbidden(
-        f"You are not authorized to perform the requested action: {action}.")
-
-
-def _require_admin(ctx: RequestContext, action: str) -> None:
-    if not ctx.is_admin:
-        raise _forbidden(action)
 
 
 def _enabled_filter(req: Request) -> bool | None:
@@ -228,4 +221,5 @@ def build_identity_app(conf: Any, db: Database, provider: TokenProvider, *,
     service = IdentityService.from_conf(conf, db, provider, authenticator)
     api = IdentityAPI(service, db, conf.api.public_url)
     return wsgi.App(api.routes(), fault_formatter=keystone_fault_body,
-                    authenticate=authenticate, name="identity")
+                    authenticate=authenticate, name="identity",
+                    max_body_size=conf.api.max_request_body_size)

@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from stratus import exception
+from stratus import exception, policy
 from stratus.api.wsgi import Request
 from stratus.context import RequestContext
 from stratus.db.models import ApplicationCredential, Domain, Project, User
@@ -211,10 +211,12 @@ class TokenAuthenticator:
         except exception.NotAuthenticated:
             return None
         data, principal = valid.data, valid.principal
-        return RequestContext(user_id=data.user_id, project_id=data.project_id,
-                              roles=list(principal.roles), is_admin="admin" in principal.roles,
-                              user_name=principal.user_name,
-                              project_name=principal.project_name, auth_token=token)
+        ctx = RequestContext(user_id=data.user_id, project_id=data.project_id,
+                             roles=list(principal.roles), user_name=principal.user_name,
+                             project_name=principal.project_name, auth_token=token)
+        # Nova's context: is_admin is what the context_is_admin rule says.
+        ctx.is_admin = policy.check(ctx, "context_is_admin")
+        return ctx
 
 
 def make_authenticator(provider: TokenProvider, db: Database, *,

@@ -74,7 +74,7 @@ PROJECT_UPDATE = _validator({"type": "object", "minProperties": 1, "properties":
     "tags": _TAGS, "options": {"type": "object"}}})
 _USER_PROPS = {"name": {"type": "string", "minLength": 1, "maxLength": 255},
                "password": {"type": ["string", "null"]}, "enabled": _BOOL,
-               "default_project_id": _NULLABLE_ID, "email": {"type": ["string", "null"]},
+               "default_project_id": _NULLABLE_ID, "email": {"type": ["string", "null"], "maxLength": 255},
                "description": _DESCRIPTION, "options": {"type": "object"}}
 USER_CREATE = _validator({"type": "object", "required": ["name"], "properties": dict(
     _USER_PROPS, domain_id=_NULLABLE_ID)})

@@ -5,7 +5,8 @@ create), ``/v2/images/{id}`` (show, JSON-patch update, delete),
 ``/v2/images/{id}/file`` (streamed upload and download, with byte ranges),
 ``/v2/images/{id}/actions/(de|re)activate``, ``/v2/images/{id}/tags/{tag}``,
 ``/v2/images/{id}/members[/{member}]`` (sharing) and the JSON schemas
-(``image(s)``, ``member(s)``). Uploads past ``[image] max_image_size`` are a 413. Links in bodies are
+(``image(s)``, ``member(s)``). Uploads past ``[image] max_image_size`` are a 413, and so
+are creates and uploads past the owner's image quotas. Links in bodies are
 relative to the endpoint (``/v2/images/{id}``), as Glance's are.
 """
 from __future__ import annotations
@@ -69,7 +70,8 @@ class ImageAPI:
             Route("GET", "/v2/images/<image_id>", self.show_image),
             Route("PATCH", "/v2/images/<image_id>", self.update_image),
             Route("DELETE", "/v2/images/<image_id>", self.delete_image),
-            Route("PUT", "/v2/images/<image_id>/file", self.upload_data),
+            # Image data is bounded by [image] max_image_size, not the body limit.
+            Route("PUT", "/v2/images/<image_id>/file", self.upload_data, limit_body=False),
             Route("GET", "/v2/images/<image_id>/file", self.download_data),
             Route("POST", "/v2/images/<image_id>/actions/deactivate", self.deactivate),
             Route("POST", "/v2/images/<image_id>/actions/reactivate", self.reactivate),
@@ -199,7 +201,8 @@ class ImageAPI:
             raise ImageTooLarge()
         # req.stream honours Content-Length, and reads chunked bodies (which
         # the server de-chunks and marks wsgi.input_terminated) to the end.
-        self.service.upload(req.context, image_id, _read_chunks(req.stream.read))
+        self.service.upload(req.context, image_id, _read_chunks(req.stream.read),
+                            size_hint=req.content_length)
         return empty_response(204)
 
     def download_data(self, req: Request, image_id: str) -> Response:
@@ -245,13 +248,18 @@ def _bool_param(name: str, raw: str) -> bool:
                             f"boolean.")
 
 
-def _int_param(name: str, raw: str, minimum: int = 0) -> int:
+BIGINT_MAX = 2 ** 63 - 1  # a BigInteger column's largest value (image sizes)
+
+
+def _int_param(name: str, raw: str, minimum: int = 0, maximum: int | None = BIGINT_MAX) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise exception.Invalid(f"{name} param must be an integer")
     if value < minimum:
         raise exception.Invalid(f"{name} param must be positive")
+    if maximum is not None and value > maximum:
+        raise exception.Invalid(f"{name} param must be at most {maximum}")
     return value
 
 
@@ -290,7 +298,8 @@ def parse_sort(args: Any) -> list[tuple[str, str]]:
 
 def parse_list_query(args: Any, max_limit: int) -> ListQuery:
     """The ListQuery of ``GET /v2/images``'s query string."""
-    limit = _int_param("limit", args["limit"]) if "limit" in args else DEFAULT_LIMIT
+    limit = (_int_param("limit", args["limit"], maximum=None) if "limit" in args
+             else DEFAULT_LIMIT)
     query = ListQuery(limit=min(limit, max_limit), marker=args.get("marker"),
                       sort=parse_sort(args))
     if "visibility" in args:
@@ -362,4 +371,5 @@ def build_image_app(conf: Any, db: Database, store: FileStore,
     service = ImageService.from_conf(conf, db, store)
     api = ImageAPI(service, conf.api.public_url, conf.api.max_limit)
     return wsgi.App(api.routes(), fault_formatter=views.glance_fault_body,
-                    authenticate=authenticate, name="image")
+                    authenticate=authenticate, name="image",
+                    max_body_size=conf.api.max_request_body_size)

@@ -10,6 +10,14 @@ images, public and community images, and ``shared`` images whose owner
 added their project as a member (Glance's rules: any member sees the image by
 id; lists show it once the member accepted it, or with ``member_status``).
 
+Policy: every operation also goes through the policy engine with Glance's
+rule names and defaults (``add_image``, ``modify_image``, ``get_images``...,
+see :mod:`stratus.policy.defaults`): a project's ``reader`` sees its images
+but changes nothing, its ``member`` acts on them, ``admin`` acts everywhere.
+The rule's target is the image (``project_id``/``owner`` its owner,
+``visibility``, ``member_id``). A refusal is Glance's 403 "You are not
+authorized to complete <rule> action."
+
 Data upload moves an image ``queued -> saving -> active`` with
 compare-and-swap updates, so two concurrent uploads cannot both proceed and
 an image deleted mid-upload does not come back to life.
@@ -18,20 +26,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import struct
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Select, and_, delete, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stratus import exception
+from stratus import exception, policy, quota
 from stratus.context import RequestContext
+from stratus.db import quotas as db_quotas
 from stratus.db.common import to_dict
 from stratus.db.models import Image, ImageMember
 from stratus.db.session import Database
 from stratus.image import schemas
 from stratus.image.store import FileStore, StoredData
+from stratus.quota import QuotaEngine
 from stratus.utils import is_uuid_like, new_uuid, parse_isotime, utcnow
 
 
@@ -53,6 +64,24 @@ class ImageTooLarge(exception.StratusException):
 class ImageMemberLimitExceeded(exception.StratusException):
     msg_fmt = "Image member limit exceeded for image %(image_id)s: 128."
     code = 413
+
+
+def authorize(ctx: RequestContext, rule: str, target: dict[str, Any] | None = None) -> None:
+    """Glance's policy check: 403 with Glance's message unless ``rule`` allows it."""
+    if not policy.check(ctx, rule, target):
+        raise exception.Forbidden(f"You are not authorized to complete {rule} action.")
+
+
+def image_target(ctx: RequestContext, image: Any, member_id: str | None = None) -> dict[str, Any]:
+    """The policy target of an image (Glance's ImageTarget). ``member_id`` is
+    the member acted on, else the caller's project when it sees someone
+    else's shared image (only a member does)."""
+    owner = image.owner if isinstance(image, Image) else image["owner"]
+    visibility = image.visibility if isinstance(image, Image) else image["visibility"]
+    if member_id is None and visibility == "shared" and owner != ctx.project_id:
+        member_id = ctx.project_id
+    return {"project_id": owner, "owner": owner, "visibility": visibility,
+            "member_id": member_id}
 
 
 class ImageNoData(exception.StratusException):
@@ -169,10 +198,12 @@ class ImageService:
 
     def __init__(self, db: Database, store: FileStore, max_image_size: int | None = None,
                  disk_formats: Iterable[str] | None = None,
-                 container_formats: Iterable[str] | None = None) -> None:
+                 container_formats: Iterable[str] | None = None,
+                 quotas: QuotaEngine | None = None) -> None:
         self.db = db
         self.store = store
         self.max_image_size = max_image_size
+        self.quotas = quotas  # None: image_count_total / image_size_total not enforced
         self.disk_formats = tuple(disk_formats or schemas.DISK_FORMATS)
         self.container_formats = tuple(container_formats or schemas.CONTAINER_FORMATS)
 
@@ -180,7 +211,18 @@ class ImageService:
     def from_conf(cls, conf: Any, db: Database, store: FileStore) -> "ImageService":
         return cls(db, store, max_image_size=conf.image.max_image_size,
                    disk_formats=conf.image.disk_formats,
-                   container_formats=conf.image.container_formats)
+                   container_formats=conf.image.container_formats,
+                   quotas=QuotaEngine(conf))
+
+    # -- quotas (Glance's image_count_total and image_size_total) --------------
+    def _limits(self, s: Session, owner: str | None) -> dict[str, int] | None:
+        """The owner's image limits, or None when they are not enforced."""
+        if self.quotas is None or owner is None:
+            return None
+        return self.quotas.limits(s, owner, quota.IMAGE_RESOURCES)
+
+    def _quota_lock(self, owner: str | None) -> str | None:
+        return owner if self.quotas is not None else None
 
     def _check_formats(self, values: dict[str, Any]) -> None:
         """Formats outside the configured lists are a 400 (as Glance's config lists)."""
@@ -208,7 +250,9 @@ class ImageService:
     def show(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
         """The image record; ImageNotFound if missing, deleted or invisible to ``ctx``."""
         with self.db.read() as s:
-            return to_dict(self._get_visible(s, ctx, image_id))
+            image = self._get_visible(s, ctx, image_id)
+            authorize(ctx, "get_image", image_target(ctx, image))
+            return to_dict(image)
 
     def _get_visible(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
         if not is_uuid_like(image_id):
@@ -222,6 +266,7 @@ class ImageService:
 
     def list_images(self, ctx: RequestContext, query: ListQuery) -> list[dict[str, Any]]:
         """One page of the images ``ctx`` may see that match ``query``."""
+        authorize(ctx, "get_images", {"project_id": ctx.project_id})
         sort = list(query.sort)
         if "id" not in [k for k, _ in sort]:
             sort.append(("id", sort[-1][1] if sort else "desc"))
@@ -316,10 +361,9 @@ class ImageService:
         if owner != ctx.project_id and not ctx.is_admin:
             raise exception.Forbidden(f"You are not permitted to create images owned by "
                                       f"'{owner}'.")
+        authorize(ctx, "add_image", {"project_id": ctx.project_id, "owner": owner})
         visibility = values.get("visibility", "shared")
-        if visibility == "public" and not ctx.is_admin:
-            raise exception.Forbidden("You are not authorized to complete publicize_image "
-                                      "action.")
+        self._authorize_visibility(ctx, visibility, owner)
         image_id = values.get("id") or new_uuid()
         now = utcnow()
         extra = {k: v for k, v in values.items() if k not in schemas.WRITABLE}
@@ -333,9 +377,12 @@ class ImageService:
                       tags=_unique(values.get("tags", [])), properties=extra,
                       created_at=now, updated_at=now, deleted=False)
         duplicate = exception.Conflict(f"Image with identifier {image_id} already exists!")
-        with self.db.write() as s:
+        with db_quotas.locked_write(self.db, self._quota_lock(owner)) as s:
             if s.get(Image, image_id) is not None:
                 raise duplicate
+            limits = self._limits(s, owner)
+            if limits is not None and owner is not None:
+                quota.check_image_count(owner, limits, db_quotas.count_images(s, owner))
             s.add(image)
             try:
                 s.flush()
@@ -343,11 +390,21 @@ class ImageService:
                 raise duplicate
             return to_dict(image)
 
+    @staticmethod
+    def _authorize_visibility(ctx: RequestContext, visibility: Any, owner: Any) -> None:
+        """Making an image public or community takes a rule of its own."""
+        target = {"project_id": owner, "owner": owner, "visibility": visibility,
+                  "member_id": None}
+        if visibility == "public":
+            authorize(ctx, "publicize_image", target)
+        elif visibility == "community":
+            authorize(ctx, "communitize_image", target)
+
     def update(self, ctx: RequestContext, image_id: str,
                changes: list[PatchOp]) -> dict[str, Any]:
         """Apply ``changes`` (add/replace/remove of attributes and properties)."""
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "modify_image")
             original = _writable_values(to_dict(image))
             values = dict(original)
             for change in changes:
@@ -357,10 +414,8 @@ class ImageService:
             schemas.validate_image(values)
             self._check_formats({k: values[k] for k in changed
                                  if k in ("disk_format", "container_format")})
-            if "visibility" in changed and values["visibility"] == "public" \
-                    and not ctx.is_admin:
-                raise exception.Forbidden("You are not authorized to complete "
-                                          "publicize_image action.")
+            if "visibility" in changed:
+                self._authorize_visibility(ctx, values["visibility"], image.owner)
             if "owner" in changed and not ctx.is_admin:
                 raise exception.Forbidden("Attribute 'owner' can be changed only by an "
                                           "administrator.")
@@ -378,7 +433,7 @@ class ImageService:
     def set_tag(self, ctx: RequestContext, image_id: str, tag: str, present: bool) -> None:
         """Add (``present``) or remove one tag; removing a missing tag is a 404."""
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "modify_image")
             tags = list(image.tags or [])
             if present:
                 if len(tag) > 255:
@@ -396,7 +451,8 @@ class ImageService:
         is allowed, and doing it twice is harmless."""
         want, other = ("active", "deactivated") if active else ("deactivated", "active")
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id,
+                                       "reactivate" if active else "deactivate")
             if image.status == want:
                 return
             if image.status != other:
@@ -409,7 +465,7 @@ class ImageService:
     def delete(self, ctx: RequestContext, image_id: str) -> None:
         """Delete the image and its data; protected images are a 403."""
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "delete_image")
             if image.protected:
                 raise exception.Forbidden(f"Image {image_id} is protected and cannot be "
                                           f"deleted.")
@@ -421,11 +477,14 @@ class ImageService:
             s.execute(delete(ImageMember).where(ImageMember.image_id == image_id))
         self.store.delete(image_id)
 
-    def _get_writable(self, s: Session, ctx: RequestContext, image_id: str) -> Image:
+    def _get_writable(self, s: Session, ctx: RequestContext, image_id: str,
+                      rule: str) -> Image:
+        """The image, if ``ctx`` owns it (or is admin) and ``rule`` allows it."""
         image = self._get_visible(s, ctx, image_id)
         if not (ctx.is_admin or (ctx.project_id and image.owner == ctx.project_id)):
             raise exception.Forbidden("You are not permitted to modify image "
                                       f"{image_id}.")
+        authorize(ctx, rule, image_target(ctx, image))
         return image
 
     # -- members -------------------------------------------------------------
@@ -444,6 +503,7 @@ class ImageService:
         """The owner (or admin) sees every member; a member sees its own membership."""
         with self.db.read() as s:
             image = self._member_image(s, ctx, image_id)
+            authorize(ctx, "get_members", image_target(ctx, image))
             q = select(ImageMember).where(ImageMember.image_id == image_id)
             if not self._is_owner(ctx, image):
                 q = q.where(ImageMember.member == ctx.project_id)
@@ -454,6 +514,7 @@ class ImageService:
             image = self._member_image(s, ctx, image_id)
             if not self._is_owner(ctx, image) and member != ctx.project_id:
                 raise exception.NotFound(f"Member {member} not found for image {image_id}.")
+            authorize(ctx, "get_member", image_target(ctx, image, member))
             return to_dict(self._member_row(s, image_id, member))
 
     @staticmethod
@@ -476,6 +537,7 @@ class ImageService:
             if not self._is_owner(ctx, image):
                 raise exception.Forbidden(f"Not allowed to create members for image "
                                           f"{image_id}.")
+            authorize(ctx, "add_member", image_target(ctx, image, member))
             exists = s.scalars(select(ImageMember.id).where(
                 ImageMember.image_id == image_id, ImageMember.member == member)).first()
             if exists is not None:
@@ -508,6 +570,7 @@ class ImageService:
                                               "this image member.")
                 raise exception.NotFound(f"Member {member} not found for image "
                                          f"{image_id}.")
+            authorize(ctx, "modify_member", image_target(ctx, image, member))
             row = self._member_row(s, image_id, member)
             row.status = status
             row.updated_at = utcnow()
@@ -520,37 +583,71 @@ class ImageService:
             if not self._is_owner(ctx, image):
                 raise exception.Forbidden(f"Not allowed to delete members for image "
                                           f"{image_id}.")
+            authorize(ctx, "delete_member", image_target(ctx, image, member))
             s.delete(self._member_row(s, image_id, member))
 
     # -- data ----------------------------------------------------------------
-    def upload(self, ctx: RequestContext, image_id: str,
-               chunks: Iterable[bytes]) -> dict[str, Any]:
+    def upload(self, ctx: RequestContext, image_id: str, chunks: Iterable[bytes],
+               size_hint: int | None = None) -> dict[str, Any]:
         """Store the image data: queued -> saving -> active.
 
         On failure the image goes back to queued (and its partial data is
-        removed); if it was deleted during the upload, ImageGone (410).
+        removed); if it was deleted during the upload, ImageGone (410). Data
+        that would take the owner past image_size_total is refused (413):
+        before reading when ``size_hint`` (the Content-Length) says so, as
+        soon as the stream passes what is left, and finally when the image
+        becomes active, under the owner's quota lock, so concurrent uploads
+        cannot together pass the limit.
         """
         with self.db.write() as s:
-            image = self._get_writable(s, ctx, image_id)
+            image = self._get_writable(s, ctx, image_id, "upload_image")
             if image.status != "queued":
                 raise exception.Conflict(f"Image status transition from {image.status} to "
                                          f"saving is not allowed")
             if not image.disk_format or not image.container_format:
                 raise exception.Invalid("Properties disk_format, container_format must be "
                                         "set prior to saving data.")
+            owner, disk_format = image.owner, image.disk_format
+            limits = self._limits(s, owner)
+            stored = 0
+            if limits is not None and owner is not None:
+                stored = db_quotas.image_bytes(s, owner, exclude=image_id)
+                if size_hint is not None:
+                    quota.check_image_size(owner, limits, stored, size_hint)
             if not self._swap_status(s, image_id, "queued", "saving"):
                 raise exception.Conflict("Image status transition from queued to saving "
                                          "is not allowed")
-            disk_format = image.disk_format
         if self.max_image_size is not None:
-            chunks = _capped(chunks, self.max_image_size)
+            chunks = _capped(chunks, self.max_image_size, ImageTooLarge)
+        if limits is not None and owner is not None:
+            left = quota.image_bytes_left(limits, stored)
+            if left is not None:
+                chunks = _capped(chunks, left, functools.partial(
+                    quota.image_size_exceeded, owner, limits, stored, left + 1))
         try:
             data = self.store.write(image_id, chunks)
+            activated = self._activate(image_id, owner, disk_format, data)
         except BaseException:
             with self.db.write() as s:
                 self._swap_status(s, image_id, "saving", "queued")
+            self.store.delete(image_id)
             raise
-        with self.db.write() as s:
+        if activated is None:
+            self.store.delete(image_id)
+            raise ImageGone(image_id=image_id)
+        return activated
+
+    def _activate(self, image_id: str, owner: str | None, disk_format: str | None,
+                  data: StoredData) -> dict[str, Any] | None:
+        """saving -> active with the data's size and hashes (None if the image
+        was deleted meanwhile), after checking image_size_total again under
+        the owner's lock."""
+        with db_quotas.locked_write(self.db, self._quota_lock(owner)) as s:
+            limits = self._limits(s, owner)
+            if limits is not None and owner is not None:
+                quota.check_image_size(owner, limits,
+                                       db_quotas.image_bytes(s, owner, exclude=image_id),
+                                       data.size)
             done = s.execute(
                 update(Image).where(Image.id == image_id, Image.status == "saving",
                                     Image.deleted == false())
@@ -558,13 +655,8 @@ class ImageService:
                         os_hash_algo=data.os_hash_algo, os_hash_value=data.os_hash_value,
                         virtual_size=virtual_size(disk_format, data), updated_at=utcnow()))
             if done.rowcount != 1:
-                activated = None
-            else:
-                activated = to_dict(s.get(Image, image_id, populate_existing=True))
-        if activated is None:
-            self.store.delete(image_id)
-            raise ImageGone(image_id=image_id)
-        return activated
+                return None
+            return to_dict(s.get(Image, image_id, populate_existing=True))
 
     def open_data(self, ctx: RequestContext, image_id: str, start: int = 0,
                   length: int | None = None) -> tuple[dict[str, Any], Iterator[bytes]]:
@@ -574,6 +666,7 @@ class ImageService:
         deactivated image unless admin.
         """
         record = self.show(ctx, image_id)
+        authorize(ctx, "download_image", image_target(ctx, record))
         if record["status"] == "deactivated" and not ctx.is_admin:
             raise exception.Forbidden("The requested image has been deactivated. Image data "
                                       "download is forbidden.")
@@ -588,13 +681,14 @@ class ImageService:
         return result.rowcount == 1
 
 
-def _capped(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
-    """``chunks``, raising ImageTooLarge (413) as soon as they pass ``limit`` bytes."""
+def _capped(chunks: Iterable[bytes], limit: int,
+            error: Callable[[], BaseException]) -> Iterator[bytes]:
+    """``chunks``, raising ``error()`` (a 413) as soon as they pass ``limit`` bytes."""
     total = 0
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise ImageTooLarge()
+            raise error()
         yield chunk
 
 

@@ -114,6 +114,8 @@ class _Generic(Check):
             wanted = _SUBST.sub(lambda m: str(target[m.group(1)]), self.match)
         except KeyError:
             return False
+        if len(self.attr) >= 2 and self.attr[0] == self.attr[-1] and self.attr[0] in "'\"":
+            return self.attr[1:-1] == wanted
         have = creds.get(self.attr)
         if isinstance(have, bool):
             return str(have).lower() == wanted.lower()

@@ -1,7 +1,8 @@
 """The default rules: OpenStack's current defaults (admin, member, reader).
 
-Names are Nova's (``os_compute_api:...``) so an operator's policy file for
-Nova carries over. ``reader`` may only read its project, ``member`` may act
+Names are Nova's (``os_compute_api:...``) and Glance's (``add_image``,
+``get_image``...) so an operator's policy file for Nova or Glance carries
+over. ``reader`` may only read its project, ``member`` may act
 in its project, ``admin`` may act everywhere.
 """
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _servers() -> list[RuleDefault]:
         RuleDefault(f"{p}:detail:get_all_tenants", ADMIN, "List servers of every project."),
         RuleDefault(f"{p}:allow_all_filters", ADMIN, "Use admin-only list filters."),
         RuleDefault(f"{p}:show:host_status", ADMIN, "See the host status of a server."),
+        RuleDefault(f"{p}:create:forced_host", ADMIN,
+                    "Create a server on a given host (availability_zone zone:host)."),
+        RuleDefault("os_compute_api:os-extended-server-attributes", ADMIN,
+                    "See a server's host, hypervisor and instance name "
+                    "(OS-EXT-SRV-ATTR:*)."),
     ]
     for name, action in (("os-pause-server", "pause"), ("os-pause-server", "unpause"),
                          ("os-suspend-server", "suspend"), ("os-suspend-server", "resume"),
@@ -53,6 +59,14 @@ def _servers() -> list[RuleDefault]:
         rules.append(RuleDefault(f"os_compute_api:{name}:{action}", PROJECT_MEMBER_OR_ADMIN))
     rules.append(RuleDefault("os_compute_api:os-lock-server:unlock:unlock_override", ADMIN,
                              "Unlock a server locked by an administrator."))
+    rules += [RuleDefault(name, PROJECT_MEMBER_OR_ADMIN, what) for name, what in (
+        ("os_compute_api:os-console-output", "Show a server's console output."),
+        (f"{p}:create_image", "Snapshot a server (createImage)."),
+        (f"{p}:rebuild", "Rebuild a server from an image."),
+        ("os_compute_api:os-rescue", "Rescue a server."),
+        ("os_compute_api:os-unrescue", "Unrescue a server."),
+        ("os_compute_api:os-shelve:shelve", "Shelve a server."),
+        ("os_compute_api:os-shelve:unshelve", "Unshelve a server."))]
     m = "os_compute_api:server-metadata"
     rules += [RuleDefault(f"{m}:{r}", PROJECT_READER_OR_ADMIN) for r in ("index", "show")]
     rules += [RuleDefault(f"{m}:{w}", PROJECT_MEMBER_OR_ADMIN)
@@ -92,6 +106,18 @@ def _resources() -> list[RuleDefault]:
         RuleDefault(f"{c}:os-hypervisors:statistics", ADMIN),
         RuleDefault(f"{c}:os-hypervisors:search", ADMIN),
         RuleDefault(f"{c}:os-hypervisors:servers", ADMIN),
+        *(RuleDefault(f"{c}:os-aggregates:{action}", ADMIN, f"Host aggregates: {action}")
+          for action in ("index", "create", "show", "update", "delete", "add_host",
+                         "remove_host", "set_metadata")),
+        RuleDefault(f"{c}:os-server-groups:index", PROJECT_READER_OR_ADMIN),
+        RuleDefault(f"{c}:os-server-groups:index:all_projects", ADMIN,
+                    "List the server groups of every project."),
+        RuleDefault(f"{c}:os-server-groups:show", PROJECT_READER_OR_ADMIN),
+        RuleDefault(f"{c}:os-server-groups:create", PROJECT_MEMBER_OR_ADMIN),
+        RuleDefault(f"{c}:os-server-groups:delete", PROJECT_MEMBER_OR_ADMIN),
+        RuleDefault(f"{c}:os-hypervisors:uptime", ADMIN),
+        RuleDefault(f"{c}:os-simple-tenant-usage:list", ADMIN),
+        RuleDefault(f"{c}:os-simple-tenant-usage:show", PROJECT_READER_OR_ADMIN),
         RuleDefault(f"{c}:os-availability-zone:list", ANY),
         RuleDefault(f"{c}:os-availability-zone:detail", ADMIN),
         RuleDefault(f"{c}:limits", ANY),
@@ -104,5 +130,46 @@ def _resources() -> list[RuleDefault]:
     ]
 
 
+# Glance's current defaults (glance/policies/base.py, image.py). The target of
+# an image rule is the image: ``project_id`` and ``owner`` are its owner,
+# ``visibility`` its visibility and ``member_id`` the caller's project when
+# that project is a member of the image (or the member acted on).
+GLANCE_ADMIN_OR_PROJECT_MEMBER = "role:admin or (role:member and project_id:%(project_id)s)"
+GLANCE_ADMIN_OR_PROJECT_READER = "role:admin or (role:reader and project_id:%(project_id)s)"
+_GLANCE_VISIBLE = ("(project_id:%(project_id)s or project_id:%(member_id)s or "
+                   "'community':%(visibility)s or 'public':%(visibility)s or "
+                   "'shared':%(visibility)s)")
+
+
+def _images() -> list[RuleDefault]:
+    member, reader = GLANCE_ADMIN_OR_PROJECT_MEMBER, GLANCE_ADMIN_OR_PROJECT_READER
+    return [
+        RuleDefault("add_image",
+                    "role:admin or (role:member and project_id:%(project_id)s and "
+                    "project_id:%(owner)s)", "Create an image (POST /v2/images)."),
+        RuleDefault("delete_image", member, "Delete an image."),
+        RuleDefault("get_image", f"role:admin or (role:reader and {_GLANCE_VISIBLE})",
+                    "Show an image."),
+        RuleDefault("get_images", reader, "List images."),
+        RuleDefault("modify_image", member, "Update an image (PATCH, tags)."),
+        RuleDefault("publicize_image", "role:admin", "Make an image public."),
+        RuleDefault("communitize_image", member, "Make an image community."),
+        RuleDefault("download_image", f"role:admin or (role:member and {_GLANCE_VISIBLE})",
+                    "Download an image's data."),
+        RuleDefault("upload_image", member, "Upload an image's data."),
+        RuleDefault("add_member", member, "Share an image with a project."),
+        RuleDefault("delete_member", member, "Stop sharing an image with a project."),
+        RuleDefault("get_member", "role:admin or (role:reader and (project_id:%(project_id)s "
+                                  "or project_id:%(member_id)s))", "Show an image member."),
+        RuleDefault("get_members", "role:admin or (role:reader and (project_id:%(project_id)s "
+                                   "or project_id:%(member_id)s))", "List image members."),
+        RuleDefault("modify_member", "role:admin or (role:member and "
+                                     "project_id:%(member_id)s)",
+                    "Accept or reject an image shared with one's project."),
+        RuleDefault("deactivate", member, "Deactivate an image."),
+        RuleDefault("reactivate", member, "Reactivate an image."),
+    ]
+
+
 def all_defaults() -> list[RuleDefault]:
-    return BASE + _servers() + _resources()
+    return BASE + _servers() + _resources() + _images()

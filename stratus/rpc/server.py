@@ -171,15 +171,25 @@ class RPCServer:
 
     # -- worker threads -------------------------------------------------------------
 
+    def _dispatcher_for(self, message: Message) -> Dispatcher | None:
+        """The dispatcher of a delivery (one server for many hosts picks by
+        routing key; see stratus.compute.fleet); None drops it."""
+        return self.dispatcher
+
     def _process(self, loop: ConsumerLoop, message: Message, token: AckToken) -> None:
         try:
-            self._handle(message.body)
+            dispatcher = self._dispatcher_for(message)
+            if dispatcher is None:
+                LOG.error("%r: no endpoint for routing key %s; dropping the request", self,
+                          message.delivery_info.get("routing_key"))
+                return
+            self._handle(message.body, dispatcher)
         except Exception:
             LOG.exception("%r: unexpected error handling a request", self)
         finally:
             loop.ack(token)
 
-    def _handle(self, body: bytes) -> None:
+    def _handle(self, body: bytes, dispatcher: Dispatcher) -> None:
         try:
             request = serializer.loads(body)
             method = str(request["method"])
@@ -195,7 +205,7 @@ class RPCServer:
                       "call" if reply_to else "cast", msg_id)
             try:
                 reply = {"msg_id": msg_id,
-                         "result": self.dispatcher.dispatch(ctxt, method, args)}
+                         "result": dispatcher.dispatch(ctxt, method, args)}
             except Exception as exc:
                 self._log_failure(method, exc, is_call=bool(reply_to))
                 reply = {"msg_id": msg_id, "failure": serializer.serialize_exception(exc)}

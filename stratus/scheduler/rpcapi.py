@@ -19,3 +19,9 @@ class SchedulerAPI:
         resources are already claimed. Raises NoValidHost."""
         return self.client.call(ctxt, "select_destinations", request_spec=request_spec,
                                 instance_uuids=instance_uuids)
+
+    def scheduler_stats(self, ctxt: RequestContext, server: str | None = None,
+                        reset: bool = False) -> dict[str, Any]:
+        """Decision/claim percentiles of one scheduler (``server``: its host)."""
+        client = self.client.prepare(server=server) if server else self.client
+        return client.call(ctxt, "scheduler_stats", reset=reset)

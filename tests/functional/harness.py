@@ -55,6 +55,22 @@ def connect(url: str, password: str, username: str = "admin", project: str = "ad
                              identity_api_version="3")
 
 
+CLOUDS_YAML = """\
+clouds:
+  stratus:
+    auth:
+      auth_url: {url}/identity
+      username: admin
+      password: {password}
+      project_name: admin
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    identity_api_version: 3
+    interface: public
+"""
+
+
 class Process:
     def __init__(self, name: str, args: list[str], log_path: str,
                  env: dict[str, str] | None = None) -> None:
@@ -135,35 +151,72 @@ class AllInOne:
         return connect(self.url, self.password)
 
 
+def ini(sections: dict[str, dict[str, Any]]) -> str:
+    """An INI file's text from {section: {option: value}}."""
+    return "".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in opts.items())
+                   for name, opts in sections.items())
+
+
+def merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for section, opts in layer.items():
+            out.setdefault(section, {}).update(opts)
+    return out
+
+
 class Deployment:
-    """api + conductor + scheduler + N compute hosts, each its own process."""
+    """api + conductor + ``schedulers`` schedulers + N compute hosts, each its
+    own process. ``compute_options`` ({section: {option: value}}) go into every
+    compute host's configuration (e.g. the fake driver's memory). ``fake_hosts``
+    adds one more compute process, "fleet", running that many fake hosts
+    (``stratus compute --fake-hosts N``, hosts fleet-00001...)."""
 
     def __init__(self, workdir: str, transport_url: str, db_url: str,
                  compute_hosts: tuple[str, ...] = ("compute1", "compute2"),
-                 fake_delay: float = 0.0, defaults: str = "") -> None:
+                 fake_delay: float = 0.0, defaults: str = "", schedulers: int = 1,
+                 compute_options: dict[str, dict[str, Any]] | None = None,
+                 control_options: dict[str, dict[str, Any]] | None = None,
+                 fake_hosts: int = 0, report_interval: float = 1,
+                 service_down_time: float = 5) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.compute_hosts = compute_hosts
         os.makedirs(workdir, exist_ok=True)
         common = (f"[DEFAULT]\ntransport_url = {transport_url}\nstate_path = {workdir}\n"
-                  f"report_interval = 1\nservice_down_time = 5\n"
+                  f"report_interval = {report_interval}\n"
+                  f"service_down_time = {service_down_time}\n"
                   f"rpc_response_timeout = 30\n{defaults}")
         self.control_conf = os.path.join(workdir, "control.conf")
+        control = merged({"database": {"connection": db_url}, "api": {"port": self.port}},
+                         control_options or {})
         with open(self.control_conf, "w") as f:
-            f.write(common + f"host = controller\n[database]\nconnection = {db_url}\n"
-                             f"[api]\nport = {self.port}\n")
+            f.write(common + "host = controller\n" + ini(control))
+        self.scheduler_confs = [self.control_conf]
+        for index in range(2, schedulers + 1):  # each scheduler its own service host
+            path = os.path.join(workdir, f"scheduler{index}.conf")
+            with open(path, "w") as f:
+                f.write(common + f"host = scheduler{index}\n" + ini(control))
+            self.scheduler_confs.append(path)
+        self.fake_hosts = fake_hosts
         self.compute_confs = {}
-        for host in compute_hosts:
+        for host in compute_hosts + (("fleet",) if fake_hosts else ()):
             path = os.path.join(workdir, f"{host}.conf")
+            sections = merged({"compute": {"resource_update_interval": 2},
+                               "fake": {"delay": fake_delay}}, compute_options or {})
             with open(path, "w") as f:  # no [database]: compute hosts get no credentials
-                f.write(common + f"host = {host}\n[compute]\nresource_update_interval = 2\n"
-                                 f"[fake]\ndelay = {fake_delay}\n")
+                f.write(common + f"host = {host}\n" + ini(sections))
             self.compute_confs[host] = path
         self.processes: dict[str, Process] = {}
 
-    def _process(self, name: str, service: str, config: str) -> Process:
-        proc = Process(name, [BIN, service, "--config", config],
+    @property
+    def compute_count(self) -> int:
+        return len(self.compute_hosts) + self.fake_hosts
+
+    def _process(self, name: str, service: str, config: str,
+                 extra: tuple[str, ...] = ()) -> Process:
+        proc = Process(name, [BIN, service, "--config", config, *extra],
                        os.path.join(self.workdir, f"{name}.log"))
         self.processes[name] = proc
         return proc
@@ -173,17 +226,34 @@ class Deployment:
             subprocess.run([BIN, *args, "--config", self.control_conf], check=True,
                            capture_output=True)
         self._process("conductor", "conductor", self.control_conf).start()
-        self._process("scheduler", "scheduler", self.control_conf).start()
+        for index, path in enumerate(self.scheduler_confs, start=1):
+            name = "scheduler" if index == 1 else f"scheduler{index}"
+            self._process(name, "scheduler", path).start()
         self._process("api", "api", self.control_conf).start()
         for host, path in self.compute_confs.items():
-            self._process(host, "compute", path).start()
+            extra = ("--fake-hosts", str(self.fake_hosts)) if host == "fleet" else ()
+            self._process(host, "compute", path, extra).start()
         wait_until(lambda: api_ready(self.url), 60, what="the API")
         conn = self.connect()
         wait_until(lambda: len([s for s in conn.compute.services()
                                 if s.binary == "stratus-compute" and s.state == "up"])
-                   == len(self.compute_hosts), 60, what="compute services up")
-        wait_until(lambda: len(list(conn.compute.hypervisors())) == len(self.compute_hosts),
-                   60, what="compute nodes reported")
+                   == self.compute_count, 120 + self.compute_count / 50, interval=0.5,
+                   what="compute services up")
+        wait_until(lambda: len(list(conn.compute.hypervisors())) == self.compute_count,
+                   60, interval=0.5, what="compute nodes reported")
+
+    @property
+    def password(self) -> str:
+        return PASSWORD
+
+    @property
+    def clouds_yaml(self) -> str:
+        """A clouds.yaml naming this deployment ``stratus``, as the all-in-one's."""
+        path = os.path.join(self.workdir, "clouds.yaml")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(CLOUDS_YAML.format(url=self.url, password=PASSWORD))
+        return path
 
     def restart(self, name: str) -> None:
         proc = self.processes[name]

@@ -31,6 +31,9 @@ def slow_deployment(tmp_path_factory):
         try:
             dep.start()
             conn = dep.connect()
+            # The burst test creates 13 servers: past Nova's default of 10 instances.
+            conn.compute.update_quota_set(conn.current_project_id, instances=-1, cores=-1,
+                                          ram=-1)
             image = conn.image.create_image(name="img", data=b"x" * 1024, disk_format="raw",
                                             container_format="bare")
             flavor = conn.compute.create_flavor(name="f", ram=64, vcpus=1, disk=0)

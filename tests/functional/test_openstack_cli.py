@@ -87,3 +87,60 @@ def _wait_status(aio: AllInOne, server_id: str, status: str, timeout: float = 30
             return
         time.sleep(0.2)
     raise AssertionError(f"{server_id} not {status}: {shown}")
+
+
+def test_cli_quota_show_set_list_and_enforcement(aio, tmp_path):
+    """openstack quota show / set / list --compute / delete, limits show, and a
+    server create refused by the quota, on the all-in-one."""
+    def limits_of(rows):
+        return {row["Resource"]: row["Limit"] for row in rows}
+
+    shown = limits_of(osc(aio, "quota", "show"))
+    assert (shown["instances"], shown["cores"], shown["ram"], shown["key-pairs"]) == \
+        (10, 20, 51200, 100)
+    project = osc(aio, "project", "show", "admin")["id"]
+    assert osc(aio, "quota", "list", "--compute") == []
+
+    osc(aio, "quota", "set", "--instances", "0", "--cores", "11", "admin", parse=False)
+    shown = limits_of(osc(aio, "quota", "show", "admin"))
+    assert (shown["instances"], shown["cores"]) == (0, 11)
+    assert limits_of(osc(aio, "quota", "show", "--default", "admin"))["instances"] == 10
+    listed = osc(aio, "quota", "list", "--compute")
+    assert [(row["Project ID"], row["Instances"], row["Cores"]) for row in listed] == \
+        [(project, 0, 11)]
+    usage = {row["Resource"]: row for row in osc(aio, "quota", "show", "--usage", "admin")}
+    assert (usage["instances"]["Limit"], usage["instances"]["In Use"]) == (0, 0)
+    absolute = {row["Name"]: row["Value"] for row in osc(aio, "limits", "show", "--absolute")}
+    assert (absolute["maxTotalInstances"] if "maxTotalInstances" in absolute
+            else absolute["max_total_instances"]) == 0
+
+    disk = tmp_path / "quota.raw"
+    disk.write_bytes(os.urandom(64 * 1024))
+    osc(aio, "image", "create", "--file", str(disk), "--disk-format", "raw",
+        "--container-format", "bare", "quota-image")
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=aio.clouds_yaml, OS_CLOUD="stratus")
+    proc = subprocess.run([OPENSTACK, "server", "create", "--image", "quota-image",
+                           "--flavor", "m1.nano", "over-quota"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert ("Quota exceeded for instances: Requested 1, but already used 0 of 0 instances"
+            in proc.stderr), proc.stderr
+    assert "ForbiddenException: 403" in proc.stderr
+    assert osc(aio, "server", "list") == []
+
+    osc(aio, "quota", "set", "--instances", "2", "admin", parse=False)
+    server = osc(aio, "server", "create", "--image", "quota-image", "--flavor", "m1.nano",
+                 "--wait", "in-quota")
+    assert server["status"] == "ACTIVE"
+    proc = subprocess.run([OPENSTACK, "quota", "set", "--instances", "0", "admin"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and ("Quota limit 0 for instances must be greater than or "
+                                     "equal to already used and reserved 1.") in proc.stderr
+    osc(aio, "quota", "set", "--force", "--instances", "0", "admin", parse=False)
+    assert limits_of(osc(aio, "quota", "show", "admin"))["instances"] == 0
+
+    osc(aio, "server", "delete", "--wait", server["id"], parse=False)
+    osc(aio, "image", "delete", "quota-image", parse=False)
+    osc(aio, "quota", "delete", "--compute", "admin", parse=False)
+    assert limits_of(osc(aio, "quota", "show", "admin"))["instances"] == 10
+    assert osc(aio, "quota", "list", "--compute") == []

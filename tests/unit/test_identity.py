@@ -28,7 +28,6 @@ from stratus.identity.auth import make_authenticator
 from stratus.identity.service import (BootstrapResult, IdentityService, bootstrap,
                                       build_catalog)
 from stratus.identity.tokens import TokenProvider
-from tests import dbs
 
 PUBLIC_URL = "http://stratus.test:8774"
 ADMIN_PASSWORD = "s3cret-admin"
@@ -535,10 +534,5 @@ class TestIdentityOnServerDatabases(_IdentityScenarios):
     """The same tests on PostgreSQL and MariaDB (skipped when unreachable)."""
 
     @pytest.fixture
-    def env(self, tmp_path: Any, server_database: str) -> Iterator[IdentityEnv]:
-        db = Database(server_database)
-        try:
-            dbs.empty_tables(db)
-        finally:
-            db.dispose()
-        yield from build_env(tmp_path, server_database)
+    def env(self, tmp_path: Any, empty_server_database: str) -> Iterator[IdentityEnv]:
+        yield from build_env(tmp_path, empty_server_database)

@@ -15,17 +15,14 @@ from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from werkzeug.test import Client
 
-from stratus.db.models import ApplicationCredential, Base, IdentityState
+from stratus.db.models import ApplicationCredential, IdentityState
 from stratus.db.session import Database
 from stratus.identity import backend, changes
 from stratus.identity.app import build_identity_app
 from stratus.identity.auth import make_authenticator
 from stratus.identity.tokens import TokenProvider
-from tests import dbs
 from tests.unit.test_identity import (DEMO_PASSWORD, PUBLIC_URL, IdentityEnv,
                                       build_env)
 
@@ -651,13 +648,8 @@ class TestManagementOnServerDatabases(_Scenarios):
     """The same scenarios on PostgreSQL and MariaDB (skipped when unreachable)."""
 
     @pytest.fixture
-    def env(self, tmp_path: Any, server_database: str) -> Iterator[IdentityEnv]:
-        db = Database(server_database)
-        try:
-            dbs.empty_tables(db)
-        finally:
-            db.dispose()
-        yield from build_env(tmp_path, server_database)
+    def env(self, tmp_path: Any, empty_server_database: str) -> Iterator[IdentityEnv]:
+        yield from build_env(tmp_path, empty_server_database)
 
 
 # -- the change counter -------------------------------------------------------------------
@@ -735,38 +727,3 @@ def test_version_1_tokens_still_validate(tmp_path: Any) -> None:
         "u1", "p1", 0, None)
 
 
-@pytest.mark.parametrize("backend_name", dbs.BACKENDS)
-def test_migration_matches_the_identity_models(backend_name: str, tmp_path: Any) -> None:
-    """Autogenerate finds nothing to change in the tables of migration 0002_identity."""
-    from stratus.db import migration
-
-    if not dbs.available(backend_name):
-        pytest.skip(f"{backend_name} is not reachable")
-    mine = {"domains", "identity_groups", "user_group_memberships", "role_grants",
-            "application_credentials", "identity_state", "users", "projects"}
-    with dbs.scratch_database(backend_name, str(tmp_path)) as url:
-        migration.upgrade(url)
-        engine = sa.create_engine(url)
-        try:
-            with engine.connect() as conn:
-                ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-                diff = compare_metadata(ctx, Base.metadata)
-                rows = conn.execute(sa.text("SELECT id, name, enabled FROM domains")).all()
-        finally:
-            engine.dispose()
-
-    def table_of(op: Any) -> str:
-        op = op[0] if isinstance(op, list) else op
-        for item in op[1:]:
-            name = getattr(item, "name", None) if not isinstance(item, str) else None
-            table = getattr(item, "table", None)
-            if table is not None:
-                return table.name
-            if isinstance(item, str):
-                return item
-            if name:
-                return name
-        return ""
-
-    assert [d for d in diff if table_of(d) in mine] == []
-    assert [(r[0], r[1], bool(r[2])) for r in rows] == [("default", "Default", True)]

@@ -13,7 +13,6 @@ import io
 import os
 import socket
 import struct
-import threading
 import uuid
 from typing import Any, Iterator
 
@@ -35,7 +34,6 @@ from stratus.image.app import build_image_app
 from stratus.image.service import (ImageGone, ImageNotActive, ImageService,
                                    qcow2_virtual_size)
 from stratus.image.store import FileStore
-from tests import dbs
 
 PUBLIC_URL = "http://stratus.test:8774"
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
@@ -627,13 +625,8 @@ class TestImagesOnServerDatabases(_ImageScenarios):
     """The same tests on PostgreSQL and MariaDB (skipped when unreachable)."""
 
     @pytest.fixture
-    def env(self, tmp_path: Any, server_database: str) -> Iterator[ImageEnv]:
-        db = Database(server_database)
-        try:
-            dbs.empty_tables(db)
-        finally:
-            db.dispose()
-        yield from build_env(tmp_path, server_database)
+    def env(self, tmp_path: Any, empty_server_database: str) -> Iterator[ImageEnv]:
+        yield from build_env(tmp_path, empty_server_database)
 
 
 # -- end to end with openstacksdk ---------------------------------------------------------
@@ -647,7 +640,7 @@ def _free_port() -> int:
 @pytest.fixture
 def served_stack(tmp_path: Any, sqlite_url: str) -> Iterator[tuple[str, Any]]:
     """Identity and image behind waitress on a free port, as the API process mounts them."""
-    from waitress.server import create_server
+    from stratus.api.server import ThreadedServer
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -660,15 +653,12 @@ def served_stack(tmp_path: Any, sqlite_url: str) -> Iterator[tuple[str, Any]]:
         "/identity": build_identity_app(conf, db, provider, authenticate=authenticate),
         "/image": build_image_app(conf, db, FileStore(conf.image.store_dir), authenticate),
     })
-    server = create_server(app, host="127.0.0.1", port=port, threads=4,
-                           asyncore_loop_timeout=0.05)  # quick shutdown
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server = ThreadedServer(app, host="127.0.0.1", port=port, threads=4)
+    server.start()
     try:
         yield url, conf
     finally:
-        server.close()
-        thread.join(timeout=5)
+        server.stop(timeout=5)
         db.dispose()
 
 

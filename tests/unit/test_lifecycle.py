@@ -70,6 +70,10 @@ def test_no_valid_host_puts_the_server_in_error(cloud):
         "name": "huge", "ram": 10 ** 7, "vcpus": 1, "disk": 0}})
     assert resp.status_code == 200
     flavor_id = resp.get_json()["flavor"]["id"]
+    # The flavor is past the default ram quota too: lift it, so the scheduler decides.
+    resp = cloud.compute("PUT", f"/os-quota-sets/{cloud.project_id()}",
+                         {"quota_set": {"ram": -1}})
+    assert resp.status_code == 200
     server = cloud.boot("too-big", flavor=flavor_id, wait="ERROR")
     assert server["fault"]["message"].startswith("No valid host was found.")
     assert "OS-EXT-SRV-ATTR:host" in server and server["OS-EXT-SRV-ATTR:host"] is None

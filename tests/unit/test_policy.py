@@ -102,3 +102,19 @@ def test_policy_list_command(tmp_path):
                           "--config", str(conf)], capture_output=True, text=True, check=True)
     assert '"os_compute_api:limits": "role:admin"  # overridden' in out.stdout
     assert '"os_compute_api:servers:create": "rule:project_member_or_admin"' in out.stdout
+
+
+def test_quoted_literals_compare_with_the_target():
+    """oslo.policy's ``'public':%(visibility)s`` (Glance's rules use it)."""
+    assert evaluate("'public':%(visibility)s", target={"visibility": "public"})
+    assert evaluate('"shared":%(visibility)s', target={"visibility": "shared"})
+    assert not evaluate("'public':%(visibility)s", target={"visibility": "private"})
+    assert not evaluate("'public':%(visibility)s", target={})
+    enforcer = Enforcer()
+    reader = ctx(["reader"], project="p1")
+    image = {"project_id": "p2", "owner": "p2", "member_id": None}
+    assert enforcer.check(reader, "get_image", {**image, "visibility": "public"})
+    assert not enforcer.check(reader, "get_image", {**image, "visibility": "private"})
+    assert not enforcer.check(reader, "download_image", {**image, "visibility": "public"})
+    assert not enforcer.check(reader, "delete_image", {**image, "project_id": "p1"})
+    assert enforcer.check(ctx(["member"]), "delete_image", {**image, "project_id": "p1"})

@@ -10,6 +10,7 @@ from stratus.context import get_admin_context
 from stratus.db import services as db_services
 from stratus.scheduler.host_state import resources_of
 from stratus.scheduler.manager import SchedulerManager
+from stratus.scheduler.request import SchedulingRequest
 from stratus.scheduler.weighers import weigh
 from stratus.utils import new_uuid
 
@@ -55,7 +56,7 @@ def test_no_valid_host_names_the_filter_and_claims_nothing(database, conf):
     sched = SchedulerManager(conf, database)
     with pytest.raises(exception.NoValidHost) as err:
         sched.select_destinations(get_admin_context(), spec(memory_mb=4096), [new_uuid()])
-    assert "RamFilter" in str(err.value)
+    assert str(err.value) == "No valid host was found. There are not enough hosts available."
     assert db_services.allocation_usage(database) == {}
 
 
@@ -91,14 +92,15 @@ def test_disabled_down_and_other_zone_hosts_are_filtered(database, conf):
     with pytest.raises(exception.NoValidHost) as err:
         sched.select_destinations(get_admin_context(), dict(spec(), availability_zone="nova"),
                                   [new_uuid()])
-    assert "removed all hosts" in str(err.value)
+    assert "not enough hosts" in str(err.value)
 
 
 def test_weigh_normalises_and_orders_best_first(database, conf):
     add_host(database, "a", memory_mb=1024, vcpus=8)
     add_host(database, "b", memory_mb=8192, vcpus=2)
-    hosts = SchedulerManager(conf, database).host_states()
-    ranked = weigh(hosts)
+    sched = SchedulerManager(conf, database)
+    sched.cache.refresh()
+    ranked = weigh(sched.cache.hosts, sched.weighers, SchedulingRequest(resources={}))
     assert ranked[0][0] >= ranked[1][0]
     assert {h.host for _, h in ranked} == {"a", "b"}
 
@@ -154,3 +156,42 @@ def test_scheduling_the_same_instance_again_replaces_its_claim(database, conf):
     sched.select_destinations(get_admin_context(), spec(), [uuid])  # e.g. redelivered
     usage = db_services.allocation_usage(database)
     assert sum(u["instances"] for u in usage.values()) == 1
+
+
+def test_racing_schedulers_keep_anti_affinity(database, conf):
+    """Members of one anti-affinity group placed at once by two schedulers
+    (stale caches, no shared lock): the claim's group check keeps one per
+    host; the members that find no host left fail."""
+    from stratus.db import server_groups as db_groups
+
+    for i in range(4):
+        add_host(database, f"h{i}", memory_mb=65536)
+    group = db_groups.group_create(database, name="g", policy="anti-affinity",
+                                   project_id="p", user_id="u")
+    members = [new_uuid() for _ in range(6)]
+    db_groups.members_add(database, group["uuid"], members)
+    conf.scheduler.host_state_max_age = 3600
+    schedulers = [SchedulerManager(conf, database), SchedulerManager(conf, database)]
+    for sched in schedulers:
+        sched.cache.refresh()
+    spec_group = dict(spec(), scheduler_hints={"group": group["uuid"]})
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(len(members))
+
+    def boot(i: int) -> None:
+        barrier.wait()
+        try:
+            [sel] = schedulers[i % 2].select_destinations(get_admin_context(), spec_group,
+                                                          [members[i]])
+            results[members[i]] = sel["host"]
+        except exception.NoValidHost:
+            results[members[i]] = "none"
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(len(members))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    placed = [h for h in results.values() if h != "none"]
+    assert sorted(placed) == ["h0", "h1", "h2", "h3"]
+    assert list(results.values()).count("none") == 2

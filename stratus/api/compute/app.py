@@ -32,13 +32,17 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "keypairs",
     "services",
     "hypervisors",
+    "aggregates",
+    "server_groups",
     "availability_zones",
     "limits",
+    "quota_sets",
     "servers",
     "server_actions",
     "server_metadata",
     "instance_actions",
     "images",
+    "simple_tenant_usage",
 )
 
 
@@ -75,11 +79,14 @@ def resource_routes(module_names: tuple[str, ...] = RESOURCE_MODULES) -> list[Ro
             if not path.startswith(VERSION_PREFIX + "/"):
                 path = VERSION_PREFIX + path
             routes.append(Route(route.method, path, _versioned(route.handler),
-                                public=route.public))
+                                public=route.public, limit_body=route.limit_body))
     return routes
 
 
 def build_compute_app(state: ComputeState, authenticate: Authenticator | None) -> App:
     """The WSGI app of the compute API, to be mounted at ``/compute``."""
     routes = versions.routes() + resource_routes()
-    return App(routes, state=state, authenticate=authenticate, name="compute")
+    # Nova's ComputeReqIdMiddleware: the compat header beside oslo's.
+    return App(routes, state=state, authenticate=authenticate, name="compute",
+               max_body_size=state.conf.api.max_request_body_size,
+               request_id_headers=("x-openstack-request-id", "x-compute-request-id"))

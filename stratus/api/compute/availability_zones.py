@@ -11,28 +11,33 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from stratus.api.compute.common import require_admin
+from stratus.api.compute.common import authorize
 from stratus.api.compute.services import INTERNAL_ZONE, service_zone
 from stratus.api.wsgi import Request, Route, json_response
+from stratus.db import aggregates as db_aggregates
 from stratus.db import services as db_services
 from stratus.utils import isotime_us
 
+POLICY_LIST = "os_compute_api:os-availability-zone:list"
 POLICY_DETAIL = "os_compute_api:os-availability-zone:detail"
 
 # API services are not listed in the detail, as in Nova.
 _API_BINARIES = frozenset({"stratus-api", "nova-osapi_compute", "nova-metadata"})
 
 
-def _zones(services: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(available zones, unavailable zones), each sorted."""
-    available = {service_zone(s) for s in services if not s["disabled"]}
-    unavailable = {service_zone(s) for s in services if s["disabled"]} - available
+def _zones(services: list[dict[str, Any]],
+           host_zones: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(available zones, unavailable zones), each sorted; a compute host's zone
+    comes from its aggregates."""
+    available = {service_zone(s, host_zones) for s in services if not s["disabled"]}
+    unavailable = {service_zone(s, host_zones) for s in services if s["disabled"]} - available
     return sorted(available), sorted(unavailable)
 
 
 def index(req: Request) -> Response:
+    authorize(req, POLICY_LIST)
     services = db_services.service_get_all(req.state.db)
-    available, unavailable = _zones(services)
+    available, unavailable = _zones(services, db_aggregates.host_zones(req.state.db))
     info = [{"zoneName": zone, "zoneState": {"available": state}, "hosts": None}
             for zones, state in ((available, True), (unavailable, False))
             for zone in zones if zone != INTERNAL_ZONE]
@@ -40,15 +45,16 @@ def index(req: Request) -> Response:
 
 
 def detail(req: Request) -> Response:
-    require_admin(req, POLICY_DETAIL)
+    authorize(req, POLICY_DETAIL)
     services = db_services.service_get_all(req.state.db)
-    available, unavailable = _zones(services)
+    host_zones = db_aggregates.host_zones(req.state.db)
+    available, unavailable = _zones(services, host_zones)
     down_time = req.state.conf.DEFAULT.service_down_time
     hosts_by_zone: dict[str, dict[str, dict[str, Any]]] = {}
     for service in services:
         if service["disabled"] or service["binary"] in _API_BINARIES:
             continue
-        host = hosts_by_zone.setdefault(service_zone(service), {}).setdefault(
+        host = hosts_by_zone.setdefault(service_zone(service, host_zones), {}).setdefault(
             service["host"], {})
         host[service["binary"]] = {
             "available": db_services.service_is_up(service, down_time),

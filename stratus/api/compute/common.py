@@ -8,7 +8,9 @@ from urllib.parse import urlencode
 import jsonschema
 
 from stratus import exception, policy
+from stratus.api.compute.parameter_types import SQL_INT_MAX
 from stratus.api.wsgi import Request
+from stratus.utils import is_uuid_like
 
 
 @dataclasses.dataclass
@@ -42,16 +44,41 @@ def validate(schema: dict[str, Any], body: Any) -> None:
 
 def authorize(req: Request, rule: str, target: dict[str, Any] | None = None) -> None:
     """403 unless the policy rule allows the caller on ``target`` (by default
-    the caller's own project); see :mod:`stratus.policy`."""
+    the caller's own project and user); see :mod:`stratus.policy`. Every
+    compute API handler calls this (Nova's ``context.can``)."""
     policy.authorize(req.context, rule, target)
 
 
-def require_admin(req: Request, action: str) -> None:
-    """The admin-only rules: decided by the policy too, so a policy file can open them."""
-    authorize(req, action)
+def can(req: Request, rule: str, target: dict[str, Any] | None = None) -> bool:
+    """Whether the policy rule allows the caller (Nova's ``context.can(...,
+    fatal=False)``), for what a response shows rather than what it does."""
+    return policy.check(req.context, rule, target)
 
 
-def query_int(req: Request, name: str, minimum: int = 0) -> int | None:
+def owner_target(instance: dict[str, Any]) -> dict[str, Any]:
+    """The policy target of an existing server: its project and user."""
+    return {"project_id": instance.get("project_id"), "user_id": instance.get("user_id")}
+
+
+def get_server(req: Request, server_id: str, rule: str) -> dict[str, Any]:
+    """Nova's ``common.get_instance`` then ``context.can(rule, target)``.
+
+    The lookup is scoped to the caller's project unless it is an admin, so
+    another project's server is a 404 (it is not revealed by a 403); a server
+    the caller can see but whose rule it fails (a reader acting) is a 403.
+    """
+    if not is_uuid_like(server_id):
+        raise exception.InstanceNotFound(instance_id=server_id)
+    instance = req.state.compute_api.get(req.context, server_id)
+    authorize(req, rule, owner_target(instance))
+    return instance
+
+
+def query_int(req: Request, name: str, minimum: int = 0,
+              maximum: int | None = SQL_INT_MAX) -> int | None:
+    """An integer query parameter, within [minimum, maximum] (an Integer
+    column's range by default: a larger filter value is a 400, not a database
+    error), or None when absent."""
     raw = req.args.get(name)
     if raw is None:
         return None
@@ -65,13 +92,17 @@ def query_int(req: Request, name: str, minimum: int = 0) -> int | None:
         raise exception.ValidationError(
             f"Invalid input for query parameters {name}. Value: {raw}. "
             f"{value} is less than the minimum of {minimum}")
+    if maximum is not None and value > maximum:
+        raise exception.ValidationError(
+            f"Invalid input for query parameters {name}. Value: {raw}. "
+            f"{value} is greater than the maximum of {maximum}")
     return value
 
 
 def limit_and_marker(req: Request) -> tuple[int, str | None]:
     """``limit`` (capped at [api] max_limit) and ``marker`` from the query."""
     max_limit = req.state.conf.api.max_limit
-    limit = query_int(req, "limit", 0)
+    limit = query_int(req, "limit", 0, maximum=None)
     limit = max_limit if limit is None else min(limit, max_limit)
     return limit, req.args.get("marker")
 

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import microversion
-from stratus.api.compute.common import require_admin, validate
+from stratus.api.compute.common import authorize, validate
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.db import flavors as db_flavors
 from stratus.db.models import Project
@@ -55,7 +55,7 @@ def _verify_project(req: Request, project_id: str) -> None:
 
 
 def index(req: Request, flavor_id: str) -> Response:
-    require_admin(req, POLICY_LIST)
+    authorize(req, POLICY_LIST)
     flavor = db_flavors.flavor_get_by_flavorid(req.state.db, flavor_id, req.context)
     if flavor["is_public"]:
         raise exception.NotFound("Access list not available for public flavors.")
@@ -64,7 +64,7 @@ def index(req: Request, flavor_id: str) -> Response:
 
 def _add_tenant_access(req: Request, flavor_id: str, body: dict[str, Any]) -> Response:
     validate(ADD_SCHEMA, body)
-    require_admin(req, POLICY_ADD)
+    authorize(req, POLICY_ADD)
     tenant = body["addTenantAccess"]["tenant"]
     _verify_project(req, tenant)
     flavor = db_flavors.flavor_get_by_flavorid(req.state.db, flavor_id, req.context)
@@ -78,7 +78,7 @@ def _add_tenant_access(req: Request, flavor_id: str, body: dict[str, Any]) -> Re
 
 def _remove_tenant_access(req: Request, flavor_id: str, body: dict[str, Any]) -> Response:
     validate(REMOVE_SCHEMA, body)
-    require_admin(req, POLICY_REMOVE)
+    authorize(req, POLICY_REMOVE)
     tenant = body["removeTenantAccess"]["tenant"]
     _verify_project(req, tenant)
     flavor = db_flavors.flavor_get_by_flavorid(req.state.db, flavor_id, req.context)

@@ -12,10 +12,12 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import parameter_types
-from stratus.api.compute.common import require_admin, validate
+from stratus.api.compute.common import authorize, validate
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import flavors as db_flavors
 
+POLICY_INDEX = "os_compute_api:os-flavor-extra-specs:index"
+POLICY_SHOW = "os_compute_api:os-flavor-extra-specs:show"
 POLICY_CREATE = "os_compute_api:os-flavor-extra-specs:create"
 POLICY_UPDATE = "os_compute_api:os-flavor-extra-specs:update"
 POLICY_DELETE = "os_compute_api:os-flavor-extra-specs:delete"
@@ -51,6 +53,7 @@ def _stored_values(specs: dict[str, Any]) -> dict[str, str]:
 
 
 def index(req: Request, flavor_id: str) -> Response:
+    authorize(req, POLICY_INDEX)
     specs = db_flavors.extra_specs_get(req.state.db, flavor_id, req.context)
     return json_response({"extra_specs": specs})
 
@@ -58,13 +61,14 @@ def index(req: Request, flavor_id: str) -> Response:
 def create(req: Request, flavor_id: str) -> Response:
     body = req.json_body()
     validate(CREATE_SCHEMA, body)
-    require_admin(req, POLICY_CREATE)
+    authorize(req, POLICY_CREATE)
     specs = _stored_values(body["extra_specs"])
     db_flavors.extra_specs_update_or_create(req.state.db, flavor_id, specs, req.context)
     return json_response(body)
 
 
 def show(req: Request, flavor_id: str, key: str) -> Response:
+    authorize(req, POLICY_SHOW)
     specs = db_flavors.extra_specs_get(req.state.db, flavor_id, req.context)
     if key not in specs:
         raise db_flavors.FlavorExtraSpecsNotFound(flavor_id=flavor_id, key=key)
@@ -74,7 +78,7 @@ def show(req: Request, flavor_id: str, key: str) -> Response:
 def update(req: Request, flavor_id: str, key: str) -> Response:
     body = req.json_body()
     validate(UPDATE_SCHEMA, body)
-    require_admin(req, POLICY_UPDATE)
+    authorize(req, POLICY_UPDATE)
     specs = _stored_values(body)
     if key not in specs:
         raise exception.Invalid("Request body and URI mismatch")
@@ -83,7 +87,7 @@ def update(req: Request, flavor_id: str, key: str) -> Response:
 
 
 def delete(req: Request, flavor_id: str, key: str) -> Response:
-    require_admin(req, POLICY_DELETE)
+    authorize(req, POLICY_DELETE)
     db_flavors.extra_spec_delete(req.state.db, flavor_id, key, req.context)
     return empty_response(200)
 

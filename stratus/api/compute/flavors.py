@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import parameter_types
-from stratus.api.compute.common import (limit_and_marker, next_link, require_admin,
+from stratus.api.compute.common import (authorize, limit_and_marker, next_link,
                                         resource_links, validate)
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response
@@ -95,9 +95,12 @@ def _int_filter(req: Request, name: str) -> int | None:
     if raw is None:
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise exception.Invalid(f"Invalid {name} filter [{raw}]")
+    if abs(value) > parameter_types.SQL_INT_MAX:  # past the column's range
+        raise exception.Invalid(f"Invalid {name} filter [{raw}]")
+    return value
 
 
 def _list(req: Request) -> tuple[list[dict[str, Any]], int]:
@@ -161,7 +164,7 @@ def create(req: Request) -> Response:
     body = req.json_body()
     validate(CREATE_SCHEMA, body)
     check_name(body["flavor"]["name"])
-    require_admin(req, POLICY_CREATE)
+    authorize(req, POLICY_CREATE)
     vals = body["flavor"]
     flavor = db_flavors.flavor_create(
         req.state.db,
@@ -180,7 +183,7 @@ def create(req: Request) -> Response:
 
 
 def delete(req: Request, flavor_id: str) -> Response:
-    require_admin(req, POLICY_DELETE)
+    authorize(req, POLICY_DELETE)
     db_flavors.flavor_destroy(req.state.db, flavor_id)
     return empty_response(202)
 

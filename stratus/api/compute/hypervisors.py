@@ -14,13 +14,14 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute.common import require_admin
+from stratus.api.compute.common import authorize
 from stratus.api.compute.services import COMPUTE_BINARY, service_state
-from stratus.api.wsgi import Request, Route, json_response
+from stratus.api.wsgi import Request, Route, json_response, nova_fault_body
 from stratus.db import instances as db_instances
 from stratus.db import services as db_services
 from stratus.db.models import Instance
 from stratus.db.session import Database
+from stratus.scheduler.capacity import reserved_disk_gb
 
 POLICY_LIST = "os_compute_api:os-hypervisors:list"
 POLICY_DETAIL = "os_compute_api:os-hypervisors:list-detail"
@@ -28,6 +29,7 @@ POLICY_SHOW = "os_compute_api:os-hypervisors:show"
 POLICY_STATISTICS = "os_compute_api:os-hypervisors:statistics"
 POLICY_SEARCH = "os_compute_api:os-hypervisors:search"
 POLICY_SERVERS = "os_compute_api:os-hypervisors:servers"
+POLICY_UPTIME = "os_compute_api:os-hypervisors:uptime"
 
 _NO_USAGE = {"vcpus": 0, "memory_mb": 0, "disk_gb": 0, "instances": 0}
 
@@ -36,7 +38,7 @@ def node_usage(node: dict[str, Any], claimed: dict[str, int]) -> dict[str, int]:
     """The *_used, free_* and running_vms figures of one node."""
     vcpus_used = claimed["vcpus"]
     memory_mb_used = (node["reserved_memory_mb"] or 0) + claimed["memory_mb"]
-    local_gb_used = (node["reserved_disk_mb"] or 0) // 1024 + claimed["disk_gb"]
+    local_gb_used = reserved_disk_gb(node["reserved_disk_mb"]) + claimed["disk_gb"]
     free_disk_gb = node["local_gb"] - local_gb_used
     return {
         "vcpus_used": vcpus_used,
@@ -114,21 +116,21 @@ class _Inventory:
 
 
 def index(req: Request) -> Response:
-    require_admin(req, POLICY_LIST)
+    authorize(req, POLICY_LIST)
     inventory = _Inventory(req)
     return json_response({"hypervisors": [inventory.brief(n, s)
                                           for n, s in inventory.listed()]})
 
 
 def detail(req: Request) -> Response:
-    require_admin(req, POLICY_DETAIL)
+    authorize(req, POLICY_DETAIL)
     inventory = _Inventory(req)
     return json_response({"hypervisors": [inventory.detail(n, s)
                                           for n, s in inventory.listed()]})
 
 
 def show(req: Request, hypervisor_id: str) -> Response:
-    require_admin(req, POLICY_SHOW)
+    authorize(req, POLICY_SHOW)
     not_found = exception.NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
     try:
         node_id = int(hypervisor_id)
@@ -141,9 +143,23 @@ def show(req: Request, hypervisor_id: str) -> Response:
     raise not_found
 
 
+def uptime(req: Request, hypervisor_id: str) -> Response:
+    """No virt driver reports its host's uptime yet: Nova's 501 for such drivers
+    (after the 404 for an unknown hypervisor)."""
+    authorize(req, POLICY_UPTIME)
+    try:
+        node_id = int(hypervisor_id)
+    except ValueError:
+        node_id = None
+    if node_id is None or all(n["id"] != node_id for n, _ in _Inventory(req).listed()):
+        raise exception.NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
+    return json_response(nova_fault_body(501, "Virt driver does not implement uptime "
+                                              "function."), 501)
+
+
 def statistics(req: Request) -> Response:
     """Totals over the nodes of enabled compute services."""
-    require_admin(req, POLICY_STATISTICS)
+    authorize(req, POLICY_STATISTICS)
     inventory = _Inventory(req)
     keys = ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
             "local_gb_used", "free_ram_mb", "free_disk_gb", "current_workload",
@@ -161,7 +177,7 @@ def statistics(req: Request) -> Response:
 
 
 def search(req: Request, pattern: str) -> Response:
-    require_admin(req, POLICY_SEARCH)
+    authorize(req, POLICY_SEARCH)
     inventory = _Inventory(req)
     found = inventory.matching(pattern)
     if not found:
@@ -171,7 +187,7 @@ def search(req: Request, pattern: str) -> Response:
 
 def servers(req: Request, pattern: str) -> Response:
     """Matching hypervisors with the servers on their host ("servers" only if any)."""
-    require_admin(req, POLICY_SERVERS)
+    authorize(req, POLICY_SERVERS)
     inventory = _Inventory(req)
     found = inventory.matching(pattern)
     if not found:
@@ -192,6 +208,7 @@ def routes() -> list[Route]:
         Route("GET", "/os-hypervisors/detail", detail),
         Route("GET", "/os-hypervisors/statistics", statistics),
         Route("GET", "/os-hypervisors/<hypervisor_id>", show),
+        Route("GET", "/os-hypervisors/<hypervisor_id>/uptime", uptime),
         Route("GET", "/os-hypervisors/<pattern>/search", search),
         Route("GET", "/os-hypervisors/<pattern>/servers", servers),
     ]

@@ -11,7 +11,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute.servers import check_server_id
+from stratus.api.compute.common import can, get_server, owner_target
 from stratus.api.compute.views.servers import isotime_us
 from stratus.api.wsgi import Request, Route, json_response
 
@@ -19,6 +19,9 @@ ACTION_KEYS = ("action", "instance_uuid", "request_id", "user_id", "project_id",
                "start_time", "message")
 EVENT_KEYS = ("event", "start_time", "finish_time", "result", "traceback")
 _TIME_KEYS = frozenset(["start_time", "finish_time"])
+POLICY_LIST = "os_compute_api:os-instance-actions:list"
+POLICY_SHOW = "os_compute_api:os-instance-actions:show"
+POLICY_EVENTS = "os_compute_api:os-instance-actions:events"
 
 
 def routes() -> list[Route]:
@@ -42,13 +45,13 @@ def format_event(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def index(req: Request, server_id: str) -> Response:
-    check_server_id(server_id)
+    get_server(req, server_id, POLICY_LIST)
     actions = req.state.compute_api.get_actions(req.context, server_id)
     return json_response({"instanceActions": [format_action(a) for a in actions]})
 
 
 def show(req: Request, server_id: str, request_id: str) -> Response:
-    check_server_id(server_id)
+    instance = get_server(req, server_id, POLICY_SHOW)
     try:
         raw = req.state.compute_api.get_action(req.context, server_id, request_id)
     except exception.InstanceNotFound:
@@ -58,6 +61,6 @@ def show(req: Request, server_id: str, request_id: str) -> Response:
     if raw is None:
         raise exception.NotFound(f"Action {request_id} not found")
     action = format_action(raw)
-    if req.context.is_admin:
+    if can(req, POLICY_EVENTS, owner_target(instance)):
         action["events"] = [format_event(e) for e in raw.get("events") or ()]
     return json_response({"instanceAction": action})

@@ -19,9 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.wrappers import Response
 
-from stratus import exception
-from stratus.api.compute.common import validate
-from stratus.api.compute.limits import DEFAULT_QUOTAS
+from stratus import exception, quota
+from stratus.api.compute.common import authorize, validate
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import keypairs as db_keypairs
@@ -30,6 +29,10 @@ from stratus.utils import isotime_us
 KEYPAIR_TYPE_SSH = "ssh"
 GENERATED_KEY_COMMENT = "Generated-by-Nova"
 _SAFE_NAME_CHARS = frozenset("_- " + string.digits + string.ascii_letters)
+POLICY_INDEX = "os_compute_api:os-keypairs:index"
+POLICY_SHOW = "os_compute_api:os-keypairs:show"
+POLICY_CREATE = "os_compute_api:os-keypairs:create"
+POLICY_DELETE = "os_compute_api:os-keypairs:delete"
 
 
 class InvalidKeypair(exception.Invalid):
@@ -86,6 +89,19 @@ def _check_name(name: str) -> None:
 
 # -- handlers ------------------------------------------------------------------
 
+def key_pairs_limit(req: Request) -> int:
+    """The key_pairs quota of the caller's project (it limits each user)."""
+    with req.state.db.read() as s:
+        return quota.QuotaEngine(req.state.conf).limits(s, req.context.project_id)["key_pairs"]
+
+
+def _authorized_user(req: Request, rule: str) -> str:
+    """The user whose key pairs the request is about, once the policy allows it."""
+    user_id = req.args.get("user_id") or req.context.user_id
+    authorize(req, rule, {"user_id": user_id})
+    return user_id
+
+
 def create(req: Request) -> Response:
     body = req.json_body()
     validate(CREATE_SCHEMA, body)
@@ -93,7 +109,8 @@ def create(req: Request) -> Response:
     params = body["keypair"]
     name = params["name"]
     _check_name(name)
-    user_id = req.context.user_id
+    user_id = req.context.user_id  # (a body user_id is microversion 2.10)
+    authorize(req, POLICY_CREATE, {"user_id": user_id})
     private_key: str | None = None
     if "public_key" in params:
         public_key = params["public_key"]
@@ -103,7 +120,7 @@ def create(req: Request) -> Response:
     keypair = db_keypairs.keypair_create(
         req.state.db, user_id=user_id, name=name, public_key=public_key,
         fingerprint=key_fingerprint, key_type=KEYPAIR_TYPE_SSH,
-        max_per_user=DEFAULT_QUOTAS["key_pairs"])
+        max_per_user=key_pairs_limit(req))
     view = {"name": keypair["name"], "public_key": keypair["public_key"],
             "fingerprint": keypair["fingerprint"], "user_id": keypair["user_id"]}
     if private_key is not None:
@@ -112,7 +129,7 @@ def create(req: Request) -> Response:
 
 
 def index(req: Request) -> Response:
-    keypairs = db_keypairs.keypair_get_all(req.state.db, req.context.user_id)
+    keypairs = db_keypairs.keypair_get_all(req.state.db, _authorized_user(req, POLICY_INDEX))
     return json_response({"keypairs": [
         {"keypair": {"name": k["name"], "public_key": k["public_key"],
                      "fingerprint": k["fingerprint"]}}
@@ -120,7 +137,7 @@ def index(req: Request) -> Response:
 
 
 def show(req: Request, keypair_name: str) -> Response:
-    k = db_keypairs.keypair_get(req.state.db, req.context.user_id, keypair_name)
+    k = db_keypairs.keypair_get(req.state.db, _authorized_user(req, POLICY_SHOW), keypair_name)
     return json_response({"keypair": {
         "name": k["name"],
         "public_key": k["public_key"],
@@ -135,7 +152,8 @@ def show(req: Request, keypair_name: str) -> Response:
 
 
 def delete(req: Request, keypair_name: str) -> Response:
-    db_keypairs.keypair_destroy(req.state.db, req.context.user_id, keypair_name)
+    db_keypairs.keypair_destroy(req.state.db, _authorized_user(req, POLICY_DELETE),
+                                keypair_name)
     return empty_response(202)
 
 

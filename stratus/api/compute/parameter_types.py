@@ -9,6 +9,7 @@ from typing import Any
 
 MAX_INT = 0x7FFFFFFF  # nova/db/constants.py MAX_INT
 SQL_SP_FLOAT_MAX = 3.40282e+38
+SQL_INT_MAX = 2 ** 31 - 1  # Nova's db.constants.SQL_INT_MAX: an Integer column's largest
 
 
 boolean: dict[str, Any] = {

@@ -18,11 +18,12 @@ import orjson
 from werkzeug.wrappers import Response
 
 from stratus import exception
+from stratus.api.compute import common
 from stratus.api.compute.schemas import servers as schema
-from stratus.api.compute.servers import check_server_id
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 
 ActionHandler = Callable[[Request, str, Any], "Response | None"]
+POLICY_UNLOCK_OVERRIDE = "os_compute_api:os-lock-server:unlock:unlock_override"
 # Control characters Nova strips from console output (all but \t and \n).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f]")
 
@@ -109,6 +110,14 @@ def _create_image(req: Request, server_id: str, body: Any) -> Response:
     return empty_response(202, headers={"Location": location})
 
 
+def _unlock(req: Request, server_id: str, body: Any) -> None:
+    instance = req.state.compute_api.get(req.context, server_id)
+    if not req.state.compute_api.is_expected_locked_by(req.context, instance):
+        # A lock taken from another project (an admin's) needs unlock_override.
+        common.authorize(req, POLICY_UNLOCK_OVERRIDE, {"project_id": instance["project_id"]})
+    req.state.compute_api.unlock(req.context, server_id)
+
+
 def _simple(method: str) -> ActionHandler:
     def handler(req: Request, server_id: str, body: Any) -> None:
         getattr(req.state.compute_api, method)(req.context, server_id)
@@ -116,24 +125,27 @@ def _simple(method: str) -> ActionHandler:
     return handler
 
 
-# action name -> (body validator or None, handler)
-ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler]] = {
-    "os-stop": (None, _stop),
-    "os-start": (None, _start),
-    "reboot": (schema.validate_reboot, _reboot),
-    "pause": (None, _simple("pause")),
-    "unpause": (None, _simple("unpause")),
-    "suspend": (None, _simple("suspend")),
-    "resume": (None, _simple("resume")),
-    "lock": (None, _simple("lock")),
-    "unlock": (None, _simple("unlock")),
-    "os-getConsoleOutput": (schema.validate_get_console_output, _console_output),
-    "createImage": (schema.validate_create_image, _create_image),
-    "rebuild": (schema.validate_rebuild, _rebuild),
-    "rescue": (schema.validate_rescue, _rescue),
-    "shelve": (None, _simple("shelve")),
-    "unshelve": (None, _simple("unshelve")),
-    "unrescue": (None, _simple("unrescue")),
+# action name -> (body validator or None, handler, policy rule); the rule's
+# target is the server's project and user (Nova's).
+ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
+    "os-stop": (None, _stop, "os_compute_api:servers:stop"),
+    "os-start": (None, _start, "os_compute_api:servers:start"),
+    "reboot": (schema.validate_reboot, _reboot, "os_compute_api:servers:reboot"),
+    "pause": (None, _simple("pause"), "os_compute_api:os-pause-server:pause"),
+    "unpause": (None, _simple("unpause"), "os_compute_api:os-pause-server:unpause"),
+    "suspend": (None, _simple("suspend"), "os_compute_api:os-suspend-server:suspend"),
+    "resume": (None, _simple("resume"), "os_compute_api:os-suspend-server:resume"),
+    "lock": (None, _simple("lock"), "os_compute_api:os-lock-server:lock"),
+    "unlock": (None, _unlock, "os_compute_api:os-lock-server:unlock"),
+    "os-getConsoleOutput": (schema.validate_get_console_output, _console_output,
+                            "os_compute_api:os-console-output"),
+    "createImage": (schema.validate_create_image, _create_image,
+                    "os_compute_api:servers:create_image"),
+    "rebuild": (schema.validate_rebuild, _rebuild, "os_compute_api:servers:rebuild"),
+    "rescue": (schema.validate_rescue, _rescue, "os_compute_api:os-rescue"),
+    "unrescue": (None, _simple("unrescue"), "os_compute_api:os-unrescue"),
+    "shelve": (None, _simple("shelve"), "os_compute_api:os-shelve:shelve"),
+    "unshelve": (None, _simple("unshelve"), "os_compute_api:os-shelve:unshelve"),
 }
 
 
@@ -141,9 +153,9 @@ def server_action(req: Request, server_id: str) -> Response:
     name, body = parse_action(req.get_data(cache=True))
     if name not in ACTIONS:
         raise exception.Invalid(f"There is no such action: {name}")
-    validator, handler = ACTIONS[name]
+    validator, handler, rule = ACTIONS[name]
     if validator is not None:
         validator(body)
-    check_server_id(server_id)
+    common.get_server(req, server_id, rule)
     response = handler(req, server_id, body)
     return response if response is not None else empty_response(202)

@@ -9,11 +9,17 @@ from __future__ import annotations
 from werkzeug.wrappers import Response
 
 from stratus import exception
+from stratus.api.compute.common import get_server
 from stratus.api.compute.schemas import servers as schema
-from stratus.api.compute.servers import check_server_id
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 
 ITEM_NOT_FOUND = "Metadata item was not found"
+POLICY_INDEX = "os_compute_api:server-metadata:index"
+POLICY_SHOW = "os_compute_api:server-metadata:show"
+POLICY_CREATE = "os_compute_api:server-metadata:create"
+POLICY_UPDATE_ALL = "os_compute_api:server-metadata:update_all"
+POLICY_UPDATE = "os_compute_api:server-metadata:update"
+POLICY_DELETE = "os_compute_api:server-metadata:delete"
 
 
 def routes() -> list[Route]:
@@ -29,8 +35,7 @@ def routes() -> list[Route]:
 
 
 def index(req: Request, server_id: str) -> Response:
-    check_server_id(server_id)
-    metadata = req.state.compute_api.get_metadata(req.context, server_id)
+    metadata = get_server(req, server_id, POLICY_INDEX)["metadata"]
     return json_response({"metadata": metadata})
 
 
@@ -38,7 +43,7 @@ def create(req: Request, server_id: str) -> Response:
     """Merge: existing keys not in the body are kept (Nova answers 200)."""
     body = req.json_body()
     schema.validate_metadata_set(body)
-    check_server_id(server_id)
+    get_server(req, server_id, POLICY_CREATE)
     metadata = req.state.compute_api.update_metadata(req.context, server_id,
                                                      body["metadata"], replace=False)
     return json_response({"metadata": metadata})
@@ -47,15 +52,14 @@ def create(req: Request, server_id: str) -> Response:
 def update_all(req: Request, server_id: str) -> Response:
     body = req.json_body()
     schema.validate_metadata_set(body)
-    check_server_id(server_id)
+    get_server(req, server_id, POLICY_UPDATE_ALL)
     metadata = req.state.compute_api.update_metadata(req.context, server_id,
                                                      body["metadata"], replace=True)
     return json_response({"metadata": metadata})
 
 
 def show(req: Request, server_id: str, key: str) -> Response:
-    check_server_id(server_id)
-    metadata = req.state.compute_api.get_metadata(req.context, server_id)
+    metadata = get_server(req, server_id, POLICY_SHOW)["metadata"]
     if key not in metadata:
         raise exception.NotFound(ITEM_NOT_FOUND)
     return json_response({"meta": {key: metadata[key]}})
@@ -67,12 +71,12 @@ def update(req: Request, server_id: str, key: str) -> Response:
     item = body["meta"]
     if key not in item:
         raise exception.Invalid("Request body and URI mismatch")
-    check_server_id(server_id)
+    get_server(req, server_id, POLICY_UPDATE)
     req.state.compute_api.update_metadata(req.context, server_id, item, replace=False)
     return json_response({"meta": item})
 
 
 def delete(req: Request, server_id: str, key: str) -> Response:
-    check_server_id(server_id)
+    get_server(req, server_id, POLICY_DELETE)
     req.state.compute_api.delete_metadata_item(req.context, server_id, key)
     return empty_response(204)

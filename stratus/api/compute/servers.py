@@ -24,6 +24,15 @@ PASSWORD_SYMBOL_GROUPS = ("23456789", "ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmn
 _BOOL_TRUE = ("1", "t", "true", "on", "y", "yes")
 _BOOL_FALSE = ("0", "f", "false", "off", "n", "no")
 SORT_DIRS = ("asc", "desc")
+POLICY_INDEX = "os_compute_api:servers:index"
+POLICY_DETAIL = "os_compute_api:servers:detail"
+POLICY_INDEX_ALL_TENANTS = "os_compute_api:servers:index:get_all_tenants"
+POLICY_DETAIL_ALL_TENANTS = "os_compute_api:servers:detail:get_all_tenants"
+POLICY_ALL_FILTERS = "os_compute_api:servers:allow_all_filters"
+POLICY_CREATE = "os_compute_api:servers:create"
+POLICY_SHOW = "os_compute_api:servers:show"
+POLICY_UPDATE = "os_compute_api:servers:update"
+POLICY_DELETE = "os_compute_api:servers:delete"
 UNSUPPORTED_BDM = ("Block Device Mapping is Invalid: only the image as the local boot disk "
                    "(source_type image, destination_type local, boot_index 0) is supported.")
 
@@ -146,7 +155,7 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     ctx = req.context
     is_admin = bool(ctx.is_admin)
     names = [k for k in req.args.keys() if k not in ("sort_key", "sort_dir", "limit", "marker")]
-    if not is_admin:
+    if not common.can(req, POLICY_ALL_FILTERS):
         names = [k for k in names if k in schema.USER_FILTERS]
     else:
         for key in names:
@@ -178,8 +187,9 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
 
     all_tenants = _parse_all_tenants(opts["all_tenants"]) if "all_tenants" in opts else False
     if all_tenants:
-        policy = "detail" if is_detail else "index"
-        common.require_admin(req, f"os_compute_api:servers:{policy}:get_all_tenants")
+        # Nova: a caller the policy does not allow gets 403 (not its own list).
+        common.authorize(req, POLICY_DETAIL_ALL_TENANTS if is_detail
+                         else POLICY_INDEX_ALL_TENANTS)
         filters["all_tenants"] = True
         project = opts.get("project_id") or opts.get("tenant_id")
         if project:
@@ -195,6 +205,7 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
 
 
 def _list(req: Request, is_detail: bool) -> Response:
+    common.authorize(req, POLICY_DETAIL if is_detail else POLICY_INDEX)
     query = list_query(req, is_detail)
     if query.empty or query.limit == 0:
         return json_response({"servers": []})
@@ -272,6 +283,9 @@ def create(req: Request) -> Response:
     body = req.json_body()
     schema.validate_create(body)
     server = body["server"]
+    common.authorize(req, POLICY_CREATE, {
+        "project_id": req.context.project_id, "user_id": req.context.user_id,
+        "availability_zone": server.get("availability_zone")})
     image_ref = boot_image_ref(server)
     if "networks" in server:
         _check_networks(server["networks"])
@@ -298,7 +312,9 @@ def create(req: Request) -> Response:
             access_ip_v6=server.get("accessIPv6"),
             admin_pass=password,
             config_drive=bool_from_string(server.get("config_drive", False)),
-            injected_files=[(item["path"], item["contents"])
+            scheduler_hints=body.get("os:scheduler_hints",
+                                     body.get("OS-SCH-HNT:scheduler_hints")),
+            injected_files=[(item.get("path", ""), item.get("contents", ""))
                             for item in server.get("personality", ())],
         )
     except exception.FlavorNotFound as exc:
@@ -320,15 +336,14 @@ def create(req: Request) -> Response:
 # -- one server ----------------------------------------------------------------------
 
 def show(req: Request, server_id: str) -> Response:
-    check_server_id(server_id)
-    instance = req.state.compute_api.get(req.context, server_id)
+    instance = common.get_server(req, server_id, POLICY_SHOW)
     return json_response({"server": ServerViewBuilder.for_request(req).show(instance)})
 
 
 def update(req: Request, server_id: str) -> Response:
     body = req.json_body()
     schema.validate_update(body)
-    check_server_id(server_id)
+    common.get_server(req, server_id, POLICY_UPDATE)
     server = body["server"]
     changes: dict[str, Any] = {}
     if "name" in server:
@@ -344,6 +359,6 @@ def update(req: Request, server_id: str) -> Response:
 
 
 def delete(req: Request, server_id: str) -> Response:
-    check_server_id(server_id)
+    common.get_server(req, server_id, POLICY_DELETE)
     req.state.compute_api.delete(req.context, server_id)
     return empty_response(204)

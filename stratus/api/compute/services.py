@@ -19,8 +19,9 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import microversion, parameter_types
-from stratus.api.compute.common import require_admin, validate
+from stratus.api.compute.common import authorize, validate
 from stratus.api.wsgi import Request, Route, empty_response, json_response
+from stratus.db import aggregates as db_aggregates
 from stratus.db import services as db_services
 from stratus.db.models import Allocation, ComputeNode, Instance, Service
 from stratus.db.session import Database
@@ -64,9 +65,11 @@ def canonical_binary(binary: str) -> str:
     return binary
 
 
-def service_zone(service: dict[str, Any]) -> str:
+def service_zone(service: dict[str, Any], host_zones: dict[str, str] | None = None) -> str:
+    """A compute service's zone: its host's aggregates' (``host_zones``), else its own."""
     if service["binary"] == COMPUTE_BINARY:
-        return service.get("availability_zone") or DEFAULT_ZONE
+        return ((host_zones or {}).get(service["host"]) or service.get("availability_zone")
+                or DEFAULT_ZONE)
     return INTERNAL_ZONE
 
 
@@ -75,12 +78,13 @@ def service_state(req: Request, service: dict[str, Any]) -> str:
     return "up" if up else "down"
 
 
-def service_view(req: Request, service: dict[str, Any]) -> dict[str, Any]:
+def service_view(req: Request, service: dict[str, Any],
+                 host_zones: dict[str, str] | None = None) -> dict[str, Any]:
     view = {
         "id": service["id"],
         "binary": service["binary"],
         "host": service["host"],
-        "zone": service_zone(service),
+        "zone": service_zone(service, host_zones),
         "status": "disabled" if service["disabled"] else "enabled",
         "state": service_state(req, service),
         "updated_at": isotime_us(service["updated_at"]),
@@ -94,12 +98,13 @@ def service_view(req: Request, service: dict[str, Any]) -> dict[str, Any]:
 # -- list ----------------------------------------------------------------------
 
 def index(req: Request) -> Response:
-    require_admin(req, POLICY_LIST)
+    authorize(req, POLICY_LIST)
     binary = req.args.get("binary") or None
     services = db_services.service_get_all(
         req.state.db, binary=canonical_binary(binary) if binary else None,
         host=req.args.get("host") or None)
-    return json_response({"services": [service_view(req, s) for s in services]})
+    zones = db_aggregates.host_zones(req.state.db)
+    return json_response({"services": [service_view(req, s, zones) for s in services]})
 
 
 # -- update (action-named paths) ---------------------------------------------------
@@ -164,7 +169,7 @@ def update(req: Request, action: str) -> Response:
     schema = (UPDATE_SCHEMA_V211 if microversion.is_supported(req, FORCED_DOWN_VERSION)
               else UPDATE_SCHEMA)
     validate(schema, body)
-    require_admin(req, POLICY_UPDATE)
+    authorize(req, POLICY_UPDATE)
     handler = _actions(req).get(action)
     if handler is None:
         raise exception.NotFound("Unknown action")
@@ -196,7 +201,7 @@ def destroy_service(db: Database, service_id: int) -> None:
 
 
 def delete(req: Request, service_id: str) -> Response:
-    require_admin(req, POLICY_DELETE)
+    authorize(req, POLICY_DELETE)
     try:
         ident = int(service_id)
     except ValueError:

@@ -13,9 +13,11 @@ import datetime
 import hashlib
 from typing import Any, Iterable
 
-from stratus.api.compute.common import base_url
+from stratus.api.compute.common import base_url, can
 from stratus.api.wsgi import Request
 from stratus.compute.vm_states import status_from_state
+
+POLICY_EXTENDED_ATTRIBUTES = "os_compute_api:os-extended-server-attributes"
 
 # Statuses whose server body carries "progress" / "fault" (Nova's view builder).
 PROGRESS_STATUSES = frozenset(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
@@ -67,8 +69,12 @@ def _config_drive(value: Any) -> str:
 class ServerViewBuilder:
     """Renders instance dicts for one request."""
 
-    def __init__(self, root_url: str, is_admin: bool) -> None:
+    def __init__(self, root_url: str, is_admin: bool,
+                 extended_attributes: bool | None = None) -> None:
         self.is_admin = is_admin
+        # OS-EXT-SRV-ATTR:* (os_compute_api:os-extended-server-attributes).
+        self.extended_attributes = is_admin if extended_attributes is None \
+            else extended_attributes
         self._self_prefix = f"{root_url}/v2.1/servers/"
         self._bookmark_prefix = f"{root_url}/servers/"
         self._image_prefix = f"{root_url}/images/"
@@ -77,7 +83,8 @@ class ServerViewBuilder:
 
     @classmethod
     def for_request(cls, req: Request) -> "ServerViewBuilder":
-        return cls(base_url(req), bool(req.context.is_admin))
+        return cls(base_url(req), bool(req.context.is_admin),
+                   can(req, POLICY_EXTENDED_ATTRIBUTES))
 
     # -- pieces ------------------------------------------------------------------
     def links(self, uuid: str) -> list[dict[str, str]]:
@@ -166,7 +173,7 @@ class ServerViewBuilder:
         server["key_name"] = instance.get("key_name")
         server["OS-SRV-USG:launched_at"] = isotime_us(instance.get("launched_at"))
         server["OS-SRV-USG:terminated_at"] = isotime_us(instance.get("terminated_at"))
-        if self.is_admin:
+        if self.extended_attributes:
             server["OS-EXT-SRV-ATTR:host"] = instance.get("host")
             server["OS-EXT-SRV-ATTR:instance_name"] = INSTANCE_NAME_TEMPLATE % (
                 instance.get("id") or 0)

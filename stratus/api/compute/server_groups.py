@@ -1,0 +1,119 @@
+"""``/os-server-groups`` at microversion 2.1 (Nova's server_groups.py).
+
+A server group has one policy: ``affinity``, ``anti-affinity`` (Nova 2.1)
+or ``soft-affinity``, ``soft-anti-affinity`` (Nova takes these from 2.15;
+Stratus advertises 2.1 and accepts them there). Servers join a group with
+the ``group`` scheduler hint at create; the scheduler keeps affinity and
+anti-affinity (one member per host) and weighs the soft policies. The 2.1
+view: ``id``, ``name``, ``policies`` (one), ``members`` (live servers),
+``metadata`` ({}). Users see their project's groups; admins see every
+project's with ``all_projects``. Create answers 200, delete 204.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from stratus import quota
+from stratus.api.compute.common import authorize, query_int, validate
+from stratus.api.compute.parameter_types import bool_from_string
+from stratus.api.compute.schemas import check_name, name as name_type
+from stratus.api.wsgi import Request, Route, empty_response, json_response
+from stratus.db import quotas as db_quotas
+from stratus.db import server_groups as db_groups
+from stratus.utils import is_uuid_like
+
+POLICY_INDEX = "os_compute_api:os-server-groups:index"
+POLICY_INDEX_ALL = "os_compute_api:os-server-groups:index:all_projects"
+POLICY_SHOW = "os_compute_api:os-server-groups:show"
+POLICY_CREATE = "os_compute_api:os-server-groups:create"
+POLICY_DELETE = "os_compute_api:os-server-groups:delete"
+
+CREATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "server_group": {
+            "type": "object",
+            "properties": {
+                "name": name_type,
+                "policies": {"type": "array", "minItems": 1, "maxItems": 1,
+                             "items": [{"type": "string", "enum": list(db_groups.POLICIES)}],
+                             "uniqueItems": True, "additionalItems": False},
+            },
+            "required": ["name", "policies"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["server_group"],
+    "additionalProperties": False,
+}
+
+
+def view(group: dict[str, Any]) -> dict[str, Any]:
+    return {"id": group["uuid"], "name": group["name"], "policies": [group["policy"]],
+            "members": group["members"], "metadata": {}}
+
+
+def _scope(req: Request) -> str | None:
+    """The project a caller's lookups are limited to (None: every project)."""
+    return None if req.context.is_admin else req.context.project_id
+
+
+def _get(req: Request, group_id: str) -> dict[str, Any]:
+    if not is_uuid_like(group_id):
+        raise db_groups.InstanceGroupNotFound(group_uuid=group_id)
+    return db_groups.group_get(req.state.db, group_id, project_id=_scope(req))
+
+
+def index(req: Request) -> Response:
+    authorize(req, POLICY_INDEX)
+    project: str | None = req.context.project_id
+    all_projects = req.args.get("all_projects")
+    if all_projects is not None and (all_projects == "" or bool_from_string(all_projects)):
+        authorize(req, POLICY_INDEX_ALL)
+        project = None
+    offset = query_int(req, "offset", 0) or 0
+    limit = query_int(req, "limit", 1)
+    groups = db_groups.group_list(req.state.db, project_id=project)
+    groups = groups[offset:offset + limit] if limit is not None else groups[offset:]
+    return json_response({"server_groups": [view(g) for g in groups]})
+
+
+def create(req: Request) -> Response:
+    authorize(req, POLICY_CREATE)
+    body = req.json_body()
+    validate(CREATE_SCHEMA, body)
+    values = body["server_group"]
+    check_name(values["name"])
+    project_id = req.context.project_id
+    with db_quotas.locked_write(req.state.db, project_id) as s:
+        limits = quota.QuotaEngine(req.state.conf).limits(s, project_id)
+        quota.check_server_groups(limits, db_quotas.count_server_groups(s, project_id))
+        group = db_groups.group_add(s, name=values["name"], policy=values["policies"][0],
+                                    project_id=project_id, user_id=req.context.user_id)
+    return json_response({"server_group": view(group)})
+
+
+def show(req: Request, group_id: str) -> Response:
+    group = _get(req, group_id)
+    authorize(req, POLICY_SHOW, {"project_id": group["project_id"],
+                                     "user_id": group["user_id"]})
+    return json_response({"server_group": view(group)})
+
+
+def delete(req: Request, group_id: str) -> Response:
+    group = _get(req, group_id)
+    authorize(req, POLICY_DELETE, {"project_id": group["project_id"],
+                                       "user_id": group["user_id"]})
+    db_groups.group_delete(req.state.db, group["uuid"])
+    return empty_response(204)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("GET", "/os-server-groups", index),
+        Route("POST", "/os-server-groups", create),
+        Route("GET", "/os-server-groups/<group_id>", show),
+        Route("DELETE", "/os-server-groups/<group_id>", delete),
+    ]

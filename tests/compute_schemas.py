@@ -1,0 +1,326 @@
+"""The compute API v2.1 response schemas that tempest checks Nova against
+(``tempest/lib/api_schema/response/compute/v2_1``), restated as facts: which
+fields a body must have, their JSON types, and which bodies allow nothing
+else (``additionalProperties: False``). Used by tests/unit/test_wire_format.py.
+
+:func:`validate` runs a schema with the formats tempest uses: ``uri``,
+``ipv4``/``ipv6`` and ``iso8601-date-time`` (what ``iso8601.parse_date``
+accepts: ``2026-11-24T18:01:05Z`` and ``2026-11-24T18:01:05.123456``).
+"""
+from __future__ import annotations
+
+import copy
+import datetime
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+
+FORMATS = jsonschema.FormatChecker()
+
+
+@FORMATS.checks("iso8601-date-time", raises=ValueError)
+def _iso8601(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return "T" in value
+
+
+@FORMATS.checks("uri", raises=ValueError)
+def _uri(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    parts = urlsplit(value)
+    return bool(parts.scheme in ("http", "https") and parts.netloc)
+
+
+@FORMATS.checks("ipv4", raises=ValueError)
+def _ipv4(value: Any) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.IPv4Address(value))
+
+
+@FORMATS.checks("ipv6", raises=ValueError)
+def _ipv6(value: Any) -> bool:
+    return not isinstance(value, str) or bool(ipaddress.IPv6Address(value))
+
+
+def validate(schema: dict[str, Any], body: Any) -> None:
+    """Raise jsonschema.ValidationError when ``body`` breaks ``schema``."""
+    jsonschema.Draft4Validator(schema, format_checker=FORMATS).validate(body)
+
+
+def obj(properties: dict[str, Any], required: list[str] | tuple[str, ...] = (),
+        closed: bool = True) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def body(key: str, inner: dict[str, Any], *optional: str, **more: Any) -> dict[str, Any]:
+    """``{key: inner}`` (plus optional top-level keys), nothing else."""
+    props = {key: inner, **{k: LINKS for k in optional}, **more}
+    return obj(props, [key])
+
+
+def array(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+BOOLEAN = {"type": "boolean"}
+NULLABLE_STRING = {"type": ["string", "null"]}
+DATE_TIME = {"type": "string", "format": "iso8601-date-time"}
+DATE_TIME_OR_NULL = {"type": ["string", "null"], "format": "iso8601-date-time"}
+LINKS = array(obj({"href": {"type": "string", "format": "uri"}, "rel": STRING},
+                  ["href", "rel"]))
+IP_ADDRESS = {"oneOf": [{"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+                        {"type": "null"}]}
+ACCESS_IP_V4 = {"type": "string", "oneOf": [{"format": "ipv4"}, {"enum": [""]}]}
+ACCESS_IP_V6 = {"type": "string", "oneOf": [{"format": "ipv6"}, {"enum": [""]}]}
+POWER_STATE = {"type": "integer", "enum": [0, 1, 3, 4, 6, 7]}
+ADDRESSES = {"type": "object", "patternProperties": {"^[a-zA-Z0-9-_.]+$": array(obj(
+    {"version": INTEGER, "addr": {"type": "string",
+                                  "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]}},
+    ["version", "addr"]))}}
+
+# -- versions ------------------------------------------------------------------------
+_VERSION = obj({
+    "id": STRING,
+    "links": array(obj({"href": {"type": "string", "format": "uri"}, "rel": STRING,
+                        "type": STRING}, ["href", "rel"])),
+    "status": STRING, "updated": DATE_TIME, "version": STRING, "min_version": STRING,
+    "media-types": {"type": "array"},
+}, ["id", "links", "status", "updated"])
+LIST_VERSIONS = body("versions", array(_VERSION))
+GET_ONE_VERSION = obj({"version": _VERSION})
+
+# -- servers -------------------------------------------------------------------------
+CREATE_SERVER = body("server", obj({
+    "id": STRING, "security_groups": {"type": "array"}, "links": LINKS,
+    "OS-DCF:diskConfig": STRING, "adminPass": STRING,
+}, ["id", "links", "adminPass"]))
+
+LIST_SERVERS = body("servers", array(obj({"id": STRING, "links": LINKS, "name": STRING},
+                                         ["id", "links", "name"])), "servers_links")
+
+_FLAVOR_REF = obj({"id": STRING, "links": LINKS})
+_IMAGE_REF = {"oneOf": [obj({"id": STRING, "links": LINKS}, ["id", "links"]),
+                        {"type": ["string", "null"]}]}
+_FAULT = obj({"code": INTEGER, "created": STRING, "message": STRING, "details": STRING},
+             ["code", "created", "message"])
+COMMON_SERVER = obj({
+    "id": STRING, "name": STRING, "status": STRING, "image": _IMAGE_REF,
+    "flavor": _FLAVOR_REF, "fault": _FAULT, "user_id": STRING, "tenant_id": STRING,
+    "created": DATE_TIME, "updated": DATE_TIME, "progress": INTEGER,
+    "metadata": {"type": "object"}, "links": LINKS, "addresses": ADDRESSES,
+    "hostId": STRING, "OS-DCF:diskConfig": STRING, "accessIPv4": ACCESS_IP_V4,
+    "accessIPv6": ACCESS_IP_V6,
+}, ["id", "name", "status", "image", "flavor", "user_id", "tenant_id", "created", "updated",
+    "metadata", "links", "addresses", "hostId"])
+UPDATE_SERVER = body("server", COMMON_SERVER)
+
+SERVER_DETAIL = copy.deepcopy(COMMON_SERVER)
+SERVER_DETAIL["properties"].update({
+    "key_name": NULLABLE_STRING,
+    "security_groups": {"type": "array"},
+    "OS-SRV-USG:launched_at": NULLABLE_STRING,
+    "OS-SRV-USG:terminated_at": NULLABLE_STRING,
+    "OS-EXT-AZ:availability_zone": STRING,
+    "OS-EXT-STS:task_state": NULLABLE_STRING,
+    "OS-EXT-STS:vm_state": STRING,
+    "OS-EXT-STS:power_state": POWER_STATE,
+    "OS-EXT-SRV-ATTR:host": NULLABLE_STRING,
+    "OS-EXT-SRV-ATTR:instance_name": STRING,
+    "OS-EXT-SRV-ATTR:hypervisor_hostname": NULLABLE_STRING,
+    "os-extended-volumes:volumes_attached": array(obj({"id": STRING})),
+    "config_drive": STRING,
+})
+_address_item = SERVER_DETAIL["properties"]["addresses"]["patternProperties"][
+    "^[a-zA-Z0-9-_.]+$"]["items"]["properties"]
+_address_item.update({"OS-EXT-IPS:type": STRING, "OS-EXT-IPS-MAC:mac_addr": {
+    "type": "string", "pattern": "(?:[a-f0-9]{2}:){5}[a-f0-9]{2}"}})
+GET_SERVER = body("server", SERVER_DETAIL)
+LIST_SERVERS_DETAIL = body("servers", array(SERVER_DETAIL), "servers_links")
+
+_METADATA = {"type": "object", "patternProperties": {"^.+$": STRING}}
+SERVER_METADATA = body("metadata", _METADATA)
+SERVER_METADATA_ITEM = body("meta", _METADATA)
+
+_INSTANCE_ACTION = obj({
+    "action": STRING, "request_id": STRING, "user_id": STRING, "project_id": STRING,
+    "start_time": DATE_TIME, "message": NULLABLE_STRING, "instance_uuid": STRING,
+}, ["action", "request_id", "user_id", "project_id", "start_time", "message",
+    "instance_uuid"])
+LIST_INSTANCE_ACTIONS = body("instanceActions", array(_INSTANCE_ACTION))
+_ACTION_WITH_EVENTS = copy.deepcopy(_INSTANCE_ACTION)
+_ACTION_WITH_EVENTS["properties"]["events"] = array(obj({
+    "event": STRING, "start_time": DATE_TIME, "finish_time": DATE_TIME, "result": STRING,
+    "traceback": NULLABLE_STRING,
+}, ["event", "start_time", "finish_time", "result", "traceback"]))
+SHOW_INSTANCE_ACTION = body("instanceAction", _ACTION_WITH_EVENTS)
+
+# -- flavors -------------------------------------------------------------------------
+LIST_FLAVORS = body("flavors", array(obj({"name": STRING, "links": LINKS, "id": STRING},
+                                         ["name", "links", "id"])), "flavors_links")
+_FLAVOR = obj({
+    "name": STRING, "links": LINKS, "ram": INTEGER, "vcpus": INTEGER,
+    "swap": {"type": ["integer", "string"]}, "disk": INTEGER, "id": STRING,
+    "OS-FLV-DISABLED:disabled": BOOLEAN, "os-flavor-access:is_public": BOOLEAN,
+    "rxtx_factor": {"type": "number"}, "OS-FLV-EXT-DATA:ephemeral": INTEGER,
+}, ["name", "links", "ram", "vcpus", "swap", "disk", "id"])
+LIST_FLAVORS_DETAIL = body("flavors", array(_FLAVOR), "flavors_links")
+GET_FLAVOR = body("flavor", _FLAVOR)
+_SPEC_KEYS = {"type": "object", "patternProperties": {r"^[a-zA-Z0-9_\-\. :]+$": STRING}}
+FLAVOR_EXTRA_SPECS = body("extra_specs", _SPEC_KEYS)
+FLAVOR_EXTRA_SPEC_KEY = _SPEC_KEYS
+FLAVOR_ACCESS = body("flavor_access", array(obj({"flavor_id": STRING, "tenant_id": STRING},
+                                                ["flavor_id", "tenant_id"])))
+
+# -- keypairs ------------------------------------------------------------------------
+GET_KEYPAIR = body("keypair", obj({
+    "public_key": STRING, "name": STRING, "fingerprint": STRING, "user_id": STRING,
+    "deleted": BOOLEAN, "created_at": DATE_TIME, "updated_at": DATE_TIME_OR_NULL,
+    "deleted_at": DATE_TIME_OR_NULL, "id": INTEGER,
+}, ["public_key", "name", "fingerprint", "user_id", "deleted", "created_at", "updated_at",
+    "deleted_at", "id"]))
+CREATE_KEYPAIR = body("keypair", obj({
+    "fingerprint": STRING, "name": STRING, "public_key": STRING, "user_id": STRING,
+    "private_key": STRING,
+}, ["fingerprint", "name", "public_key", "user_id"]))
+LIST_KEYPAIRS = body("keypairs", array(obj({"keypair": obj(
+    {"public_key": STRING, "name": STRING, "fingerprint": STRING},
+    ["public_key", "name", "fingerprint"])}, ["keypair"])))
+
+# -- limits --------------------------------------------------------------------------
+_ABSOLUTE_REQUIRED = ["maxImageMeta", "maxPersonality", "maxPersonalitySize",
+                      "maxSecurityGroupRules", "maxSecurityGroups", "maxServerMeta",
+                      "maxTotalCores", "maxTotalFloatingIps", "maxTotalInstances",
+                      "maxTotalKeypairs", "maxTotalRAMSize", "totalCoresUsed",
+                      "totalFloatingIpsUsed", "totalInstancesUsed", "totalRAMUsed",
+                      "totalSecurityGroupsUsed"]
+_ABSOLUTE = obj({name: INTEGER for name in _ABSOLUTE_REQUIRED + [
+    "maxServerGroupMembers", "maxServerGroups", "totalServerGroupsUsed"]},
+    _ABSOLUTE_REQUIRED)
+_RATE = array(obj({"limit": array(obj({"next-available": STRING, "remaining": INTEGER,
+                                       "unit": STRING, "value": INTEGER, "verb": STRING})),
+                   "regex": STRING, "uri": STRING}))
+GET_LIMITS = body("limits", obj({"absolute": _ABSOLUTE, "rate": _RATE}, ["absolute", "rate"]))
+
+# -- services, hypervisors, availability zones, aggregates ---------------------------------
+LIST_SERVICES = body("services", array(obj({
+    "id": {"type": ["integer", "string"], "pattern": "^[a-zA-Z!]*@[0-9]+$"},
+    "zone": STRING, "host": STRING, "state": STRING, "binary": STRING, "status": STRING,
+    "updated_at": NULLABLE_STRING, "disabled_reason": NULLABLE_STRING,
+}, ["id", "zone", "host", "state", "binary", "status", "updated_at", "disabled_reason"])))
+ENABLE_DISABLE_SERVICE = body("service", obj(
+    {"status": STRING, "binary": STRING, "host": STRING}, ["status", "binary", "host"]))
+
+_HYPERVISOR_STATS_KEYS = ["count", "current_workload", "disk_available_least", "free_disk_gb",
+                          "free_ram_mb", "local_gb", "local_gb_used", "memory_mb",
+                          "memory_mb_used", "running_vms", "vcpus", "vcpus_used"]
+HYPERVISOR_STATISTICS = body("hypervisor_statistics", obj(
+    {k: ({"type": ["integer", "null"]} if k == "disk_available_least" else INTEGER)
+     for k in _HYPERVISOR_STATS_KEYS}, _HYPERVISOR_STATS_KEYS))
+_HYPERVISOR_DETAIL = obj({
+    "status": STRING, "state": STRING, "cpu_info": STRING, "current_workload": INTEGER,
+    "disk_available_least": {"type": ["integer", "null"]}, "host_ip": IP_ADDRESS,
+    "free_disk_gb": INTEGER, "free_ram_mb": INTEGER, "hypervisor_hostname": STRING,
+    "hypervisor_type": STRING, "hypervisor_version": INTEGER,
+    "id": {"type": ["integer", "string"]}, "local_gb": INTEGER, "local_gb_used": INTEGER,
+    "memory_mb": INTEGER, "memory_mb_used": INTEGER, "running_vms": INTEGER,
+    "service": obj({"host": STRING, "id": {"type": ["integer", "string"]},
+                    "disabled_reason": NULLABLE_STRING}, ["host", "id"]),
+    "vcpus": INTEGER, "vcpus_used": INTEGER,
+}, ["cpu_info", "current_workload", "disk_available_least", "host_ip", "free_disk_gb",
+    "free_ram_mb", "hypervisor_hostname", "hypervisor_type", "hypervisor_version", "id",
+    "local_gb", "local_gb_used", "memory_mb", "memory_mb_used", "running_vms", "service",
+    "vcpus", "vcpus_used"])
+LIST_HYPERVISORS_DETAIL = body("hypervisors", array(_HYPERVISOR_DETAIL))
+GET_HYPERVISOR = body("hypervisor", _HYPERVISOR_DETAIL)
+_HYPERVISOR_BRIEF = obj({"status": STRING, "state": STRING,
+                         "id": {"type": ["integer", "string"]},
+                         "hypervisor_hostname": STRING}, ["id", "hypervisor_hostname"])
+LIST_HYPERVISORS = body("hypervisors", array(_HYPERVISOR_BRIEF))
+_HYPERVISOR_WITH_SERVERS = copy.deepcopy(_HYPERVISOR_BRIEF)
+_HYPERVISOR_WITH_SERVERS["properties"]["servers"] = array(obj({"uuid": STRING,
+                                                              "name": STRING}))
+HYPERVISORS_SERVERS = body("hypervisors", array(_HYPERVISOR_WITH_SERVERS))
+
+_ZONE_STATE = obj({"available": BOOLEAN}, ["available"])
+LIST_AVAILABILITY_ZONES = body("availabilityZoneInfo", array(obj(
+    {"zoneName": STRING, "zoneState": _ZONE_STATE, "hosts": {"type": "null"}},
+    ["zoneName", "zoneState", "hosts"])))
+_ZONE_HOSTS = {"type": ["object", "null"], "patternProperties": {
+    "^[a-zA-Z0-9-_.]+$": {"type": "object", "patternProperties": {"^.*$": obj(
+        {"available": BOOLEAN, "active": BOOLEAN, "updated_at": DATE_TIME_OR_NULL},
+        ["available", "active", "updated_at"])}}}}
+LIST_AVAILABILITY_ZONES_DETAIL = body("availabilityZoneInfo", array(obj(
+    {"zoneName": STRING, "zoneState": _ZONE_STATE, "hosts": _ZONE_HOSTS},
+    ["zoneName", "zoneState", "hosts"])))
+
+_AGGREGATE = obj({
+    "availability_zone": NULLABLE_STRING, "created_at": STRING, "deleted": BOOLEAN,
+    "deleted_at": NULLABLE_STRING, "id": INTEGER, "name": STRING,
+    "updated_at": NULLABLE_STRING, "hosts": {"type": "array"}, "metadata": {"type": "object"},
+}, ["availability_zone", "created_at", "deleted", "deleted_at", "id", "name", "updated_at",
+    "hosts", "metadata"])
+LIST_AGGREGATES = body("aggregates", array(_AGGREGATE))
+
+# -- the compute image proxy ---------------------------------------------------------------
+_IMAGE_LINKS = array(obj({"href": {"type": "string", "format": "uri"}, "rel": STRING,
+                          "type": STRING}, ["href", "rel"]))
+_IMAGE = obj({
+    "id": STRING, "status": {"enum": ["ACTIVE", "SAVING", "DELETED", "ERROR", "UNKNOWN"]},
+    "updated": STRING, "links": _IMAGE_LINKS, "name": NULLABLE_STRING, "created": STRING,
+    "minDisk": INTEGER, "minRam": INTEGER, "progress": INTEGER, "metadata": {"type": "object"},
+    "server": obj({"id": STRING, "links": LINKS}, ["id", "links"]),
+    "OS-EXT-IMG-SIZE:size": {"type": ["integer", "null"]}, "OS-DCF:diskConfig": STRING,
+}, ["id", "status", "updated", "links", "name", "created", "minDisk", "minRam", "progress",
+    "metadata"])
+GET_IMAGE = body("image", _IMAGE)
+LIST_IMAGES = body("images", array(obj({"id": STRING, "links": _IMAGE_LINKS,
+                                        "name": NULLABLE_STRING}, ["id", "links", "name"])),
+                   "images_links")
+LIST_IMAGES_DETAIL = body("images", array(_IMAGE), "images_links")
+IMAGE_METADATA = body("metadata", {"type": "object"})
+IMAGE_METADATA_ITEM = body("meta", {"type": "object"})
+
+# -- os-simple-tenant-usage (before 2.40) -----------------------------------------------
+_SERVER_USAGES = array({"type": "object", "properties": {
+    "ended_at": {"oneOf": [STRING, {"type": "null"}]}, "flavor": STRING,
+    "hours": {"type": "number"}, "instance_id": STRING, "local_gb": INTEGER,
+    "memory_mb": INTEGER, "name": STRING, "started_at": STRING, "state": STRING,
+    "tenant_id": STRING, "uptime": INTEGER, "vcpus": INTEGER,
+}, "required": ["ended_at", "flavor", "hours", "instance_id", "local_gb", "memory_mb", "name",
+                "started_at", "state", "tenant_id", "uptime", "vcpus"]})
+_TENANT_USAGE = {"type": "object", "properties": {
+    "server_usages": _SERVER_USAGES, "start": STRING, "stop": STRING, "tenant_id": STRING,
+    "total_hours": {"type": "number"}, "total_local_gb_usage": {"type": "number"},
+    "total_memory_mb_usage": {"type": "number"}, "total_vcpus_usage": {"type": "number"},
+}, "required": ["start", "stop", "tenant_id", "total_hours", "total_local_gb_usage",
+                "total_memory_mb_usage", "total_vcpus_usage"]}
+LIST_TENANT_USAGE = {"type": "object", "properties": {"tenant_usages": array(_TENANT_USAGE)},
+                     "required": ["tenant_usages"]}
+_TENANT_USAGE_GET = copy.deepcopy(_TENANT_USAGE)
+_TENANT_USAGE_GET["required"] = ["server_usages"] + _TENANT_USAGE["required"]
+GET_TENANT_USAGE = {"type": "object", "properties": {"tenant_usage": _TENANT_USAGE_GET},
+                    "required": ["tenant_usage"]}
+
+# -- os-quota-sets ---------------------------------------------------------------------
+_QUOTA_REQUIRED = ["instances", "cores", "ram", "floating_ips", "fixed_ips", "metadata_items",
+                   "key_pairs", "security_groups", "security_group_rules", "injected_files",
+                   "injected_file_content_bytes", "injected_file_path_bytes"]
+_QUOTA_NAMES = _QUOTA_REQUIRED + ["server_group_members", "server_groups"]
+UPDATE_QUOTA_SET = body("quota_set", obj({n: INTEGER for n in _QUOTA_NAMES}, _QUOTA_REQUIRED))
+GET_QUOTA_SET = body("quota_set", obj({"id": STRING, **{n: INTEGER for n in _QUOTA_NAMES}},
+                                      _QUOTA_REQUIRED + ["id"]))
+_QUOTA_DETAIL = {"type": "object", "properties": {
+    "reserved": INTEGER, "limit": INTEGER, "in_use": INTEGER}}
+GET_QUOTA_SET_DETAILS = body("quota_set", obj(
+    {"id": STRING, **{n: _QUOTA_DETAIL for n in _QUOTA_NAMES}}, _QUOTA_REQUIRED + ["id"]))
