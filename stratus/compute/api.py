@@ -25,6 +25,7 @@ from stratus.context import RequestContext
 from stratus.db import aggregates as db_aggregates
 from stratus.db import instances as db_instances
 from stratus.db import quotas as db_quotas
+from stratus.db import resizes as db_resizes
 from stratus.db import services as db_services
 from stratus.db import flavors as db_flavors
 from stratus.db.models import KeyPair
@@ -427,6 +428,91 @@ class ComputeAPI:
         self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "snapshot_instance",
                                          image_id=image["id"])
         return image
+
+    # -- resize and cold migrate ---------------------------------------------------
+    def resize(self, ctx: RequestContext, instance_id: str, flavor_id: str) -> None:
+        """Nova's resize: a different flavor, ACTIVE or STOPPED, within quota."""
+        inst = self._check_resize_state(ctx, instance_id, "resize")
+        try:
+            flavor = self._flavor_for_boot(ctx, flavor_id)
+        except exception.FlavorNotFound:
+            raise exception.Invalid(f"Flavor {flavor_id} could not be found.")
+        if flavor["flavorid"] == inst["flavor"].get("flavorid"):
+            raise exception.Invalid("When resizing, instances must change flavor!")
+        if flavor["root_gb"] < (inst["flavor"].get("root_gb") or 0) and flavor["root_gb"]:
+            raise exception.Invalid("Resize error: Unable to resize disk down.")
+        dv = flavor["vcpus"] - inst["vcpus"]
+        dram = flavor["memory_mb"] - inst["memory_mb"]
+        if dv > 0 or dram > 0:
+            with db_quotas.locked_write(self.db, inst["project_id"]) as s:
+                limits = self.quotas.limits(s, inst["project_id"])
+                usage = self.quotas.usage(s, inst["project_id"])
+                asked = {"cores": max(dv, 0), "ram": max(dram, 0)}
+                overs = [r for r in ("cores", "ram")
+                         if asked[r] and quota.is_over(limits[r], usage[r] + asked[r])]
+                if overs:
+                    raise quota.TooManyInstances(
+                        overs=", ".join(overs), req=", ".join(str(asked[r]) for r in overs),
+                        used=", ".join(str(usage[r]) for r in overs),
+                        allowed=", ".join(str(limits[r]) for r in overs))
+        # (The usage grows when the destination finishes, as Nova counts it.)
+        self._begin_resize(ctx, inst, "resize")
+        self.conductor.migrate_server(ctx, instance_id, flavor, "resize")
+
+    def migrate(self, ctx: RequestContext, instance_id: str) -> None:
+        """Cold migrate: the same flavor on another host."""
+        inst = self._check_resize_state(ctx, instance_id, "migrate")
+        self._begin_resize(ctx, inst, "migrate")
+        self.conductor.migrate_server(ctx, instance_id, inst["flavor"], "migration")
+
+    def _check_resize_state(self, ctx: RequestContext, instance_id: str,
+                            action: str) -> dict[str, Any]:
+        inst = self.get(ctx, instance_id)
+        self._check_locked(ctx, inst)
+        if inst["vm_state"] not in (vm_states.ACTIVE, vm_states.STOPPED):
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="vm_state", state=inst["vm_state"])
+        if inst["task_state"] is not None:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="task_state", state=inst["task_state"])
+        if not inst.get("host"):
+            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
+                                                 attr="host", state=None)
+        return inst
+
+    def _begin_resize(self, ctx: RequestContext, inst: dict[str, Any], action: str) -> None:
+        try:
+            db_instances.instance_update(self.db, inst["uuid"],
+                                         {"task_state": vm_states.RESIZE_PREP},
+                                         expected_task_state=[None],
+                                         expected_vm_state=[inst["vm_state"]])
+        except exception.UnexpectedTaskStateError as exc:
+            raise exception.InstanceInvalidState(action=action, instance_uuid=inst["uuid"],
+                                                 attr="task_state", state=exc.kwargs["actual"])
+        db_instances.action_start(self.db, inst["uuid"], action, ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+
+    def _finish_resize_action(self, ctx: RequestContext, instance_id: str, action: str,
+                              task_state: str) -> dict[str, Any]:
+        inst = self._start_action(ctx, instance_id, action, (vm_states.RESIZED,), task_state)
+        migration = db_resizes.migration_for_instance(self.db, instance_id, ("finished",))
+        if migration is None:
+            db_instances.instance_update(self.db, instance_id, {"task_state": None})
+            raise exception.NotFound(f"Instance {instance_id} is not resized.")
+        status = "confirming" if action == "confirmResize" else "reverting"
+        return db_resizes.migration_update(self.db, migration["uuid"], {"status": status})
+
+    def confirm_resize(self, ctx: RequestContext, instance_id: str) -> None:
+        migration = self._finish_resize_action(ctx, instance_id, "confirmResize",
+                                               vm_states.RESIZE_CONFIRMING)
+        self.compute_rpc.instance_action(ctx, migration["source_compute"], instance_id,
+                                         "confirm_resize", migration=migration)
+
+    def revert_resize(self, ctx: RequestContext, instance_id: str) -> None:
+        migration = self._finish_resize_action(ctx, instance_id, "revertResize",
+                                               vm_states.RESIZE_REVERTING)
+        self.compute_rpc.instance_action(ctx, migration["dest_compute"], instance_id,
+                                         "revert_resize", migration=migration)
 
     def _check_snapshot_state(self, ctx: RequestContext, instance_id: str,
                               action: str) -> dict[str, Any]:

@@ -555,6 +555,228 @@ class ComputeManager:
             self._notify(ctxt, "instance.unshelve.end", inst)
             LOG.info("Instance %s unshelved", uuid)
 
+    # -- resize and cold migrate ---------------------------------------------------------
+    @property
+    def compute_rpc(self) -> Any:
+        """Casts to other compute hosts (on the conductor client's transport)."""
+        if getattr(self, "_compute_rpc", None) is None:
+            from stratus.compute.rpcapi import ComputeRPCAPI
+            client = self.conductor.client
+            self._compute_rpc = ComputeRPCAPI(client.transport, client.timeout)
+        return self._compute_rpc
+
+    def _migration_failed(self, ctxt: RequestContext, uuid: str, migration: dict[str, Any],
+                          event: str, exc: Exception, details: str,
+                          updates: dict[str, Any] | None = None) -> None:
+        """ERROR with a fault, the migration in error, the destination's
+        allocation released (the instance keeps its source's)."""
+        try:
+            inst = self.conductor.migration_finish(
+                ctxt, migration["uuid"], "error", uuid,
+                {"vm_state": vm_states.ERROR, "task_state": None, **(updates or {})},
+                keep="source", event=_finish(event, "Error", details),
+                fault={"code": getattr(exc, "code", 500), "message": _fault_message(exc),
+                       "details": details, "host": self.host})
+        except exception.InstanceNotFound:
+            return
+        self._notify(ctxt, "instance.resize.error", inst, error=True)
+
+    def resize_instance(self, ctxt: RequestContext, instance_uuid: str,
+                        migration: dict[str, Any]) -> None:
+        """Source side: power the guest off and set its disks aside for the
+        destination, then cast the destination's ``finish_resize``."""
+        uuid = instance_uuid
+        event = "compute_resize_instance"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": vm_states.RESIZE_MIGRATING},
+                    expected_task_state=[vm_states.RESIZE_PREP], event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping resize of %s: %s", uuid, exc)
+                with contextlib.suppress(Exception):
+                    self.conductor.migration_update(ctxt, migration["uuid"], {"status": "error"},
+                                                    release_dest=True)
+                return
+            self._notify(ctxt, "instance.resize.start", inst)
+            try:
+                disk_info = self.driver.migrate_disk_and_power_off(
+                    ctxt, inst, migration["dest_compute"], migration["new_flavor"], None,
+                    timeout=self.conf.compute.shutdown_timeout, retry_interval=10)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Resize of %s failed on the source", uuid)
+                self._migration_failed(ctxt, uuid, migration, event, exc, tb.format_exc(),
+                                       {"power_state": self._power_state(inst)})
+                return
+            try:
+                self.conductor.migration_update(ctxt, migration["uuid"],
+                                                {"status": "post-migrating"})
+                self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": vm_states.RESIZE_MIGRATED,
+                                 "power_state": power_state.SHUTDOWN},
+                    expected_task_state=[vm_states.RESIZE_MIGRATING],
+                    event=_finish(event, "Success"))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Resize of %s overtaken: %s", uuid, exc)
+                return
+        self.compute_rpc.instance_action(ctxt, migration["dest_compute"], uuid,
+                                         "finish_resize", migration=migration,
+                                         disk_info=disk_info)
+
+    def finish_resize(self, ctxt: RequestContext, instance_uuid: str,
+                      migration: dict[str, Any], disk_info: str) -> None:
+        """Destination side: create the guest with the new flavor; the instance
+        is RESIZED (VERIFY_RESIZE) on this host."""
+        uuid = instance_uuid
+        event = "compute_finish_resize"
+        flavor = migration["new_flavor"]
+        sizes = {"flavor": flavor, "vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
+                 "root_gb": flavor["root_gb"], "ephemeral_gb": flavor["ephemeral_gb"]}
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": vm_states.RESIZE_FINISH},
+                    expected_task_state=[vm_states.RESIZE_MIGRATED],
+                    event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping finish_resize of %s: %s", uuid, exc)
+                return
+            inst = dict(inst, **sizes, swap=flavor.get("swap", 0))
+            power_on = migration.get("old_vm_state") != vm_states.STOPPED
+            try:
+                self.driver.finish_migration(
+                    ctxt, migration, inst, disk_info, None, {"id": inst.get("image_ref")},
+                    resize_instance=flavor != migration["old_flavor"], power_on=power_on)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Resize of %s failed on the destination", uuid)
+                details = tb.format_exc()
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst)
+                self._migration_failed(ctxt, uuid, migration, event, exc, details,
+                                       {"power_state": power_state.NOSTATE})
+                return
+            try:
+                inst = self.conductor.migration_finish(
+                    ctxt, migration["uuid"], "finished", uuid,
+                    {**sizes, "vm_state": vm_states.RESIZED, "task_state": None,
+                     "host": self.host, "node": migration["dest_node"],
+                     "power_state": self._power_state(inst)},
+                    keep=None, expected_task_state=[vm_states.RESIZE_FINISH],
+                    event=_finish(event, "Success"))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("finish_resize of %s overtaken: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.resize.end", inst)
+            LOG.info("Instance %s resized onto %s: VERIFY_RESIZE", uuid, self.host)
+
+    def confirm_resize(self, ctxt: RequestContext, instance_uuid: str,
+                       migration: dict[str, Any]) -> None:
+        """Source side: drop the kept disks and the source's allocation."""
+        uuid = instance_uuid
+        event = "compute_confirm_resize"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {}, expected_task_state=[vm_states.RESIZE_CONFIRMING],
+                    event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping confirm_resize of %s: %s", uuid, exc)
+                return
+            try:
+                self.driver.confirm_migration(ctxt, migration, inst, None)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Confirming the resize of %s failed", uuid)
+                details = tb.format_exc()
+                with contextlib.suppress(exception.InstanceNotFound):
+                    self.conductor.migration_finish(
+                        ctxt, migration["uuid"], "error", uuid,
+                        {"vm_state": vm_states.ERROR, "task_state": None}, keep="dest",
+                        event=_finish(event, "Error", details),
+                        fault={"code": getattr(exc, "code", 500),
+                               "message": _fault_message(exc), "details": details,
+                               "host": self.host})
+                return
+            final = vm_states.STOPPED if migration.get("old_vm_state") == vm_states.STOPPED \
+                else vm_states.ACTIVE
+            try:
+                inst = self.conductor.migration_finish(
+                    ctxt, migration["uuid"], "confirmed", uuid,
+                    {"vm_state": final, "task_state": None}, keep="dest",
+                    expected_task_state=[vm_states.RESIZE_CONFIRMING],
+                    event=_finish(event, "Success"))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("confirm_resize of %s overtaken: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.resize_confirm.end", inst)
+
+    def revert_resize(self, ctxt: RequestContext, instance_uuid: str,
+                      migration: dict[str, Any]) -> None:
+        """Destination side: destroy the new guest, free this host's
+        allocation, then cast the source's ``finish_revert_resize``."""
+        uuid = instance_uuid
+        event = "compute_revert_resize"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {}, expected_task_state=[vm_states.RESIZE_REVERTING],
+                    event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping revert_resize of %s: %s", uuid, exc)
+                return
+            try:
+                self.driver.destroy(ctxt, inst, destroy_disks=True)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Reverting the resize of %s failed", uuid)
+                self._migration_failed(ctxt, uuid, migration, event, exc, tb.format_exc())
+                return
+            self.conductor.migration_update(ctxt, migration["uuid"], {"status": "reverting"},
+                                            release_dest=True)
+            self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+        self.compute_rpc.instance_action(ctxt, migration["source_compute"], uuid,
+                                         "finish_revert_resize", migration=migration)
+
+    def finish_revert_resize(self, ctxt: RequestContext, instance_uuid: str,
+                             migration: dict[str, Any]) -> None:
+        """Source side: bring the kept guest back with the old flavor."""
+        uuid = instance_uuid
+        event = "compute_finish_revert_resize"
+        flavor = migration["old_flavor"]
+        sizes = {"flavor": flavor, "vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
+                 "root_gb": flavor["root_gb"], "ephemeral_gb": flavor["ephemeral_gb"]}
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {}, expected_task_state=[vm_states.RESIZE_REVERTING],
+                    event=_start(event, self.host))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Skipping finish_revert_resize of %s: %s", uuid, exc)
+                return
+            inst = dict(inst, **sizes, swap=flavor.get("swap", 0))
+            old_state = migration.get("old_vm_state") or vm_states.ACTIVE
+            try:
+                self.driver.finish_revert_migration(ctxt, inst, None, migration,
+                                                    power_on=old_state != vm_states.STOPPED)
+            except Exception as exc:  # noqa: BLE001
+                LOG.exception("Restoring %s on the source failed", uuid)
+                self._migration_failed(ctxt, uuid, migration, event, exc, tb.format_exc(),
+                                       {**sizes, "host": self.host,
+                                        "node": migration["source_node"],
+                                        "power_state": power_state.NOSTATE})
+                return
+            try:
+                inst = self.conductor.migration_finish(
+                    ctxt, migration["uuid"], "reverted", uuid,
+                    {**sizes, "vm_state": old_state, "task_state": None, "host": self.host,
+                     "node": migration["source_node"],
+                     "power_state": self._power_state(inst)},
+                    keep="source", expected_task_state=[vm_states.RESIZE_REVERTING],
+                    event=_finish(event, "Success"))
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("finish_revert_resize of %s overtaken: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.resize_revert.end", inst)
+            LOG.info("Resize of instance %s reverted onto %s", uuid, self.host)
+
     # -- console -------------------------------------------------------------------------
     def get_console_output(self, ctxt: RequestContext, instance: dict[str, Any]) -> str:
         """The whole console log the driver keeps (the API takes the tail)."""

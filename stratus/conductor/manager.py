@@ -18,11 +18,12 @@ from stratus.compute import power_state, vm_states
 from stratus.compute.rpcapi import ComputeRPCAPI
 from stratus.context import RequestContext, get_admin_context
 from stratus.db import instances as db_instances
+from stratus.db import resizes as db_resizes
 from stratus.db import services as db_services
 from stratus.db.session import Database
 from stratus.notifications import instance_payload
 from stratus.scheduler.rpcapi import SchedulerAPI
-from stratus.utils import utcnow
+from stratus.utils import new_uuid, utcnow
 
 LOG = logging.getLogger(__name__)
 _UNSET = "__unset__"
@@ -114,6 +115,62 @@ class ConductorManager:
         self.compute_rpc.instance_action(ctxt, selection["host"], uuid, "unshelve_instance",
                                          image=spec["image"])
 
+    def migrate_server(self, ctxt: RequestContext, instance_uuid: str, flavor: dict[str, Any],
+                       migration_type: str) -> None:
+        """Resize or cold-migrate (Nova's flow): record the migration, have the
+        scheduler claim ``flavor`` on a destination under the migration's uuid
+        (the instance keeps its allocation on the source), then cast the
+        source host's ``resize_instance``. No host: back to the state it was
+        in with a fault, the migration in error."""
+        uuid = instance_uuid
+        try:
+            inst = db_instances.instance_get(self.db, uuid)
+        except exception.InstanceNotFound:
+            return
+        migration = db_resizes.migration_create(self.db, {
+            "uuid": new_uuid(), "instance_uuid": uuid, "source_compute": inst["host"],
+            "source_node": inst["node"], "old_flavor": inst["flavor"], "new_flavor": flavor,
+            "old_vm_state": inst["vm_state"], "status": "pre-migrating",
+            "migration_type": migration_type})
+        spec = dict(inst.get("request_spec") or {})
+        spec.update({"flavor": flavor, "num_instances": 1, "project_id": inst["project_id"],
+                     "user_id": inst["user_id"],
+                     "availability_zone": inst.get("availability_zone")})
+        spec.pop("shelved_image_id", None)
+        spec.setdefault("image", {"id": inst.get("image_ref")})
+        same_host = migration_type == "resize" and self.conf.DEFAULT.allow_resize_to_same_host
+        if not same_host:
+            spec["ignore_hosts"] = [inst["host"]]
+        else:
+            spec.pop("ignore_hosts", None)
+        for key in ("attempt", "last_failure", "admin_pass", "injected_files"):
+            spec.pop(key, None)
+        try:
+            selection = self.scheduler.select_destinations(ctxt, spec, [migration["uuid"]])[0]
+        except Exception as exc:  # noqa: BLE001 - NoValidHost, scheduler down...
+            LOG.warning("Cannot %s %s: %s", migration_type, uuid, exc)
+            message = str(exc) if isinstance(exc, exception.StratusException) else \
+                f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(exception.InstanceNotFound,
+                                     exception.UnexpectedTaskStateError):
+                db_resizes.finish(
+                    self.db, migration["uuid"], "error", uuid, {"task_state": None},
+                    keep="source", expected_task_state=[vm_states.RESIZE_PREP],
+                    fault={"code": getattr(exc, "code", 500), "message": message,
+                           "details": message},
+                    event={"request_id": ctxt.request_id, "phase": "finish",
+                           "result": "Error", "event": "conductor_migrate_server",
+                           "traceback": message})
+            return
+        migration = db_resizes.migration_update(
+            self.db, migration["uuid"], {"dest_compute": selection["host"],
+                                         "dest_node": selection["nodename"],
+                                         "status": "migrating"})
+        LOG.info("%s of instance %s: %s -> %s", migration_type, uuid, inst["host"],
+                 selection["host"])
+        self.compute_rpc.instance_action(ctxt, inst["host"], uuid, "resize_instance",
+                                         migration=migration)
+
     def _fail_build(self, ctxt: RequestContext, uuid: str, exc: Exception,
                     with_traceback: bool = True) -> None:
         code = getattr(exc, "code", 500)
@@ -152,6 +209,26 @@ class ConductorManager:
         if event is not None:
             kwargs["event"] = dict(event, request_id=ctxt.request_id)
         return db_instances.instance_update(self.db, instance_uuid, updates, **kwargs)
+
+    def migration_get(self, ctxt: RequestContext, migration_uuid: str) -> dict[str, Any]:
+        return db_resizes.migration_get(self.db, migration_uuid)
+
+    def migration_update(self, ctxt: RequestContext, migration_uuid: str,
+                         updates: dict[str, Any], release_dest: bool = False) -> dict[str, Any]:
+        return db_resizes.migration_update(self.db, migration_uuid, updates, release_dest)
+
+    def migration_finish(self, ctxt: RequestContext, migration_uuid: str, status: str,
+                         instance_uuid: str, instance_updates: dict[str, Any],
+                         keep: str | None, expected_task_state: Any = _UNSET,
+                         event: dict[str, Any] | None = None,
+                         fault: dict[str, Any] | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if expected_task_state != _UNSET:
+            kwargs["expected_task_state"] = expected_task_state
+        if event is not None:
+            event = dict(event, request_id=ctxt.request_id)
+        return db_resizes.finish(self.db, migration_uuid, status, instance_uuid,
+                                 instance_updates, keep, event=event, fault=fault, **kwargs)
 
     def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
         return db_instances.instance_destroy(self.db, instance_uuid)

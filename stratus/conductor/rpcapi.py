@@ -30,6 +30,12 @@ class ConductorAPI:
     def unshelve_instance(self, ctxt: RequestContext, instance_uuid: str) -> None:
         self.client.cast(ctxt, "unshelve_instance", instance_uuid=instance_uuid)
 
+    def migrate_server(self, ctxt: RequestContext, instance_uuid: str, flavor: dict[str, Any],
+                       migration_type: str) -> None:
+        """Resize (``migration_type`` "resize") or cold-migrate ("migration")."""
+        self.client.cast(ctxt, "migrate_server", instance_uuid=instance_uuid, flavor=flavor,
+                         migration_type=migration_type)
+
     # -- from compute hosts -----------------------------------------------------
     def wait_until_ready(self, ctxt: RequestContext, attempt_timeout: float = 2.0,
                          deadline: float | None = None) -> None:
@@ -115,3 +121,23 @@ class ConductorAPI:
     def instances_get_by_hosts(self, ctxt: RequestContext,
                                hosts: list[str]) -> dict[str, list[dict[str, Any]]]:
         return self.client.call(ctxt, "instances_get_by_hosts", hosts=hosts)
+
+    # -- migrations (resize and cold migrate) --------------------------------------
+    def migration_get(self, ctxt: RequestContext, migration_uuid: str) -> dict[str, Any]:
+        return self.client.call(ctxt, "migration_get", migration_uuid=migration_uuid)
+
+    def migration_update(self, ctxt: RequestContext, migration_uuid: str,
+                         updates: dict[str, Any], release_dest: bool = False) -> dict[str, Any]:
+        return self.client.call(ctxt, "migration_update", migration_uuid=migration_uuid,
+                                updates=updates, release_dest=release_dest)
+
+    def migration_finish(self, ctxt: RequestContext, migration_uuid: str, status: str,
+                         instance_uuid: str, instance_updates: dict[str, Any],
+                         keep: str | None, expected_task_state: Any = "__unset__",
+                         event: dict[str, Any] | None = None,
+                         fault: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.client.call(ctxt, "migration_finish", migration_uuid=migration_uuid,
+                                status=status, instance_uuid=instance_uuid,
+                                instance_updates=instance_updates, keep=keep,
+                                expected_task_state=expected_task_state, event=event,
+                                fault=fault)

@@ -17,6 +17,8 @@ DEFAULT = [
     Opt("log_file", "str", None, "Write logs to this file instead of stderr."),
     Opt("report_interval", "float", 10.0,
         "Seconds between service heartbeats.", min=0.1),
+    Opt("allow_resize_to_same_host", "bool", False,
+        "Let a resize pick the instance's own host (a cold migrate never does)."),
     Opt("service_down_time", "float", 60.0,
         "A service whose last heartbeat is older than this many seconds is shown down.",
         min=1),

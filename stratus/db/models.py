@@ -102,6 +102,26 @@ class Allocation(Base):
     created_at: Mapped[datetime.datetime] = mapped_column(Timestamp, default=utcnow)
 
 
+class Migration(TimestampMixin, Base):
+    """A resize or cold migration (Nova's ``migrations``): ``uuid`` is also the
+    consumer of the destination's allocation until confirm/revert."""
+    __tablename__ = "migrations"
+    __table_args__ = (Index("migrations_instance_uuid_status_idx", "instance_uuid", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36))
+    source_compute: Mapped[str | None] = mapped_column(String(255))
+    dest_compute: Mapped[str | None] = mapped_column(String(255))
+    source_node: Mapped[str | None] = mapped_column(String(255))
+    dest_node: Mapped[str | None] = mapped_column(String(255))
+    old_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new_flavor: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    old_vm_state: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str | None] = mapped_column(String(255))
+    migration_type: Mapped[str | None] = mapped_column(String(16))
+
+
 # -- host aggregates and server groups (issue 5) --------------------------------
 
 class Aggregate(TimestampMixin, Base):

@@ -66,7 +66,12 @@ def _servers() -> list[RuleDefault]:
         ("os_compute_api:os-rescue", "Rescue a server."),
         ("os_compute_api:os-unrescue", "Unrescue a server."),
         ("os_compute_api:os-shelve:shelve", "Shelve a server."),
-        ("os_compute_api:os-shelve:unshelve", "Unshelve a server."))]
+        ("os_compute_api:os-shelve:unshelve", "Unshelve a server."),
+        (f"{p}:resize", "Resize a server to another flavor."),
+        (f"{p}:confirm_resize", "Confirm a server's resize or migration."),
+        (f"{p}:revert_resize", "Revert a server's resize or migration."))]
+    rules.append(RuleDefault("os_compute_api:os-migrate-server:migrate", ADMIN,
+                             "Cold migrate a server to another host."))
     m = "os_compute_api:server-metadata"
     rules += [RuleDefault(f"{m}:{r}", PROJECT_READER_OR_ADMIN) for r in ("index", "show")]
     rules += [RuleDefault(f"{m}:{w}", PROJECT_MEMBER_OR_ADMIN)

@@ -118,6 +118,18 @@ def _unlock(req: Request, server_id: str, body: Any) -> None:
     req.state.compute_api.unlock(req.context, server_id)
 
 
+def _resize(req: Request, server_id: str, body: Any) -> None:
+    from stratus.api.compute.views.servers import id_from_href
+
+    req.state.compute_api.resize(req.context, server_id,
+                                 id_from_href(str(body["resize"]["flavorRef"])))
+
+
+def _confirm_resize(req: Request, server_id: str, body: Any) -> Response:
+    req.state.compute_api.confirm_resize(req.context, server_id)
+    return empty_response(204)
+
+
 def _simple(method: str) -> ActionHandler:
     def handler(req: Request, server_id: str, body: Any) -> None:
         getattr(req.state.compute_api, method)(req.context, server_id)
@@ -146,6 +158,13 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
     "unrescue": (None, _simple("unrescue"), "os_compute_api:os-unrescue"),
     "shelve": (None, _simple("shelve"), "os_compute_api:os-shelve:shelve"),
     "unshelve": (None, _simple("unshelve"), "os_compute_api:os-shelve:unshelve"),
+    "resize": (schema.validate_resize, _resize, "os_compute_api:servers:resize"),
+    "confirmResize": (schema.validate_confirm_resize, _confirm_resize,
+                      "os_compute_api:servers:confirm_resize"),
+    "revertResize": (schema.validate_revert_resize, _simple("revert_resize"),
+                     "os_compute_api:servers:revert_resize"),
+    "migrate": (schema.validate_migrate, _simple("migrate"),
+                "os_compute_api:os-migrate-server:migrate"),
 }
 
 

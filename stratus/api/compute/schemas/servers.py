@@ -393,3 +393,40 @@ def validate_metadata_set(body: Any) -> None:
 
 def validate_metadata_item(body: Any) -> None:
     common.validate(metadata_item, body)
+
+
+# Nova's resize schema (microversion 2.1; OS-DCF:diskConfig accepted).
+resize: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "resize": {
+            "type": "object",
+            "properties": {
+                "flavorRef": {"type": ["string", "integer"], "minLength": 1},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+            },
+            "required": ["flavorRef"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["resize"],
+    "additionalProperties": False,
+}
+
+
+def validate_resize(body: Any) -> None:
+    common.validate(resize, body)
+
+
+def _null_action(name: str) -> Any:
+    def validator(body: Any) -> None:
+        if body[name] is not None and body[name] != {}:
+            raise exception.Invalid(f"Invalid input for field/attribute {name}. "
+                                    f"Value: {body[name]}. {body[name]!r} is not of type "
+                                    f"'null'")
+    return validator
+
+
+validate_migrate = _null_action("migrate")
+validate_confirm_resize = _null_action("confirmResize")
+validate_revert_resize = _null_action("revertResize")
