@@ -17,7 +17,7 @@ from stratus import exception
 from stratus.compute import vm_states
 from stratus.db import allocations
 from stratus.db.common import to_dict
-from stratus.db.models import (Instance, InstanceAction, InstanceActionEvent,
+from stratus.db.models import (Instance, Migration, InstanceAction, InstanceActionEvent,
                                InstanceFault, InstanceMetadata)
 from stratus.db.session import Database
 from stratus.utils import parse_isotime, utcnow
@@ -338,6 +338,12 @@ def instance_destroy(db: Database, uuid: str) -> dict[str, Any]:
         inst.vm_state = vm_states.DELETED
         inst.task_state = None
         allocations.release(s, uuid)
+        # A resize or migration under way holds the destination under its own uuid.
+        for migration in s.scalars(select(Migration).where(
+                Migration.instance_uuid == uuid,
+                Migration.status.not_in(("confirmed", "reverted", "error")))):
+            allocations.release(s, migration.uuid)
+            migration.status = "error"
         s.flush()
         return _load_one(s, uuid, read_deleted=True)
 

@@ -198,3 +198,27 @@ def test_policy_member_resizes_its_own_but_cannot_migrate(cloud):
     resp = other.compute("POST", f"/servers/{server_id}/action",
                          {"resize": {"flavorRef": "2"}})
     assert resp.status_code == 404
+
+
+def test_delete_during_verify_resize_frees_both_hosts(cloud):
+    server = cloud.boot("gone", flavor="1")
+    assert act(cloud, server["id"], {"resize": {"flavorRef": "3"}}).status_code == 202
+    cloud.wait_for(server["id"], "VERIFY_RESIZE")
+    assert cloud.compute("DELETE", f"/servers/{server['id']}").status_code == 204
+    cloud.wait_for(server["id"], "DELETED")
+    assert node_hosts(cloud) == {}
+    assert db_resizes.migrations_for_instance(cloud.db, server["id"])[0]["status"] == "error"
+
+
+def test_openstacksdk_shaped_bodies(cloud):
+    """The bodies openstacksdk sends (resize_server, confirm_server_resize,
+    revert_server_resize, migrate_server) are what the API takes."""
+    server = cloud.boot("sdk", flavor="1")
+    assert act(cloud, server["id"], {"resize": {"flavorRef": "2"}}).status_code == 202
+    cloud.wait_for(server["id"], "VERIFY_RESIZE")
+    assert act(cloud, server["id"], {"revertResize": None}).status_code == 202
+    cloud.wait_for(server["id"], "ACTIVE")
+    assert act(cloud, server["id"], {"migrate": None}).status_code == 202
+    cloud.wait_for(server["id"], "VERIFY_RESIZE")
+    assert act(cloud, server["id"], {"confirmResize": None}).status_code == 204
+    cloud.wait_for(server["id"], "ACTIVE")
