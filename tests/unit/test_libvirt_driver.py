@@ -377,3 +377,67 @@ def test_hard_reboot_redefines_the_guest_with_current_settings(drv):
     drv.power_off(inst)
     drv.power_on(None, {"uuid": inst["uuid"]}, None)
     assert drv._lookup(inst["uuid"]).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == xml
+
+
+# -- resize and cold migration between two drivers on one machine ------------------------
+
+@pytest.fixture
+def drv2(tmp_path):
+    d = lv.LibvirtDriver("host2", {
+        "virt_type": "qemu", "connection_uri": URI,
+        "instances_path": str(tmp_path / "instances2"), "image_client": Images(tmp_path),
+        "wait_soft_reboot_seconds": 5})
+    d.init_host("host2")
+    yield d
+    for uuid_ in d.list_instances():
+        d.destroy(None, {"uuid": uuid_})
+    d.cleanup_host("host2")
+
+
+def _resized(inst, root_gb=2, vcpus=2):
+    return dict(inst, root_gb=root_gb, vcpus=vcpus, memory_mb=256,
+                flavor={"name": "m1.bigger"})
+
+
+def test_resize_to_another_host_then_confirm(drv, drv2):
+    inst = instance()
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    flavor = {"name": "m1.bigger", "root_gb": 2, "vcpus": 2, "memory_mb": 256}
+    disk_info = drv.migrate_disk_and_power_off(None, inst, "host2", flavor, None)
+    assert drv.list_instances() == []
+    new = _resized(inst)
+    drv2.finish_migration(None, {}, new, disk_info, None, {}, True)
+    assert drv2.list_instances() == [inst["uuid"]]
+    assert state(drv2, new) == power_state.RUNNING
+    dest_dir = os.path.join(drv2.instances_path, inst["uuid"])
+    assert sorted(os.listdir(dest_dir)) == ["bases.json", "disk", "disk.config", "kernel",
+                                            "ramdisk"]
+    root = lv.disk.info(os.path.join(dest_dir, "disk"), "qcow2")
+    assert root["virtual-size"] == 2 * lv.disk.GiB
+    assert "backing-filename" not in root  # flattened: no base needed on the destination
+    assert config.read_owner(drv2._lookup(inst["uuid"]).XMLDesc(0))["instances_path"] == \
+        drv2.instances_path
+    drv.confirm_migration(None, {}, inst, None)
+    assert not os.path.exists(os.path.join(drv.instances_path, inst["uuid"] + "_resize"))
+
+
+def test_resize_revert_restores_the_source_guest(drv, drv2):
+    inst = instance()
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    flavor = {"name": "m1.bigger", "root_gb": 2}
+    disk_info = drv.migrate_disk_and_power_off(None, inst, "host2", flavor, None)
+    drv2.finish_migration(None, {}, _resized(inst), disk_info, None, {}, True)
+    drv2.destroy(None, inst)
+    drv.finish_revert_migration(None, inst, None, {})
+    assert drv.list_instances() == [inst["uuid"]]
+    assert state(drv, inst) == power_state.RUNNING
+    assert drv2.list_instances() == []
+    assert not os.path.exists(os.path.join(drv.instances_path, inst["uuid"] + "_resize"))
+
+
+def test_resize_down_is_refused_and_the_guest_untouched(drv):
+    inst = instance(root_gb=2)
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    with pytest.raises(exception.VirtDriverError, match="resize disk down"):
+        drv.migrate_disk_and_power_off(None, inst, "host2", {"root_gb": 1}, None)
+    assert state(drv, inst) == power_state.RUNNING

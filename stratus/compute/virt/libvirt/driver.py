@@ -723,6 +723,152 @@ class LibvirtDriver(driver.ComputeDriver):
                              chunks=_read_then_delete(path), size=os.path.getsize(path))
 
     # -- console ---------------------------------------------------------------------------
+    # -- resize and cold migration (same machine: instances paths both readable) -----
+    def _resize_dir(self, uuid: str) -> str:
+        return self._instance_dir(uuid) + "_resize"
+
+    def migrate_disk_and_power_off(self, context: RequestContext, instance: Instance,
+                                   dest: str, flavor: Mapping[str, Any],
+                                   network_info: NetworkInfo | None,
+                                   block_device_info: BlockDeviceInfo | None = None,
+                                   timeout: int = 0, retry_interval: int = 0) -> str:
+        """Power off, keep the domain's XML, undefine it (its uuid is the
+        destination's to define) and move the instance directory aside to
+        ``<uuid>_resize``; the destination reads the disks from there."""
+        uuid = instance["uuid"]
+        dom = self._lookup(uuid)
+        new_root = int(flavor.get("root_gb") or 0)
+        if new_root and new_root < int(instance.get("root_gb") or 0):
+            raise exception.VirtDriverError(
+                reason=f"unable to resize disk down: instance {uuid} root disk is "
+                       f"{instance.get('root_gb')} GB, flavor {flavor.get('name')!r} has "
+                       f"{new_root} GB")
+        inst_dir, aside = self._instance_dir(uuid), self._resize_dir(uuid)
+        self.power_off(instance, timeout, retry_interval)
+        try:
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            with open(os.path.join(inst_dir, "resize.xml"), "w", encoding="utf-8") as f:
+                f.write(xml)
+            if dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
+            shutil.rmtree(aside, ignore_errors=True)
+            os.rename(inst_dir, aside)
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+        except (libvirt.libvirtError, OSError) as exc:
+            if os.path.isdir(aside) and not os.path.exists(inst_dir):
+                os.rename(aside, inst_dir)
+            raise exception.VirtDriverError(
+                reason=f"setting the disks of {uuid} aside failed: {exc}") from exc
+        info = {"dir": aside, "root": os.path.join(aside, "disk"),
+                "xml": os.path.join(aside, "resize.xml")}
+        return json.dumps(info)
+
+    def finish_migration(self, context: RequestContext, migration: Mapping[str, Any],
+                         instance: Instance, disk_info: str,
+                         network_info: NetworkInfo | None, image_meta: ImageMeta,
+                         resize_instance: bool,
+                         block_device_info: BlockDeviceInfo | None = None,
+                         power_on: bool = True) -> None:
+        """Copy the root disk flattened (no base needed in this host's cache),
+        grow it to the new root_gb, recreate ephemeral/swap for the new
+        flavor, copy the config drive and kernel/ramdisk, define and start."""
+        uuid = instance["uuid"]
+        info = json.loads(disk_info)
+        src_dir = info["dir"]
+        inst_dir = self._instance_dir(uuid)
+        dom = None
+        try:
+            with open(info["xml"], encoding="utf-8") as f:
+                old = ET.fromstring(f.read())
+            shutil.rmtree(inst_dir, ignore_errors=True)
+            os.makedirs(inst_dir, mode=0o755)
+            root = os.path.join(inst_dir, "disk")
+            disk.convert(info["root"], "qcow2", root, "qcow2")
+            root_gb = int(instance.get("root_gb") or 0)
+            if root_gb and root_gb * disk.GiB > int(disk.info(root, "qcow2")["virtual-size"]):
+                disk.resize(root, root_gb * disk.GiB)
+            disks = [config.Disk(root, "qcow2", "vda")]
+            ephemeral_gb = int(instance.get("ephemeral_gb") or 0)
+            if ephemeral_gb:
+                path = os.path.join(inst_dir, "disk.eph0")
+                disk.create_ephemeral(path, ephemeral_gb)
+                disks.append(config.Disk(path, "raw", config.disk_target(len(disks))))
+            swap_mb = int(instance.get("swap") or 0)
+            if swap_mb:
+                path = os.path.join(inst_dir, "disk.swap")
+                disk.create_swap(path, swap_mb)
+                disks.append(config.Disk(path, "raw", config.disk_target(len(disks))))
+            if os.path.exists(os.path.join(src_dir, "disk.config")):
+                path = os.path.join(inst_dir, "disk.config")
+                shutil.copyfile(os.path.join(src_dir, "disk.config"), path)
+                disks.append(config.Disk(path, "raw", config.disk_target(len(disks)),
+                                         readonly=True))
+            boot: dict[str, str | None] = {}
+            for name, tag in (("kernel", "os/kernel"), ("ramdisk", "os/initrd")):
+                src = old.findtext(tag)
+                boot[name] = None
+                if src:
+                    boot[name] = os.path.join(inst_dir, name)
+                    shutil.copyfile(os.path.join(src_dir, os.path.basename(src)), boot[name])
+            with open(os.path.join(inst_dir, "bases.json"), "w", encoding="utf-8") as f:
+                json.dump([], f)
+            flavor = instance.get("flavor") or {}
+            owner = dict(config.read_owner(ET.tostring(old, encoding="unicode")) or {})
+            owner.update(instances_path=self.instances_path, host=self.host,
+                         flavor=flavor.get("name"))
+            interfaces = config.interfaces_from(network_info) if network_info else [
+                config.Interface(mac=i.find("mac").get("address", ""),
+                                 bridge=i.find("source").get("bridge", ""))
+                for i in old.findall("devices/interface[@type='bridge']")
+                if i.find("mac") is not None and i.find("source") is not None]
+            spec = config.GuestSpec(
+                name=self._domain_name(instance), uuid=uuid, virt_type=self.virt_type,
+                memory_mb=int(instance["memory_mb"]), vcpus=int(instance["vcpus"]),
+                disks=disks, console_log=os.path.join(inst_dir, "console.log"), owner=owner,
+                kernel=boot["kernel"], initrd=boot["ramdisk"],
+                cmdline=old.findtext("os/cmdline"), interfaces=interfaces,
+                disk_cache=self.disk_cache)
+            dom = self._connection().defineXML(config.domain_xml(spec))
+            if power_on:
+                self._start(dom, uuid)
+        except BaseException as exc:
+            LOG.warning("Finishing the migration of %s failed (%s): removing what was made",
+                        uuid, exc)
+            self._cleanup(uuid, dom, inst_dir)
+            if isinstance(exc, libvirt.libvirtError):
+                raise _error(exc, "defining the migrated guest") from exc
+            if isinstance(exc, (OSError, ET.ParseError, KeyError, ValueError)):
+                raise exception.VirtDriverError(reason=f"finish_migration failed: {exc}") \
+                    from exc
+            raise
+
+    def confirm_migration(self, context: RequestContext, migration: Mapping[str, Any],
+                          instance: Instance, network_info: NetworkInfo | None) -> None:
+        shutil.rmtree(self._resize_dir(instance["uuid"]), ignore_errors=True)
+
+    def finish_revert_migration(self, context: RequestContext, instance: Instance,
+                                network_info: NetworkInfo | None,
+                                migration: Mapping[str, Any],
+                                block_device_info: BlockDeviceInfo | None = None,
+                                power_on: bool = True) -> None:
+        uuid = instance["uuid"]
+        inst_dir, aside = self._instance_dir(uuid), self._resize_dir(uuid)
+        if not os.path.isdir(aside):
+            raise InstanceNotFoundInDriver(instance_uuid=uuid)
+        try:
+            if os.path.exists(inst_dir):
+                shutil.rmtree(inst_dir)
+            os.rename(aside, inst_dir)
+            with open(os.path.join(inst_dir, "resize.xml"), encoding="utf-8") as f:
+                dom = self._connection().defineXML(f.read())
+            os.unlink(os.path.join(inst_dir, "resize.xml"))
+        except libvirt.libvirtError as exc:
+            raise _error(exc, "restoring the guest") from None
+        except OSError as exc:
+            raise exception.VirtDriverError(reason=f"restoring {uuid} failed: {exc}") from exc
+        if power_on:
+            self._start(dom, uuid)
+
     def get_console_output(self, context: RequestContext, instance: Instance) -> str:
         self._lookup(instance["uuid"])
         path = os.path.join(self._instance_dir(instance["uuid"]), "console.log")
