@@ -166,6 +166,12 @@ def merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# control_options for tests about capacity, not quotas: more servers than
+# Nova's default quota (10 instances, 20 cores) allows.
+NO_INSTANCE_QUOTAS: dict[str, dict[str, Any]] = {
+    "quota": {"instances": -1, "cores": -1, "ram": -1}}
+
+
 class Deployment:
     """api + conductor + ``schedulers`` schedulers + N compute hosts, each its
     own process. ``compute_options`` ({section: {option: value}}) go into every

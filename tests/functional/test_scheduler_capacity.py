@@ -24,7 +24,8 @@ def deployment(tmp_path_factory):
     memory = RESERVED + PER_HOST * FLAVOR_RAM
     with harness.running_deployment(str(tmp_path_factory.mktemp("capacity")),
                                     compute_hosts=HOSTS, schedulers=2,
-                                    compute_options={"fake": {"memory_mb": memory}}) as dep:
+                                    compute_options={"fake": {"memory_mb": memory}},
+                                    control_options=harness.NO_INSTANCE_QUOTAS) as dep:
         yield dep
 
 

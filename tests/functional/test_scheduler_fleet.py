@@ -20,7 +20,8 @@ DOWN_TIME = 5  # the harness' service_down_time
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     with harness.running_deployment(str(tmp_path_factory.mktemp("fleet")),
-                                    compute_hosts=("victim",), fake_hosts=FLEET) as dep:
+                                    compute_hosts=("victim",), fake_hosts=FLEET,
+                                    control_options=harness.NO_INSTANCE_QUOTAS) as dep:
         yield dep
 
 
