@@ -19,9 +19,7 @@ import sys
 import time
 from typing import Any, Iterator
 
-import pytest
 
-from tests import dbs
 from tests.functional import harness
 
 BIN_DIR = os.path.dirname(sys.executable)
@@ -40,20 +38,8 @@ def all_in_one(tmp: str) -> Iterator[harness.AllInOne]:
         assert cloud.stop() == 0, cloud.process.log()
 
 
-@contextlib.contextmanager
-def deployment(tmp: str) -> Iterator[harness.Deployment]:
-    if not dbs.port_open(5672):
-        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
-    if not dbs.available("postgresql"):
-        pytest.fail("PostgreSQL is not reachable (scripts/test-services)")
-    with harness.RabbitVhost() as transport_url, \
-            dbs.scratch_database("postgresql", tmp) as db_url:
-        dep = harness.Deployment(os.path.join(tmp, "deploy"), transport_url, db_url)
-        try:
-            dep.start()
-            yield dep
-        finally:
-            dep.stop()
+def deployment(tmp: str) -> contextlib.AbstractContextManager[harness.Deployment]:
+    return harness.running_deployment(tmp)
 
 
 def _env(cloud: Any) -> dict[str, str]:

@@ -7,6 +7,7 @@ MariaDB database). Both hand out an openstacksdk connection.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 
@@ -165,6 +166,12 @@ def merged(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# control_options for tests about capacity, not quotas: more servers than
+# Nova's default quota (10 instances, 20 cores) allows.
+NO_INSTANCE_QUOTAS: dict[str, dict[str, Any]] = {
+    "quota": {"instances": -1, "cores": -1, "ram": -1}}
+
+
 class Deployment:
     """api + conductor + ``schedulers`` schedulers + N compute hosts, each its
     own process. ``compute_options`` ({section: {option: value}}) go into every
@@ -283,3 +290,25 @@ class RabbitVhost:
 
     def __exit__(self, *exc: Any) -> None:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True)
+
+
+@contextlib.contextmanager
+def running_deployment(tmp: str, backend: str = "postgresql",
+                       **options: Any) -> Iterator[Deployment]:
+    """A started :class:`Deployment` (``options`` are its own) on a throw-away
+    RabbitMQ vhost and ``backend`` database, stopped and dropped afterwards."""
+    import pytest
+
+    from tests import dbs
+
+    if not dbs.port_open(5672):
+        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
+    if not dbs.available(backend):
+        pytest.fail(f"{backend} is not reachable (scripts/test-services)")
+    with RabbitVhost() as transport_url, dbs.scratch_database(backend, tmp) as db_url:
+        dep = Deployment(os.path.join(tmp, "deploy"), transport_url, db_url, **options)
+        try:
+            dep.start()
+            yield dep
+        finally:
+            dep.stop()

@@ -2,37 +2,21 @@
 api, conductor, scheduler and two compute hosts, driven with openstacksdk."""
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 import pytest
 
-from tests import dbs
 from tests.functional import harness
 
 pytestmark = pytest.mark.functional
 
 
-def _require_services() -> None:
-    if not dbs.port_open(5672):
-        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
-
-
 @pytest.fixture(scope="module", params=["postgresql", "mysql"])
 def deployment(request, tmp_path_factory):
-    _require_services()
-    if not dbs.available(request.param):
-        pytest.fail(f"{request.param} is not reachable")
-    tmp = str(tmp_path_factory.mktemp(f"multi-{request.param}"))
-    with harness.RabbitVhost() as transport_url, \
-            dbs.scratch_database(request.param, tmp) as db_url:
-        dep = harness.Deployment(os.path.join(tmp, "deploy"), transport_url, db_url)
-        try:
-            dep.start()
-            yield dep
-        finally:
-            dep.stop()
+    with harness.running_deployment(str(tmp_path_factory.mktemp(f"multi-{request.param}")),
+                                    request.param) as dep:
+        yield dep
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,11 @@ boots onto a cloud with room for 150 (RabbitMQ + PostgreSQL)."""
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import time
 
 import httpx
 import pytest
 
-from tests import dbs
 from tests.functional import harness
 
 pytestmark = pytest.mark.functional
@@ -22,23 +20,13 @@ RESERVED = 512  # [compute] reserved_host_memory_mb, Nova's default
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
-    if not dbs.port_open(5672):
-        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
-    if not dbs.available("postgresql"):
-        pytest.fail("PostgreSQL is not reachable")
-    tmp = str(tmp_path_factory.mktemp("capacity"))
     # Room for exactly PER_HOST servers per host: (total - reserved) * 1.0 RAM.
     memory = RESERVED + PER_HOST * FLAVOR_RAM
-    with harness.RabbitVhost() as transport_url, \
-            dbs.scratch_database("postgresql", tmp) as db_url:
-        dep = harness.Deployment(os.path.join(tmp, "deploy"), transport_url, db_url,
-                                 compute_hosts=HOSTS, schedulers=2,
-                                 compute_options={"fake": {"memory_mb": memory}})
-        try:
-            dep.start()
-            yield dep
-        finally:
-            dep.stop()
+    with harness.running_deployment(str(tmp_path_factory.mktemp("capacity")),
+                                    compute_hosts=HOSTS, schedulers=2,
+                                    compute_options={"fake": {"memory_mb": memory}},
+                                    control_options=harness.NO_INSTANCE_QUOTAS) as dep:
+        yield dep
 
 
 def test_200_concurrent_boots_onto_room_for_150(deployment):

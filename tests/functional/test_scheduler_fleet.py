@@ -4,13 +4,11 @@ is then killed."""
 from __future__ import annotations
 
 import collections
-import os
 import time
 
 import httpx
 import pytest
 
-from tests import dbs
 from tests.functional import harness
 
 pytestmark = pytest.mark.functional
@@ -21,20 +19,10 @@ DOWN_TIME = 5  # the harness' service_down_time
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
-    if not dbs.port_open(5672):
-        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
-    if not dbs.available("postgresql"):
-        pytest.fail("PostgreSQL is not reachable")
-    tmp = str(tmp_path_factory.mktemp("fleet"))
-    with harness.RabbitVhost() as transport_url, \
-            dbs.scratch_database("postgresql", tmp) as db_url:
-        dep = harness.Deployment(os.path.join(tmp, "deploy"), transport_url, db_url,
-                                 compute_hosts=("victim",), fake_hosts=FLEET)
-        try:
-            dep.start()
-            yield dep
-        finally:
-            dep.stop()
+    with harness.running_deployment(str(tmp_path_factory.mktemp("fleet")),
+                                    compute_hosts=("victim",), fake_hosts=FLEET,
+                                    control_options=harness.NO_INSTANCE_QUOTAS) as dep:
+        yield dep
 
 
 @pytest.fixture(scope="module")

@@ -163,6 +163,17 @@ class ComputeDriver(abc.ABC):
         :class:`stratus.exception.ConfigError` for bad ones)."""
         self.host = host
 
+    @staticmethod
+    def settings(kind: str, options: Mapping[str, Any],
+                 defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` over ``defaults``; a key ``defaults`` lacks is a ConfigError
+        naming the ``kind`` of driver."""
+        unknown = set(options) - set(defaults)
+        if unknown:
+            raise exception.ConfigError(
+                reason=f"unknown {kind} driver option(s): {', '.join(sorted(unknown))}")
+        return {**defaults, **options}
+
     # -- host lifecycle --------------------------------------------------------
 
     @abc.abstractmethod

@@ -98,11 +98,7 @@ class FakeDriver(driver.ComputeDriver):
 
     def __init__(self, host: str, options: Mapping[str, Any]) -> None:
         super().__init__(host, options)
-        unknown = set(options) - set(_OPTION_DEFAULTS)
-        if unknown:
-            raise exception.ConfigError(
-                reason=f"unknown fake driver option(s): {', '.join(sorted(unknown))}")
-        settings = {**_OPTION_DEFAULTS, **options}
+        settings = self.settings("fake", options, _OPTION_DEFAULTS)
         self.vcpus = _positive_int(settings, "vcpus")
         self.memory_mb = _positive_int(settings, "memory_mb")
         self.local_gb = _positive_int(settings, "local_gb")

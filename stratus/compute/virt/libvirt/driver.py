@@ -90,11 +90,7 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def __init__(self, host: str, options: Mapping[str, Any]) -> None:
         super().__init__(host, options)
-        unknown = set(options) - set(_OPTIONS)
-        if unknown:
-            raise exception.ConfigError(
-                reason=f"unknown libvirt driver option(s): {', '.join(sorted(unknown))}")
-        settings = {**_OPTIONS, **options}
+        settings = self.settings("libvirt", options, _OPTIONS)
         self.virt_type = settings["virt_type"]
         if self.virt_type not in ("kvm", "qemu"):
             raise exception.ConfigError(
