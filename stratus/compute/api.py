@@ -494,7 +494,7 @@ class ComputeAPI:
 
     def _finish_resize_action(self, ctx: RequestContext, instance_id: str, action: str,
                               task_state: str) -> dict[str, Any]:
-        inst = self._start_action(ctx, instance_id, action, (vm_states.RESIZED,), task_state)
+        self._start_action(ctx, instance_id, action, (vm_states.RESIZED,), task_state)
         migration = db_resizes.migration_for_instance(self.db, instance_id, ("finished",))
         if migration is None:
             db_instances.instance_update(self.db, instance_id, {"task_state": None})
