@@ -29,6 +29,12 @@ from tests import dbs  # noqa: E402
 from tests.functional import harness  # noqa: E402
 
 
+# One simulated host with room for the burst: 1 vCPU per server at Nova's
+# initial cpu_allocation_ratio of 4.0 (64 GB of RAM at 1.0 for 64 MB servers).
+FAKE_HOST = {"vcpus": 512, "memory_mb": 262144, "local_gb": 4096}
+FAKE_HOST_INI = "[fake]\n" + "".join(f"{k} = {v}\n" for k, v in FAKE_HOST.items())
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, int(round(p / 100.0 * (len(ordered) - 1)))))
@@ -202,7 +208,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="stratus-bench-") as tmp:
         if args.only in (None, "aio"):
-            aio = harness.AllInOne(os.path.join(tmp, "aio"))
+            config = os.path.join(tmp, "aio.conf")
+            with open(config, "w") as f:
+                f.write(FAKE_HOST_INI)
+            aio = harness.AllInOne(os.path.join(tmp, "aio"), ["--config", config])
             t0 = time.perf_counter()
             aio.start()
             started = time.perf_counter() - t0
@@ -215,7 +224,8 @@ def main() -> None:
             with harness.RabbitVhost() as transport_url, \
                     dbs.scratch_database("postgresql", tmp) as db_url:
                 dep = harness.Deployment(os.path.join(tmp, "multi"), transport_url, db_url,
-                                         compute_hosts=("compute1",))
+                                         compute_hosts=("compute1",),
+                                         compute_options={"fake": FAKE_HOST})
                 t0 = time.perf_counter()
                 dep.start()
                 started = time.perf_counter() - t0
