@@ -1,10 +1,9 @@
-"""Claiming resources on a compute node: compare-and-swap plus a capacity check.
+"""Claiming resources on a compute node: a row lock plus a capacity check.
 
-A claim bumps the node's ``generation`` only if it is still the one the
-scheduler read (the compare-and-swap: a scheduler working from an older view
-of the node fails with :class:`ResourceProviderGenerationConflict`, re-reads
-the node and decides again). The bump also locks the node's row until the
-transaction ends, so claims on one node are serialised; the claim then sums
+A claim bumps the node's ``generation`` (so caches see the node changed);
+the bump locks the node's row until the transaction ends, so claims on one
+node are serialised, whatever view of the node the scheduler decided on
+(``generation`` is what it saw, kept for the log); the claim then sums
 the node's allocations and refuses (:class:`InsufficientCapacity`) anything
 past ``(total - reserved) * ratio``, whatever the scheduler believed — the
 capacity holds even if every filter were disabled. The allocation replaces
@@ -83,9 +82,14 @@ def _claim(db: Database, node_id: int, generation: int, consumer_uuid: str,
            resources: dict[str, int], group: GroupInfo | None) -> None:
     with db.write() as session:
         s = session.connection()  # Core statements only: skip the ORM's per-statement work
+        # The bump locks the node's row: claims on a node run one after the
+        # other and each re-checks the capacity below, so the generation the
+        # scheduler saw needs no compare-and-swap (one that did made pipelined
+        # claims on a busy node fail in a cascade).
         result = s.execute(update(ComputeNode)
-                           .where(ComputeNode.id == node_id, ComputeNode.generation == generation)
-                           .values(generation=generation + 1, updated_at=utcnow())
+                           .where(ComputeNode.id == node_id)
+                           .values(generation=ComputeNode.generation + 1,
+                                   updated_at=utcnow())
                            .execution_options(synchronize_session=False))
         if result.rowcount != 1:
             raise exception.ResourceProviderGenerationConflict(node=node_id)
