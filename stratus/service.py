@@ -62,9 +62,12 @@ class RPCService:
         self._heartbeat = heartbeat
         self.server = rpc.RPCServer(transport, topic=topic, server=host, endpoints=[manager],
                                     workers=workers)
-        tasks: list[Task] = [(report_interval, self.heartbeat)]
-        if hasattr(manager, "periodic_tasks"):
-            tasks.extend(manager.periodic_tasks())
+        # Heartbeats get their own thread: a slow periodic task (a resource
+        # report waiting on a busy conductor) must not make the host look down.
+        self.heartbeats = PeriodicRunner([(report_interval, self.heartbeat)],
+                                         f"{binary}-heartbeat")
+        tasks: list[Task] = list(manager.periodic_tasks()) if hasattr(
+            manager, "periodic_tasks") else []
         self.periodic = PeriodicRunner(tasks, binary)
 
     def heartbeat(self) -> None:
@@ -76,12 +79,14 @@ class RPCService:
             self.manager.init_host()  # reconcile before taking new requests
         self.server.start()
         self.heartbeat()
+        self.heartbeats.start()
         self.periodic.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         LOG.info("Stopping %s on host %s", self.binary, self.host)
         self.server.stop(graceful=True, timeout=timeout)
         self.periodic.stop()
+        self.heartbeats.stop()
         if hasattr(self.manager, "cleanup_host"):
             try:
                 self.manager.cleanup_host()

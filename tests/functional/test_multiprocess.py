@@ -50,10 +50,16 @@ def wait_task_done(conn, server_id, status, timeout=30):
 def test_boot_spreads_over_both_hosts_and_every_action_works(deployment, image_and_flavor):
     conn = deployment.connect()
     servers = [boot(conn, image_and_flavor, f"vm{i}", wait=False) for i in range(4)]
-    servers = [conn.compute.wait_for_server(s, status="ACTIVE", wait=60, interval=0.2)
-               for s in servers]
-    hosts = {conn.compute.get_server(s.id).compute_host for s in servers}
-    assert hosts == {"compute1", "compute2"}
+    try:
+        servers = [conn.compute.wait_for_server(s, status="ACTIVE", wait=60, interval=0.2)
+                   for s in servers]
+        hosts = {conn.compute.get_server(s.id).compute_host for s in servers}
+        assert hosts == {"compute1", "compute2"}, [
+            (s.host, s.state, s.status, s.updated_at) for s in conn.compute.services()]
+    except BaseException:
+        for s in servers:  # leave nothing for the next tests
+            conn.compute.delete_server(s, ignore_missing=True)
+        raise
     sid = servers[0].id
     for action, status in ((conn.compute.stop_server, "SHUTOFF"),
                            (conn.compute.start_server, "ACTIVE"),
