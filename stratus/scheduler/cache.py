@@ -22,9 +22,11 @@ seconds, on the service's periodic thread) reads only what moved:
 * **aggregates**, only when their signature (count, max id, max updated_at)
   moved.
 
-A full reload runs every ``FULL_RESYNC`` seconds (nodes or services deleted
-meanwhile). Staleness can cost a claim conflict or a re-read; the claim's
-compare-and-swap and capacity check make it impossible to overcommit.
+A full reload runs every ``FULL_RESYNC`` seconds, and whenever the count or
+the highest id of the compute nodes or services moved (a host joined or left:
+its row may have committed too late for the window above). Staleness can
+cost a claim conflict or a re-read; the claim's capacity check in the
+database makes it impossible to overcommit.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ import threading
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from stratus.db import aggregates as db_aggregates
 from stratus.db import allocations
@@ -68,6 +70,14 @@ _SERVICE_COLUMNS = (Service.host, Service.availability_zone, Service.disabled,
                     Service.forced_down, Service.last_seen_up, Service.created_at)
 
 
+def _membership(s: Any) -> tuple[Any, ...]:
+    """Changes when a compute node or compute service is created or deleted."""
+    nodes = s.execute(select(func.count(ComputeNode.id), func.max(ComputeNode.id))).one()
+    services = s.execute(select(func.count(Service.id), func.max(Service.id))
+                         .where(Service.binary == COMPUTE_BINARY)).one()
+    return (*nodes, *services)
+
+
 def epoch(value: datetime.datetime | None) -> float | None:
     """Naive UTC datetime -> epoch seconds."""
     if value is None:
@@ -91,6 +101,7 @@ class HostStateCache:
         self._special: set[str] = set()
         self._host_aggregates: dict[str, tuple[AggregateInfo, ...]] = {}
         self._aggregates_signature: tuple[Any, ...] | None = None
+        self._membership: tuple[Any, ...] | None = None
         self._classes: dict[tuple[Any, ...], int] = {}
         #: When the last applied read started (our clock, naive UTC): later
         #: refreshes read rows changed since, minus MARGIN.
@@ -142,6 +153,11 @@ class HostStateCache:
         read_at = utcnow()
         cutoff = read_at - datetime.timedelta(seconds=self.down_time - self.lookahead)
         with self.db.read() as s:
+            membership = _membership(s)
+            # A node or service row committed long after it was stamped (a slow
+            # transaction) would escape the updated_at window: any change in
+            # who is there reloads everything.
+            full = full or membership != self._membership
             nodes = self._read_nodes(s, full)
             ids = [row["id"] for row in nodes]
             if full or len(ids) > _USAGE_BY_ID_MAX:
@@ -163,6 +179,7 @@ class HostStateCache:
             self._apply_nodes(nodes, usage, full)
             self.floor = epoch(cutoff) or 0.0
             self._mark = read_at
+            self._membership = membership
             self.refreshed_at = started
             if full:
                 self._full_at = started

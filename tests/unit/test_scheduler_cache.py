@@ -100,6 +100,23 @@ def test_full_resync_drops_deleted_nodes_and_new_ones_join(database, conf):
     assert sorted(h.host for h in cache.hosts) == ["h1", "h3"]
 
 
+def test_a_host_whose_rows_committed_late_still_joins(database, conf):
+    """A service and node stamped long before they committed (a slow
+    transaction) are older than the incremental window: the change in
+    membership still brings them in, with their service."""
+    add_host(database, "h1")
+    cache = HostStateCache(database, conf)
+    cache.refresh()
+    add_host(database, "late")
+    age_everything(database)
+    counts = reads(cache)
+    cache.refresh()
+    assert counts == [2]  # a full reload
+    assert is_up(cache, "late")
+    cache.refresh()
+    assert counts == [2, 0]  # and back to incremental
+
+
 def test_a_silent_host_is_down_exactly_at_service_down_time(database, conf):
     conf.DEFAULT.service_down_time = 10
     add_host(database, "quiet")
