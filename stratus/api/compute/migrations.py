@@ -9,6 +9,7 @@ fields, 2.23 adds ``migration_type`` and, for a migration in progress, the
 (2.23) shows a server's migrations in progress. Nova lists only live
 migrations there; Stratus has none, so it lists its resizes and cold
 migrations in progress (the same body, the live-migration byte counters null).
+``dest_host`` is the destination host's IP as its compute node reports it.
 """
 from __future__ import annotations
 
