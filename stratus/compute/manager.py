@@ -151,12 +151,13 @@ class ComputeManager:
         uuid, task = inst["uuid"], inst["task_state"]
         source = migration["source_compute"] == self.host
         dest = migration["dest_compute"] == self.host
-        message = (f"{migration['migration_type'].capitalize()} interrupted by a restart of "
-                   f"the compute service on {self.host}: rolled back")
+        interrupted = (f"{migration['migration_type'].capitalize()} interrupted by a "
+                       f"restart of the compute service on {self.host}")
+        message = f"{interrupted}: rolled back"
         LOG.warning("Instance %s: %s %s is %s (task %s) at start-up", uuid,
                     migration["migration_type"], migration["uuid"], migration["status"], task)
         if source and task in (vm_states.RESIZE_PREP, vm_states.RESIZE_MIGRATING):
-            self._roll_back_resize(ctxt, inst, migration, message)
+            self._roll_back_resize(ctxt, inst, migration, interrupted)
         elif dest and task in (vm_states.RESIZE_MIGRATED, vm_states.RESIZE_FINISH):
             try:
                 self.conductor.instance_update(
@@ -184,27 +185,29 @@ class ComputeManager:
                                             release_dest=True)
 
     def _roll_back_resize(self, ctxt: RequestContext, inst: dict[str, Any],
-                          migration: dict[str, Any], message: str) -> None:
-        """Source side: bring the guest back as it was before the resize."""
+                          migration: dict[str, Any], interrupted: str) -> None:
+        """Source side: bring the guest back as it was before the resize; a
+        guest that cannot be (lost with the host) leaves the instance ERROR."""
         uuid = inst["uuid"]
         old_state = migration.get("old_vm_state") or vm_states.ACTIVE
         try:
             self._restore_source(ctxt, inst, migration, old_state != vm_states.STOPPED)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the guest is lost: ERROR, with why
             LOG.exception("Rolling back the resize of %s failed", uuid)
-            self._migration_failed(ctxt, uuid, migration, "compute_resize_instance", exc,
-                                   f"{message}; the rollback failed: {tb.format_exc()}",
-                                   {"power_state": self._power_state(inst)})
-            return
+            message = f"{interrupted}; rolling it back failed: {_fault_message(exc)}"
+            details, final = tb.format_exc(), vm_states.ERROR
+        else:
+            message = details = f"{interrupted}: rolled back"
+            final = old_state
         with contextlib.suppress(exception.InstanceNotFound, exception.UnexpectedTaskStateError):
             self.conductor.migration_finish(
                 ctxt, migration["uuid"], "error", uuid,
-                {"vm_state": old_state, "task_state": None,
+                {"vm_state": final, "task_state": None,
                  "power_state": self._power_state(inst)},
                 keep="source", expected_task_state=[inst["task_state"]],
-                fault={"code": 500, "message": message, "details": message,
+                fault={"code": 500, "message": message, "details": details,
                        "host": self.host})
-            LOG.info("Resize of instance %s rolled back onto %s", uuid, self.host)
+            LOG.info("Resize of instance %s: %s", uuid, message)
 
     def _restore_source(self, ctxt: RequestContext, inst: dict[str, Any],
                         migration: dict[str, Any], power_on: bool) -> None:

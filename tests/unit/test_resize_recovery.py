@@ -116,6 +116,27 @@ def test_source_restart_rolls_the_resize_back(cloud, monkeypatch, old_state, cra
     assert server["id"] not in manager(cloud, other(source)).driver.list_instances()
 
 
+def test_source_restart_with_the_guest_lost_is_error_with_a_fault(cloud, monkeypatch):
+    server = cloud.boot("lost", flavor="1")
+    source = host_of(server)
+    src = manager(cloud, source)
+    died = die(monkeypatch, src.driver, "migrate_disk_and_power_off", after=True)
+    assert act(cloud, server["id"], {"resize": {"flavorRef": "3"}}).status_code == 202
+    assert died.wait(10)
+    monkeypatch.undo()
+    src.driver._resize_sources.clear()  # the host lost the disks set aside
+
+    src.init_host()
+
+    shown = cloud.wait_for(server["id"], "ERROR")
+    assert shown["fault"]["message"].startswith(
+        f"Resize interrupted by a restart of the compute service on {source}; "
+        "rolling it back failed")
+    assert host_of(shown) == source
+    assert node_hosts(cloud) == {source: 1}
+    assert migration_of(cloud, server["id"])["status"] == "error"
+
+
 @pytest.mark.parametrize("crash", ["before", "guest made"])
 def test_destination_restart_before_finishing_rolls_back_onto_the_source(
         cloud, monkeypatch, crash):
