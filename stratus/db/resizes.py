@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from stratus import exception
 from stratus.compute import vm_states
@@ -95,11 +96,9 @@ def finish(db: Database, uuid: str, status: str, instance_uuid: str,
     allocation the instance holds afterwards: ``"dest"`` (confirmed: the
     source's is freed and the destination's becomes the instance's),
     ``"source"`` (reverted or failed: the destination's is freed) or None
-    (leave both)."""
-    inst = db_instances.instance_update(db, instance_uuid, instance_updates,
-                                        expected_task_state=expected_task_state,
-                                        event=event, fault=fault)
-    with db.write() as s:
+    (leave both). One transaction: a process dying meanwhile leaves all of it
+    or none."""
+    def migration_side(s: Session) -> None:
         s.execute(update(Migration).where(Migration.uuid == uuid)
                   .values(status=status, updated_at=utcnow())
                   .execution_options(synchronize_session=False))
@@ -110,7 +109,10 @@ def finish(db: Database, uuid: str, status: str, instance_uuid: str,
                       .execution_options(synchronize_session=False))
         elif keep == "source":
             allocations.release(s, uuid)
-    return inst
+
+    return db_instances.instance_update(db, instance_uuid, instance_updates,
+                                        expected_task_state=expected_task_state,
+                                        event=event, fault=fault, also=migration_side)
 
 
 IN_PROGRESS = ("pre-migrating", "migrating", "post-migrating", "confirming", "reverting")
