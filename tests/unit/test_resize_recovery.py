@@ -279,3 +279,29 @@ def test_confirm_window_zero_is_off(cloud):
     assert cloud.conf.DEFAULT.resize_confirm_window == 0
     assert "poll_unconfirmed_resizes" not in [
         getattr(fn, "__name__", "") for _i, fn in dest.periodic_tasks()]
+
+
+def test_same_host_resize_interrupted_while_finishing_rolls_back(tmp_path, monkeypatch):
+    """Source and destination are one host: it restores its kept guest."""
+    cloud = InProcessCloud(tmp_path, hosts=("host1",), overrides={
+        ("scheduler", "host_state_max_age"): 0.0,
+        ("DEFAULT", "allow_resize_to_same_host"): True})
+    try:
+        server = cloud.boot("here", flavor="1")
+        host = manager(cloud, "host1")
+        died = die(monkeypatch, host.driver, "finish_migration", after=True)
+        assert act(cloud, server["id"], {"resize": {"flavorRef": "3"}}).status_code == 202
+        assert died.wait(10)
+        monkeypatch.undo()
+        assert node_hosts(cloud) == {"host1": 3}
+
+        host.init_host()
+
+        shown = cloud.wait_for(server["id"], "ACTIVE")
+        assert host_of(shown) == "host1" and shown["flavor"]["id"] == "1"
+        assert node_hosts(cloud) == {"host1": 1}
+        assert migration_of(cloud, server["id"])["status"] == "error"
+        assert host.driver.get_info({"uuid": server["id"]}).state == power_state.RUNNING
+        assert not host.driver._resize_sources
+    finally:
+        cloud.close()
