@@ -129,9 +129,10 @@ class ComputeManager:
         * ``resize_reverting``: the destination's part (destroy, free) is
           redone if its allocation is still held, else the source's (restore);
         * ``resize_confirming``: the source confirms;
-        * the other side's steps (source in ``resize_migrated``, destination
-          in ``resize_confirming``) are left to that side, whose queued
-          message or own restart completes them.
+        * source, ``resize_migrated``: its cast to the destination may have
+          died with it, so the destination is asked to abandon the resize
+          (as above) unless it already started finishing;
+        * destination, ``resize_confirming``: left to the source.
         """
         for migration in migrations:
             try:
@@ -159,20 +160,14 @@ class ComputeManager:
         if source and task in (vm_states.RESIZE_PREP, vm_states.RESIZE_MIGRATING):
             self._roll_back_resize(ctxt, inst, migration, interrupted)
         elif dest and task in (vm_states.RESIZE_MIGRATED, vm_states.RESIZE_FINISH):
-            try:
-                self.conductor.instance_update(
-                    ctxt, uuid, {"task_state": vm_states.RESIZE_REVERTING},
-                    expected_task_state=[task])
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
-                return
-            if not source:  # on the same host the guest is the source's to restore
-                with contextlib.suppress(Exception):
-                    self.driver.destroy(ctxt, inst, destroy_disks=True)
-            migration = self.conductor.migration_update(
-                ctxt, migration["uuid"], {"status": "reverting"}, release_dest=True)
-            self.compute_rpc.instance_action(ctxt, migration["source_compute"], uuid,
-                                             "finish_revert_resize", migration=migration,
-                                             interrupted=message)
+            self.abandon_resize(ctxt, uuid, migration, message, [task])
+        elif source and task == vm_states.RESIZE_MIGRATED:
+            # Our cast of finish_resize may have died with us: the destination
+            # rolls back unless it already started finishing.
+            self.compute_rpc.instance_action(
+                ctxt, migration["dest_compute"], uuid, "abandon_resize",
+                migration=migration, interrupted=message,
+                expected=[vm_states.RESIZE_MIGRATED])
         elif task == vm_states.RESIZE_REVERTING and dest and migration["dest_allocated"]:
             self.revert_resize(ctxt, uuid, migration)
         elif task == vm_states.RESIZE_REVERTING and source and not migration["dest_allocated"]:
@@ -183,6 +178,34 @@ class ComputeManager:
             # The instance moved on without its migration: close it.
             self.conductor.migration_update(ctxt, migration["uuid"], {"status": "error"},
                                             release_dest=True)
+
+    def abandon_resize(self, ctxt: RequestContext, instance_uuid: str,
+                       migration: dict[str, Any], interrupted: str,
+                       expected: list[str]) -> None:
+        """Destination side of an interrupted resize not finished here: never
+        half — destroy the partial guest, free this host's allocation and
+        have the source restore its kept guest (``finish_revert_resize``
+        with ``interrupted``). A compare-and-swap from ``expected`` under the
+        instance's lock: a ``finish_resize`` that started first wins."""
+        uuid = instance_uuid
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": vm_states.RESIZE_REVERTING},
+                    expected_task_state=expected)
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Not abandoning the resize of %s: %s", uuid, exc)
+                return
+            LOG.warning("Abandoning the resize of %s onto %s: %s", uuid, self.host,
+                        interrupted)
+            if migration["source_compute"] != self.host:  # else the source's guest
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst, destroy_disks=True)
+            migration = self.conductor.migration_update(
+                ctxt, migration["uuid"], {"status": "reverting"}, release_dest=True)
+        self.compute_rpc.instance_action(ctxt, migration["source_compute"], uuid,
+                                         "finish_revert_resize", migration=migration,
+                                         interrupted=interrupted)
 
     def _roll_back_resize(self, ctxt: RequestContext, inst: dict[str, Any],
                           migration: dict[str, Any], interrupted: str) -> None:

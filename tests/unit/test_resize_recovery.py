@@ -168,29 +168,59 @@ def test_destination_restart_before_finishing_rolls_back_onto_the_source(
 
 
 def test_source_restart_while_the_destination_finishes_leaves_it_alone(cloud, monkeypatch):
-    """resize_migrated on the source: the destination's step, not ours."""
+    """resize_finish: the destination's step, under way; not the source's."""
     server = cloud.boot("alone", flavor="1")
     source = host_of(server)
     dest = manager(cloud, other(source))
-    hold = threading.Event()
-    original = dest.finish_resize
+    hold, started = threading.Event(), threading.Event()
+    original = dest.driver.finish_migration
 
     def slow_finish(*args, **kwargs):
+        started.set()
         hold.wait(10)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(dest, "finish_resize", slow_finish)
+    monkeypatch.setattr(dest.driver, "finish_migration", slow_finish)
     assert act(cloud, server["id"], {"resize": {"flavorRef": "3"}}).status_code == 202
-    for _ in range(500):
-        if task_of(cloud, server["id"]) == "resize_migrated":
-            break
-        threading.Event().wait(0.02)
+    assert started.wait(10)
     manager(cloud, source).init_host()
-    assert task_of(cloud, server["id"]) == "resize_migrated"
+    assert task_of(cloud, server["id"]) == "resize_finish"
     hold.set()
     shown = cloud.wait_for(server["id"], "VERIFY_RESIZE")
     assert host_of(shown) == dest.host
     assert migration_of(cloud, server["id"])["status"] == "finished"
+
+
+def test_source_dying_before_its_cast_has_the_destination_abandon(cloud, monkeypatch):
+    """resize_migrated recorded, the cast of finish_resize died with the
+    source: at its restart the destination rolls the resize back."""
+    server = cloud.boot("uncast", flavor="1")
+    source = host_of(server)
+    src = manager(cloud, source)
+    rpc = src.compute_rpc
+    original = rpc.instance_action
+    died = threading.Event()
+
+    def dying_cast(ctxt, host, uuid, action, **kwargs):
+        if action == "finish_resize":
+            died.set()
+            raise ProcessDied(action)
+        return original(ctxt, host, uuid, action, **kwargs)
+
+    monkeypatch.setattr(rpc, "instance_action", dying_cast)
+    assert act(cloud, server["id"], {"resize": {"flavorRef": "3"}}).status_code == 202
+    assert died.wait(10)
+    monkeypatch.undo()
+    assert task_of(cloud, server["id"]) == "resize_migrated"
+
+    src.init_host()
+
+    shown = cloud.wait_for(server["id"], "ACTIVE")
+    assert host_of(shown) == source and shown["flavor"]["id"] == "1"
+    assert node_hosts(cloud) == {source: 1}
+    assert migration_of(cloud, server["id"])["status"] == "error"
+    assert f"compute service on {source}: rolled back" in faults(cloud, server["id"])[-1]
+    assert src.driver.get_info({"uuid": server["id"]}).state == power_state.RUNNING
 
 
 @pytest.mark.parametrize("side", ["destination", "source"])
