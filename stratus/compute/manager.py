@@ -32,6 +32,9 @@ from stratus.utils import isotime_us, utcnow
 LOG = logging.getLogger(__name__)
 BINARY = "stratus-compute"
 TOPIC = "compute"
+RESIZE_TASKS = (vm_states.RESIZE_PREP, vm_states.RESIZE_MIGRATING, vm_states.RESIZE_MIGRATED,
+                vm_states.RESIZE_FINISH, vm_states.RESIZE_REVERTING,
+                vm_states.RESIZE_CONFIRMING)
 
 
 class ComputeManager:
@@ -63,14 +66,21 @@ class ComputeManager:
         self.driver.init_host(self.host)
         ctxt = get_admin_context()
         self.conductor.wait_until_ready(ctxt)
-        self.reconcile(ctxt, self.conductor.instances_get_by_host(ctxt, self.host))
+        migrations = self.conductor.migrations_in_progress(ctxt, self.host)
+        self.reconcile(ctxt, self.conductor.instances_get_by_host(ctxt, self.host),
+                       migrations)
+        self.recover_resizes(ctxt, migrations)
         self.sync_power_states()
         self.update_available_resource()
 
-    def reconcile(self, ctxt: RequestContext, ours: list[dict[str, Any]]) -> None:
-        """Match the hypervisor and ``ours`` (this host's instances in the database)."""
+    def reconcile(self, ctxt: RequestContext, ours: list[dict[str, Any]],
+                  migrations: list[dict[str, Any]] | None = None) -> None:
+        """Match the hypervisor and ``ours`` (this host's instances in the
+        database). The instances of ``migrations`` (resizes in progress with
+        this host at one end) are left to :meth:`recover_resizes`."""
         known = set(self.driver.list_instances())
-        for orphan in known - {inst["uuid"] for inst in ours}:
+        moving = {m["instance_uuid"] for m in migrations or ()}
+        for orphan in known - {inst["uuid"] for inst in ours} - moving:
             # Deleted while this host was down (the API deleted it locally).
             LOG.warning("Destroying guest %s: its instance is gone", orphan)
             with contextlib.suppress(Exception):
@@ -88,6 +98,8 @@ class ComputeManager:
                 with contextlib.suppress(Exception):
                     self.driver.destroy(ctxt, inst)
                 self.conductor.instance_destroy(ctxt, uuid)
+            elif uuid in moving and inst["task_state"] in RESIZE_TASKS:
+                continue
             elif inst["task_state"] is not None and inst["task_state"] != vm_states.SCHEDULING:
                 state = self._power_state(inst) if uuid in known else power_state.NOSTATE
                 self.conductor.instance_update(ctxt, uuid, {"task_state": None,
@@ -101,6 +113,136 @@ class ComputeManager:
                     self.driver.reboot(ctxt, inst, None, "HARD")
                 except Exception:  # noqa: BLE001 - the sync below records what it is
                     LOG.exception("Could not boot the guest of %s again", uuid)
+
+    def recover_resizes(self, ctxt: RequestContext, migrations: list[dict[str, Any]]) -> None:
+        """Resolve the resizes and cold migrations this host was part of when
+        its service stopped, so none is left half-done (Nova's
+        ``_init_instance`` rolls back RESIZE_MIGRATING; every step here):
+
+        * source, ``resize_prep``/``resize_migrating``: roll back here (the
+          disks set aside are restored, the guest powered on unless it was
+          stopped): ACTIVE/STOPPED on the source with a fault naming the
+          interruption, migration ``error``, the destination's allocation freed;
+        * destination, ``resize_migrated``/``resize_finish`` (not finished
+          here): its partial guest is destroyed and its allocation freed, and
+          the source rolls back as above (``finish_revert_resize``);
+        * ``resize_reverting``: the destination's part (destroy, free) is
+          redone if its allocation is still held, else the source's (restore);
+        * ``resize_confirming``: the source confirms;
+        * source, ``resize_migrated``: its cast to the destination may have
+          died with it, so the destination is asked to abandon the resize
+          (as above) unless it already started finishing;
+        * destination, ``resize_confirming``: left to the source.
+        """
+        for migration in migrations:
+            try:
+                inst = self.conductor.instance_get(ctxt, migration["instance_uuid"])
+            except exception.InstanceNotFound:
+                self.conductor.migration_update(ctxt, migration["uuid"], {"status": "error"},
+                                                release_dest=True)
+                continue
+            try:
+                self._recover_resize(ctxt, inst, migration)
+            except Exception:  # noqa: BLE001 - one instance must not stop the start-up
+                LOG.exception("Could not resolve the interrupted %s of %s",
+                              migration["migration_type"], inst["uuid"])
+
+    def _recover_resize(self, ctxt: RequestContext, inst: dict[str, Any],
+                        migration: dict[str, Any]) -> None:
+        uuid, task = inst["uuid"], inst["task_state"]
+        source = migration["source_compute"] == self.host
+        dest = migration["dest_compute"] == self.host
+        interrupted = (f"{migration['migration_type'].capitalize()} interrupted by a "
+                       f"restart of the compute service on {self.host}")
+        message = f"{interrupted}: rolled back"
+        LOG.warning("Instance %s: %s %s is %s (task %s) at start-up", uuid,
+                    migration["migration_type"], migration["uuid"], migration["status"], task)
+        if source and task in (vm_states.RESIZE_PREP, vm_states.RESIZE_MIGRATING):
+            self._roll_back_resize(ctxt, inst, migration, interrupted)
+        elif dest and task in (vm_states.RESIZE_MIGRATED, vm_states.RESIZE_FINISH):
+            self.abandon_resize(ctxt, uuid, migration, message, [task])
+        elif source and task == vm_states.RESIZE_MIGRATED:
+            # Our cast of finish_resize may have died with us: the destination
+            # rolls back unless it already started finishing.
+            self.compute_rpc.instance_action(
+                ctxt, migration["dest_compute"], uuid, "abandon_resize",
+                migration=migration, interrupted=message,
+                expected=[vm_states.RESIZE_MIGRATED])
+        elif task == vm_states.RESIZE_REVERTING and dest and migration["dest_allocated"]:
+            self.revert_resize(ctxt, uuid, migration)
+        elif task == vm_states.RESIZE_REVERTING and source and not migration["dest_allocated"]:
+            self.finish_revert_resize(ctxt, uuid, migration)
+        elif task == vm_states.RESIZE_CONFIRMING and source:
+            self.confirm_resize(ctxt, uuid, migration)
+        elif task not in RESIZE_TASKS and inst["host"] == migration["source_compute"]:
+            # The instance moved on without its migration: close it.
+            self.conductor.migration_update(ctxt, migration["uuid"], {"status": "error"},
+                                            release_dest=True)
+
+    def abandon_resize(self, ctxt: RequestContext, instance_uuid: str,
+                       migration: dict[str, Any], interrupted: str,
+                       expected: list[str]) -> None:
+        """Destination side of an interrupted resize not finished here: never
+        half — destroy the partial guest, free this host's allocation and
+        have the source restore its kept guest (``finish_revert_resize``
+        with ``interrupted``). A compare-and-swap from ``expected`` under the
+        instance's lock: a ``finish_resize`` that started first wins."""
+        uuid = instance_uuid
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(
+                    ctxt, uuid, {"task_state": vm_states.RESIZE_REVERTING},
+                    expected_task_state=expected)
+            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+                LOG.info("Not abandoning the resize of %s: %s", uuid, exc)
+                return
+            LOG.warning("Abandoning the resize of %s onto %s: %s", uuid, self.host,
+                        interrupted)
+            if migration["source_compute"] != self.host:  # else the source's guest
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(ctxt, inst, destroy_disks=True)
+            migration = self.conductor.migration_update(
+                ctxt, migration["uuid"], {"status": "reverting"}, release_dest=True)
+        self.compute_rpc.instance_action(ctxt, migration["source_compute"], uuid,
+                                         "finish_revert_resize", migration=migration,
+                                         interrupted=interrupted)
+
+    def _roll_back_resize(self, ctxt: RequestContext, inst: dict[str, Any],
+                          migration: dict[str, Any], interrupted: str) -> None:
+        """Source side: bring the guest back as it was before the resize; a
+        guest that cannot be (lost with the host) leaves the instance ERROR."""
+        uuid = inst["uuid"]
+        old_state = migration.get("old_vm_state") or vm_states.ACTIVE
+        try:
+            self._restore_source(ctxt, inst, migration, old_state != vm_states.STOPPED)
+        except Exception as exc:  # noqa: BLE001 - the guest is lost: ERROR, with why
+            LOG.exception("Rolling back the resize of %s failed", uuid)
+            message = f"{interrupted}; rolling it back failed: {_fault_message(exc)}"
+            details, final = tb.format_exc(), vm_states.ERROR
+        else:
+            message = details = f"{interrupted}: rolled back"
+            final = old_state
+        with contextlib.suppress(exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+            self.conductor.migration_finish(
+                ctxt, migration["uuid"], "error", uuid,
+                {"vm_state": final, "task_state": None,
+                 "power_state": self._power_state(inst)},
+                keep="source", expected_task_state=[inst["task_state"]],
+                fault={"code": 500, "message": message, "details": details,
+                       "host": self.host})
+            LOG.info("Resize of instance %s: %s", uuid, message)
+
+    def _restore_source(self, ctxt: RequestContext, inst: dict[str, Any],
+                        migration: dict[str, Any], power_on: bool) -> None:
+        """The driver's ``finish_revert_migration``; a guest that was never
+        set aside (or was restored before a restart) is only powered on."""
+        try:
+            self.driver.finish_revert_migration(ctxt, inst, None, migration, power_on=power_on)
+        except InstanceNotFoundInDriver:
+            if inst["uuid"] not in self.driver.list_instances():
+                raise
+            if power_on and self._power_state(inst) != power_state.RUNNING:
+                self.driver.power_on(ctxt, inst, None)
 
     def cleanup_host(self) -> None:
         self.driver.cleanup_host(self.host)
@@ -736,8 +878,11 @@ class ComputeManager:
                                          "finish_revert_resize", migration=migration)
 
     def finish_revert_resize(self, ctxt: RequestContext, instance_uuid: str,
-                             migration: dict[str, Any]) -> None:
-        """Source side: bring the kept guest back with the old flavor."""
+                             migration: dict[str, Any], interrupted: str | None = None) -> None:
+        """Source side: bring the kept guest back with the old flavor.
+        ``interrupted`` (a destination that restarted mid-resize rolls it
+        back): the migration ends in ``error`` with that fault instead of
+        ``reverted``."""
         uuid = instance_uuid
         event = "compute_finish_revert_resize"
         flavor = migration["old_flavor"]
@@ -754,8 +899,7 @@ class ComputeManager:
             inst = dict(inst, **sizes, swap=flavor.get("swap", 0))
             old_state = migration.get("old_vm_state") or vm_states.ACTIVE
             try:
-                self.driver.finish_revert_migration(ctxt, inst, None, migration,
-                                                    power_on=old_state != vm_states.STOPPED)
+                self._restore_source(ctxt, inst, migration, old_state != vm_states.STOPPED)
             except Exception as exc:  # noqa: BLE001
                 LOG.exception("Restoring %s on the source failed", uuid)
                 self._migration_failed(ctxt, uuid, migration, event, exc, tb.format_exc(),
@@ -765,12 +909,15 @@ class ComputeManager:
                 return
             try:
                 inst = self.conductor.migration_finish(
-                    ctxt, migration["uuid"], "reverted", uuid,
+                    ctxt, migration["uuid"], "error" if interrupted else "reverted", uuid,
                     {**sizes, "vm_state": old_state, "task_state": None, "host": self.host,
                      "node": migration["source_node"],
                      "power_state": self._power_state(inst)},
                     keep="source", expected_task_state=[vm_states.RESIZE_REVERTING],
-                    event=_finish(event, "Success"))
+                    event=_finish(event, "Success"),
+                    fault=None if interrupted is None else {
+                        "code": 500, "message": interrupted, "details": interrupted,
+                        "host": self.host})
             except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
                 LOG.info("finish_revert_resize of %s overtaken: %s", uuid, exc)
                 return
@@ -861,6 +1008,21 @@ class ComputeManager:
         if "vm_state" in updates:
             self._notify(ctxt, "instance.power_off.end", {**inst, **updates})
 
+    def poll_unconfirmed_resizes(self) -> None:
+        """Confirm the resizes onto this host left in VERIFY_RESIZE longer than
+        ``[DEFAULT] resize_confirm_window`` seconds (Nova's
+        ``_poll_unconfirmed_resizes``): the conductor moves each to
+        ``resize_confirming`` (compare-and-swap: a user's confirm or revert
+        meanwhile wins) and its source confirms it."""
+        window = self.conf.DEFAULT.resize_confirm_window
+        if window <= 0:
+            return
+        ctxt = get_admin_context()
+        for migration in self.conductor.confirm_unconfirmed_resizes(ctxt, self.host, window):
+            self.compute_rpc.instance_action(ctxt, migration["source_compute"],
+                                             migration["instance_uuid"], "confirm_resize",
+                                             migration=migration)
+
     def run_image_cache_manager_pass(self) -> None:
         """Let a driver that caches images remove the ones no guest used lately."""
         ctxt = get_admin_context()
@@ -872,6 +1034,9 @@ class ComputeManager:
             (self.conf.compute.resource_update_interval, self.update_available_resource)]
         if self.conf.compute.sync_power_state_interval > 0:
             tasks.append((self.conf.compute.sync_power_state_interval, self.sync_power_states))
+        if self.conf.DEFAULT.resize_confirm_window > 0:
+            tasks.append((min(60.0, self.conf.DEFAULT.resize_confirm_window),
+                          self.poll_unconfirmed_resizes))
         interval = self.conf.compute.image_cache_manager_interval
         if self.driver.capabilities.get("has_imagecache") and interval > 0:
             tasks.append((interval, self.run_image_cache_manager_pass))

@@ -230,6 +230,26 @@ class ConductorManager:
         return db_resizes.finish(self.db, migration_uuid, status, instance_uuid,
                                  instance_updates, keep, event=event, fault=fault, **kwargs)
 
+    def migrations_in_progress(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
+        return db_resizes.migrations_in_progress(self.db, host)
+
+    def confirm_unconfirmed_resizes(self, ctxt: RequestContext, dest_host: str,
+                                    window: float) -> list[dict[str, Any]]:
+        """Start confirming the resizes onto ``dest_host`` that waited in
+        VERIFY_RESIZE longer than ``window`` seconds (Nova's
+        ``_poll_unconfirmed_resizes``); the caller casts their sources'
+        ``confirm_resize``."""
+        cutoff = utcnow() - datetime.timedelta(seconds=window)
+        started = []
+        for migration in db_resizes.unconfirmed(self.db, dest_host, cutoff):
+            confirming = db_resizes.start_confirm(self.db, migration["instance_uuid"],
+                                                  ctxt.request_id)
+            if confirming is not None:
+                LOG.info("Automatically confirming the resize of %s (older than %g s)",
+                         migration["instance_uuid"], window)
+                started.append(confirming)
+        return started
+
     def instance_destroy(self, ctxt: RequestContext, instance_uuid: str) -> dict[str, Any]:
         return db_instances.instance_destroy(self.db, instance_uuid)
 

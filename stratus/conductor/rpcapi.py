@@ -131,6 +131,14 @@ class ConductorAPI:
         return self.client.call(ctxt, "migration_update", migration_uuid=migration_uuid,
                                 updates=updates, release_dest=release_dest)
 
+    def migrations_in_progress(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
+        return self.client.call(ctxt, "migrations_in_progress", host=host)
+
+    def confirm_unconfirmed_resizes(self, ctxt: RequestContext, dest_host: str,
+                                    window: float) -> list[dict[str, Any]]:
+        return self.client.call(ctxt, "confirm_unconfirmed_resizes", dest_host=dest_host,
+                                window=window)
+
     def migration_finish(self, ctxt: RequestContext, migration_uuid: str, status: str,
                          instance_uuid: str, instance_updates: dict[str, Any],
                          keep: str | None, expected_task_state: Any = "__unset__",

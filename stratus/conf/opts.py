@@ -19,6 +19,10 @@ DEFAULT = [
         "Seconds between service heartbeats.", min=0.1),
     Opt("allow_resize_to_same_host", "bool", False,
         "Let a resize pick the instance's own host (a cold migrate never does)."),
+    Opt("resize_confirm_window", "float", 0.0,
+        "Seconds after which a resize or cold migration waiting in VERIFY_RESIZE is "
+        "confirmed automatically by its destination host; 0 disables (Nova's "
+        "resize_confirm_window).", min=0),
     Opt("service_down_time", "float", 60.0,
         "A service whose last heartbeat is older than this many seconds is shown down.",
         min=1),

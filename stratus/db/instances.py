@@ -272,7 +272,8 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
                     event: dict[str, Any] | None = None,
                     fault: dict[str, Any] | None = None,
                     release_allocations: bool = False,
-                    retried: bool = False) -> dict[str, Any]:
+                    retried: bool = False,
+                    also: Callable[[Session], None] | None = None) -> dict[str, Any]:
     """Update an instance; with ``expected_task_state`` (a value or a list,
     None meaning idle) the update applies only if the task state still is one
     of them, else :class:`UnexpectedTaskStateError` (the compare-and-swap).
@@ -286,6 +287,8 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
     ``retried`` marks a repeat of a call whose reply was lost: when the
     compare-and-swap fails because the row already is in the requested
     state, that earlier attempt applied it, and the row is returned.
+    ``also`` runs in the same transaction once the update applied (the
+    migration's own changes, :func:`stratus.db.resizes.finish`).
     """
     updates = _coerce(updates)
     metadata = updates.pop("metadata", None)
@@ -317,6 +320,8 @@ def instance_update(db: Database, uuid: str, updates: dict[str, Any],
             _add_fault(s, uuid, **fault)
         if release_allocations:
             allocations.release(s, uuid)
+        if also is not None:
+            also(s)
         return _load_one(s, uuid)
 
 

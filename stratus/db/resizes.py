@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from stratus import exception
+from stratus.compute import vm_states
 from stratus.db import allocations
 from stratus.db import instances as db_instances
 from stratus.db.models import Allocation, Migration
@@ -94,11 +96,9 @@ def finish(db: Database, uuid: str, status: str, instance_uuid: str,
     allocation the instance holds afterwards: ``"dest"`` (confirmed: the
     source's is freed and the destination's becomes the instance's),
     ``"source"`` (reverted or failed: the destination's is freed) or None
-    (leave both)."""
-    inst = db_instances.instance_update(db, instance_uuid, instance_updates,
-                                        expected_task_state=expected_task_state,
-                                        event=event, fault=fault)
-    with db.write() as s:
+    (leave both). One transaction: a process dying meanwhile leaves all of it
+    or none."""
+    def migration_side(s: Session) -> None:
         s.execute(update(Migration).where(Migration.uuid == uuid)
                   .values(status=status, updated_at=utcnow())
                   .execution_options(synchronize_session=False))
@@ -109,4 +109,67 @@ def finish(db: Database, uuid: str, status: str, instance_uuid: str,
                       .execution_options(synchronize_session=False))
         elif keep == "source":
             allocations.release(s, uuid)
-    return inst
+
+    return db_instances.instance_update(db, instance_uuid, instance_updates,
+                                        expected_task_state=expected_task_state,
+                                        event=event, fault=fault, also=migration_side)
+
+
+IN_PROGRESS = ("pre-migrating", "migrating", "post-migrating", "confirming", "reverting")
+
+
+def migrations_in_progress(db: Database, host: str) -> list[dict[str, Any]]:
+    """The migrations not in a final or waiting status with ``host`` at
+    either end (what a compute host resolves when it starts), each with
+    ``dest_allocated``: whether the destination still holds its allocation."""
+    with db.read() as s:
+        rows = s.scalars(select(Migration).where(
+            Migration.status.in_(IN_PROGRESS),
+            (Migration.source_compute == host) | (Migration.dest_compute == host))
+            .order_by(Migration.id)).all()
+        held = set(s.scalars(select(Allocation.consumer_uuid).where(
+            Allocation.consumer_uuid.in_([m.uuid for m in rows])))) if rows else set()
+        return [dict(_as_dict(m), dest_allocated=m.uuid in held) for m in rows]
+
+
+def start_confirm(db: Database, instance_uuid: str, request_id: str) -> dict[str, Any] | None:
+    """Begin confirming a resize (VERIFY_RESIZE, no task): the instance to
+    ``resize_confirming`` with a ``confirmResize`` action, the migration to
+    ``confirming``. None if the instance moved on meanwhile."""
+    migration = migration_for_instance(db, instance_uuid, ("finished",))
+    if migration is None:
+        return None
+    try:
+        db_instances.instance_update(db, instance_uuid, {"task_state": vm_states.RESIZE_CONFIRMING},
+                                     expected_task_state=[None],
+                                     expected_vm_state=[vm_states.RESIZED])
+    except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
+        return None
+    db_instances.action_start(db, instance_uuid, "confirmResize", request_id, None, None)
+    return migration_update(db, migration["uuid"], {"status": "confirming"})
+
+
+def unconfirmed(db: Database, dest_host: str, older_than: Any) -> list[dict[str, Any]]:
+    """Resizes onto ``dest_host`` waiting for confirmation since before ``older_than``."""
+    with db.read() as s:
+        return [_as_dict(m) for m in s.scalars(select(Migration).where(
+            Migration.status == "finished", Migration.dest_compute == dest_host,
+            Migration.updated_at < older_than).order_by(Migration.id))]
+
+
+def migrations_list(db: Database, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every migration matching ``filters`` (os-migrations): ``host`` (either
+    end), ``status``, ``instance_uuid``, ``source_compute``, ``migration_type``,
+    ``in_progress`` (bool); newest first, as Nova lists them."""
+    query = select(Migration)
+    if filters.get("host"):
+        query = query.where((Migration.source_compute == filters["host"])
+                            | (Migration.dest_compute == filters["host"]))
+    for key in ("status", "instance_uuid", "source_compute", "migration_type"):
+        if filters.get(key):
+            query = query.where(getattr(Migration, key) == filters[key])
+    if filters.get("in_progress"):
+        query = query.where(Migration.status.in_(IN_PROGRESS))
+    with db.read() as s:
+        return [_as_dict(m) for m in s.scalars(
+            query.order_by(Migration.created_at.desc(), Migration.id.desc()))]

@@ -72,6 +72,12 @@ def _servers() -> list[RuleDefault]:
         (f"{p}:revert_resize", "Revert a server's resize or migration."))]
     rules.append(RuleDefault("os_compute_api:os-migrate-server:migrate", ADMIN,
                              "Cold migrate a server to another host."))
+    rules += [RuleDefault("os_compute_api:os-migrations:index", ADMIN,
+                          "List the migrations of every server."),
+              RuleDefault(f"{p}:migrations:index", ADMIN,
+                          "List a server's migrations in progress (2.23)."),
+              RuleDefault(f"{p}:migrations:show", ADMIN,
+                          "Show a server's migration in progress (2.23).")]
     m = "os_compute_api:server-metadata"
     rules += [RuleDefault(f"{m}:{r}", PROJECT_READER_OR_ADMIN) for r in ("index", "show")]
     rules += [RuleDefault(f"{m}:{w}", PROJECT_MEMBER_OR_ADMIN)

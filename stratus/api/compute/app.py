@@ -41,6 +41,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "server_actions",
     "server_metadata",
     "instance_actions",
+    "migrations",
     "images",
     "simple_tenant_usage",
 )
