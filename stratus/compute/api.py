@@ -414,20 +414,8 @@ class ComputeAPI:
         ``instance_uuid``, ``image_type=snapshot``, ``base_image_ref``.
         """
         inst = self._check_snapshot_state(ctx, instance_id, "createImage")
-        image = self._snapshot_image(ctx, inst, name, metadata)
-        try:
-            db_instances.instance_update(self.db, instance_id,
-                                         {"task_state": vm_states.IMAGE_SNAPSHOT},
-                                         expected_task_state=[None])
-        except exception.UnexpectedTaskStateError as exc:
-            self.images.delete(ctx, image["id"])
-            raise exception.InstanceInvalidState(action="createImage", instance_uuid=instance_id,
-                                                 attr="task_state", state=exc.kwargs["actual"])
-        db_instances.action_start(self.db, instance_id, "createImage", ctx.request_id,
-                                  ctx.user_id, ctx.project_id)
-        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "snapshot_instance",
-                                         image_id=image["id"])
-        return image
+        return self._snapshot_and_cast(ctx, inst, "createImage", name, metadata,
+                                       vm_states.IMAGE_SNAPSHOT, "snapshot_instance")
 
     # -- resize and cold migrate ---------------------------------------------------
     def resize(self, ctx: RequestContext, instance_id: str, flavor_id: str) -> None:
@@ -548,25 +536,40 @@ class ComputeAPI:
             "visibility": "private", "min_disk": int(inst["root_gb"] or 0),
             "min_ram": int(base.get("min_ram") or 0), **props})
 
+    def _snapshot_and_cast(self, ctx: RequestContext, inst: dict[str, Any], action: str,
+                           name: str, metadata: dict[str, str] | None, task_state: str,
+                           method: str,
+                           updates: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                           ) -> dict[str, Any]:
+        """createImage's and shelve's common part: a queued snapshot image, the
+        task state moved from None to ``task_state`` (with ``updates(image)``;
+        the image is deleted if another request got there first), the instance
+        action started and ``method`` cast to the instance's host with the
+        image's id. Returns the image."""
+        image = self._snapshot_image(ctx, inst, name, metadata)
+        values = {"task_state": task_state, **(updates(image) if updates else {})}
+        try:
+            db_instances.instance_update(self.db, inst["uuid"], values,
+                                         expected_task_state=[None])
+        except exception.UnexpectedTaskStateError as exc:
+            self.images.delete(ctx, image["id"])
+            raise exception.InstanceInvalidState(action=action, instance_uuid=inst["uuid"],
+                                                 attr="task_state", state=exc.kwargs["actual"])
+        db_instances.action_start(self.db, inst["uuid"], action, ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        self.compute_rpc.instance_action(ctx, inst["host"], inst["uuid"], method,
+                                         image_id=image["id"])
+        return image
+
     def shelve(self, ctx: RequestContext, instance_id: str) -> None:
         """Snapshot the instance to ``<name>-shelved`` and free its host (Nova's
         shelve with shelved_offload_time = 0: offloaded at once)."""
         inst = self._check_snapshot_state(ctx, instance_id, "shelve")
-        image = self._snapshot_image(ctx, inst, f"{inst['display_name']}-shelved", None)
-        spec = dict(inst.get("request_spec") or {}, shelved_image_id=image["id"])
-        try:
-            db_instances.instance_update(self.db, instance_id,
-                                         {"task_state": vm_states.SHELVING,
-                                          "request_spec": spec},
-                                         expected_task_state=[None])
-        except exception.UnexpectedTaskStateError as exc:
-            self.images.delete(ctx, image["id"])
-            raise exception.InstanceInvalidState(action="shelve", instance_uuid=instance_id,
-                                                 attr="task_state", state=exc.kwargs["actual"])
-        db_instances.action_start(self.db, instance_id, "shelve", ctx.request_id,
-                                  ctx.user_id, ctx.project_id)
-        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "shelve_instance",
-                                         image_id=image["id"])
+        self._snapshot_and_cast(
+            ctx, inst, "shelve", f"{inst['display_name']}-shelved", None, vm_states.SHELVING,
+            "shelve_instance",
+            updates=lambda image: {"request_spec": dict(inst.get("request_spec") or {},
+                                                        shelved_image_id=image["id"])})
 
     def unshelve(self, ctx: RequestContext, instance_id: str) -> None:
         """Schedule a shelved instance again and boot it from its shelved image."""
