@@ -143,14 +143,21 @@ def upload(cloud: Any, conn: Any, name: str, path: str, disk_format: str,
     return image_id
 
 
-@pytest.fixture(scope="module")
-def test_image(cloud: AllInOne, conn: Any) -> str:
+def upload_test_image(cloud: Any, conn: Any) -> tuple[str, str, str]:
+    """The test image (a disk booting the kernel and ramdisk images with a serial
+    console): its id, the kernel's and the ramdisk's."""
     kernel = upload(cloud, conn, "test-kernel", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
     ramdisk = upload(cloud, conn, "test-ramdisk", os.path.join(IMAGE_DIR, "initramfs.img"),
                      "ari", "ari")
     image_id = upload(cloud, conn, "test-image", os.path.join(IMAGE_DIR, "disk.qcow2"),
                       "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
                       os_command_line="console=ttyS0")
+    return image_id, kernel, ramdisk
+
+
+@pytest.fixture(scope="module")
+def test_image(cloud: AllInOne, conn: Any) -> str:
+    image_id, kernel, ramdisk = upload_test_image(cloud, conn)
     # The SDK sees the properties a user set with `openstack image create --property`.
     image = conn.image.get_image(image_id)
     assert (image.kernel_id, image.ramdisk_id) == (kernel, ramdisk)
@@ -398,12 +405,7 @@ def test_a_separate_compute_process_fetches_images_over_http(var_tmp: str) -> No
         conn = dep.connect()
         assert [h.hypervisor_type for h in conn.compute.hypervisors(details=True)] \
             == ["QEMU"]
-        kernel = upload(dep, conn, "k", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
-        ramdisk = upload(dep, conn, "r", os.path.join(IMAGE_DIR, "initramfs.img"),
-                         "ari", "ari")
-        image_id = upload(dep, conn, "img", os.path.join(IMAGE_DIR, "disk.qcow2"),
-                          "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
-                          os_command_line="console=ttyS0")
+        image_id, _, _ = upload_test_image(dep, conn)
         flavor = conn.compute.find_flavor("m1.nano")
         server = conn.compute.create_server(
             name="multi-vm", image_id=image_id, flavor_id=flavor.id,
@@ -427,12 +429,7 @@ def test_resize_and_cold_migrate_between_two_compute_processes(var_tmp: str) -> 
                  for host in hosts}
     with libvirt_deployment(var_tmp, compute_hosts=hosts, host_options=own_paths) as dep:
         conn = dep.connect()
-        kernel = upload(dep, conn, "k", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
-        ramdisk = upload(dep, conn, "r", os.path.join(IMAGE_DIR, "initramfs.img"),
-                         "ari", "ari")
-        image_id = upload(dep, conn, "img", os.path.join(IMAGE_DIR, "disk.qcow2"),
-                          "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
-                          os_command_line="console=ttyS0")
+        image_id, _, _ = upload_test_image(dep, conn)
         server = conn.compute.create_server(
             name="resize-vm", image_id=image_id,
             flavor_id=conn.compute.find_flavor("m1.nano").id, config_drive=True,
