@@ -192,6 +192,7 @@ class Deployment:
                  service_down_time: float = 5, hypervisor: str = "fake",
                  host_options: dict[str, dict[str, dict[str, Any]]] | None = None) -> None:
         self.workdir = workdir
+        self.db_url = db_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.compute_hosts = compute_hosts
