@@ -90,12 +90,7 @@ def get_target(s: Session, kind: str, target_id: str) -> Project | Domain:
 
 def list_domains(s: Session, name: str | None = None,
                  enabled: bool | None = None) -> list[Domain]:
-    q = select(Domain).order_by(Domain.name)
-    if name is not None:
-        q = q.where(Domain.name == name)
-    if enabled is not None:
-        q = q.where(Domain.enabled.is_(enabled))
-    return list(s.scalars(q).all())
+    return backend.list_named(s, Domain, name, enabled=enabled)
 
 
 def create_domain(s: Session, name: str, *, description: str | None = None,
@@ -154,14 +149,7 @@ def _check_domain(s: Session, domain_id: str) -> None:
 
 def list_projects(s: Session, name: str | None = None, domain_id: str | None = None,
                   enabled: bool | None = None) -> list[Project]:
-    q = select(Project).order_by(Project.name)
-    if name is not None:
-        q = q.where(Project.name == name)
-    if domain_id is not None:
-        q = q.where(Project.domain_id == domain_id)
-    if enabled is not None:
-        q = q.where(Project.enabled.is_(enabled))
-    return list(s.scalars(q).all())
+    return backend.list_named(s, Project, name, domain_id, enabled)
 
 
 def create_project(s: Session, name: str, *, domain_id: str = backend.DEFAULT_DOMAIN_ID,
@@ -210,14 +198,7 @@ def delete_project(s: Session, project_id: str) -> None:
 
 def list_users(s: Session, name: str | None = None, domain_id: str | None = None,
                enabled: bool | None = None) -> list[User]:
-    q = select(User).order_by(User.name)
-    if name is not None:
-        q = q.where(User.name == name)
-    if domain_id is not None:
-        q = q.where(User.domain_id == domain_id)
-    if enabled is not None:
-        q = q.where(User.enabled.is_(enabled))
-    return list(s.scalars(q).all())
+    return backend.list_named(s, User, name, domain_id, enabled)
 
 
 def create_user(s: Session, name: str, *, password_hash: str | None,
@@ -274,12 +255,7 @@ def delete_user(s: Session, user_id: str) -> None:
 
 def list_groups(s: Session, name: str | None = None,
                 domain_id: str | None = None) -> list[Group]:
-    q = select(Group).order_by(Group.name)
-    if name is not None:
-        q = q.where(Group.name == name)
-    if domain_id is not None:
-        q = q.where(Group.domain_id == domain_id)
-    return list(s.scalars(q).all())
+    return backend.list_named(s, Group, name, domain_id)
 
 
 def create_group(s: Session, name: str, *, domain_id: str = backend.DEFAULT_DOMAIN_ID,
