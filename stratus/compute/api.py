@@ -286,9 +286,11 @@ class ComputeAPI:
         if inst["locked"] and not ctx.is_admin:
             raise exception.InstanceIsLocked(instance_uuid=inst["uuid"])
 
-    def _start_action(self, ctx: RequestContext, instance_id: str, action: str,
-                      allowed: tuple[str, ...], task_state: str,
-                      allowed_tasks: tuple[str | None, ...] = (None,)) -> dict[str, Any]:
+    def _check_state(self, ctx: RequestContext, instance_id: str, action: str,
+                     allowed: tuple[str, ...],
+                     allowed_tasks: tuple[str | None, ...] = (None,)) -> dict[str, Any]:
+        """The instance, unless it is locked (to non-admins) or its vm state is
+        not in ``allowed`` or its task state not in ``allowed_tasks`` (409)."""
         inst = self.get(ctx, instance_id)
         self._check_locked(ctx, inst)
         if inst["vm_state"] not in allowed:
@@ -297,15 +299,30 @@ class ComputeAPI:
         if inst["task_state"] not in allowed_tasks:
             raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
                                                  attr="task_state", state=inst["task_state"])
+        return inst
+
+    def _begin(self, ctx: RequestContext, instance_id: str, action: str,
+               values: dict[str, Any], allowed_tasks: tuple[str | None, ...] = (None,),
+               **expected: Any) -> dict[str, Any]:
+        """Write ``values`` if the task state is still one of ``allowed_tasks``
+        (compare-and-swap, with any other ``expected_*`` of ``instance_update``;
+        409 if another request got there first), then start the instance action."""
         try:
-            inst = db_instances.instance_update(self.db, instance_id, {"task_state": task_state},
-                                                expected_task_state=list(allowed_tasks))
+            inst = db_instances.instance_update(self.db, instance_id, values,
+                                                expected_task_state=list(allowed_tasks),
+                                                **expected)
         except exception.UnexpectedTaskStateError as exc:
             raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
                                                  attr="task_state", state=exc.kwargs["actual"])
         db_instances.action_start(self.db, instance_id, action, ctx.request_id,
                                   ctx.user_id, ctx.project_id)
         return inst
+
+    def _start_action(self, ctx: RequestContext, instance_id: str, action: str,
+                      allowed: tuple[str, ...], task_state: str,
+                      allowed_tasks: tuple[str | None, ...] = (None,)) -> dict[str, Any]:
+        self._check_state(ctx, instance_id, action, allowed, allowed_tasks)
+        return self._begin(ctx, instance_id, action, {"task_state": task_state}, allowed_tasks)
 
     def _simple_action(self, ctx: RequestContext, instance_id: str, action: str) -> None:
         allowed, task_state, method = _ACTIONS[action]
@@ -414,20 +431,8 @@ class ComputeAPI:
         ``instance_uuid``, ``image_type=snapshot``, ``base_image_ref``.
         """
         inst = self._check_snapshot_state(ctx, instance_id, "createImage")
-        image = self._snapshot_image(ctx, inst, name, metadata)
-        try:
-            db_instances.instance_update(self.db, instance_id,
-                                         {"task_state": vm_states.IMAGE_SNAPSHOT},
-                                         expected_task_state=[None])
-        except exception.UnexpectedTaskStateError as exc:
-            self.images.delete(ctx, image["id"])
-            raise exception.InstanceInvalidState(action="createImage", instance_uuid=instance_id,
-                                                 attr="task_state", state=exc.kwargs["actual"])
-        db_instances.action_start(self.db, instance_id, "createImage", ctx.request_id,
-                                  ctx.user_id, ctx.project_id)
-        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "snapshot_instance",
-                                         image_id=image["id"])
-        return image
+        return self._snapshot_and_cast(ctx, inst, "createImage", name, metadata,
+                                       vm_states.IMAGE_SNAPSHOT, "snapshot_instance")
 
     # -- resize and cold migrate ---------------------------------------------------
     def resize(self, ctx: RequestContext, instance_id: str, flavor_id: str) -> None:
@@ -467,30 +472,15 @@ class ComputeAPI:
 
     def _check_resize_state(self, ctx: RequestContext, instance_id: str,
                             action: str) -> dict[str, Any]:
-        inst = self.get(ctx, instance_id)
-        self._check_locked(ctx, inst)
-        if inst["vm_state"] not in (vm_states.ACTIVE, vm_states.STOPPED):
-            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
-                                                 attr="vm_state", state=inst["vm_state"])
-        if inst["task_state"] is not None:
-            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
-                                                 attr="task_state", state=inst["task_state"])
+        inst = self._check_state(ctx, instance_id, action, (vm_states.ACTIVE, vm_states.STOPPED))
         if not inst.get("host"):
             raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
                                                  attr="host", state=None)
         return inst
 
     def _begin_resize(self, ctx: RequestContext, inst: dict[str, Any], action: str) -> None:
-        try:
-            db_instances.instance_update(self.db, inst["uuid"],
-                                         {"task_state": vm_states.RESIZE_PREP},
-                                         expected_task_state=[None],
-                                         expected_vm_state=[inst["vm_state"]])
-        except exception.UnexpectedTaskStateError as exc:
-            raise exception.InstanceInvalidState(action=action, instance_uuid=inst["uuid"],
-                                                 attr="task_state", state=exc.kwargs["actual"])
-        db_instances.action_start(self.db, inst["uuid"], action, ctx.request_id,
-                                  ctx.user_id, ctx.project_id)
+        self._begin(ctx, inst["uuid"], action, {"task_state": vm_states.RESIZE_PREP},
+                    expected_vm_state=[inst["vm_state"]])
 
     def _finish_resize_action(self, ctx: RequestContext, instance_id: str, action: str,
                               task_state: str) -> dict[str, Any]:
@@ -519,15 +509,7 @@ class ComputeAPI:
         if self.images is None:
             raise exception.StratusException("Snapshots need the image service.")
         allowed = (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED, vm_states.SUSPENDED)
-        inst = self.get(ctx, instance_id)
-        self._check_locked(ctx, inst)
-        if inst["vm_state"] not in allowed:
-            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
-                                                 attr="vm_state", state=inst["vm_state"])
-        if inst["task_state"] is not None:
-            raise exception.InstanceInvalidState(action=action, instance_uuid=instance_id,
-                                                 attr="task_state", state=inst["task_state"])
-        return inst
+        return self._check_state(ctx, instance_id, action, allowed)
 
     def _snapshot_image(self, ctx: RequestContext, inst: dict[str, Any], name: str,
                         metadata: dict[str, str] | None) -> dict[str, Any]:
@@ -548,25 +530,36 @@ class ComputeAPI:
             "visibility": "private", "min_disk": int(inst["root_gb"] or 0),
             "min_ram": int(base.get("min_ram") or 0), **props})
 
+    def _snapshot_and_cast(self, ctx: RequestContext, inst: dict[str, Any], action: str,
+                           name: str, metadata: dict[str, str] | None, task_state: str,
+                           method: str,
+                           updates: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                           ) -> dict[str, Any]:
+        """createImage's and shelve's common part: a queued snapshot image, the
+        task state moved from None to ``task_state`` (with ``updates(image)``;
+        the image is deleted if another request got there first), the instance
+        action started and ``method`` cast to the instance's host with the
+        image's id. Returns the image."""
+        image = self._snapshot_image(ctx, inst, name, metadata)
+        values = {"task_state": task_state, **(updates(image) if updates else {})}
+        try:
+            self._begin(ctx, inst["uuid"], action, values)
+        except exception.InstanceInvalidState:
+            self.images.delete(ctx, image["id"])
+            raise
+        self.compute_rpc.instance_action(ctx, inst["host"], inst["uuid"], method,
+                                         image_id=image["id"])
+        return image
+
     def shelve(self, ctx: RequestContext, instance_id: str) -> None:
         """Snapshot the instance to ``<name>-shelved`` and free its host (Nova's
         shelve with shelved_offload_time = 0: offloaded at once)."""
         inst = self._check_snapshot_state(ctx, instance_id, "shelve")
-        image = self._snapshot_image(ctx, inst, f"{inst['display_name']}-shelved", None)
-        spec = dict(inst.get("request_spec") or {}, shelved_image_id=image["id"])
-        try:
-            db_instances.instance_update(self.db, instance_id,
-                                         {"task_state": vm_states.SHELVING,
-                                          "request_spec": spec},
-                                         expected_task_state=[None])
-        except exception.UnexpectedTaskStateError as exc:
-            self.images.delete(ctx, image["id"])
-            raise exception.InstanceInvalidState(action="shelve", instance_uuid=instance_id,
-                                                 attr="task_state", state=exc.kwargs["actual"])
-        db_instances.action_start(self.db, instance_id, "shelve", ctx.request_id,
-                                  ctx.user_id, ctx.project_id)
-        self.compute_rpc.instance_action(ctx, inst["host"], instance_id, "shelve_instance",
-                                         image_id=image["id"])
+        self._snapshot_and_cast(
+            ctx, inst, "shelve", f"{inst['display_name']}-shelved", None, vm_states.SHELVING,
+            "shelve_instance",
+            updates=lambda image: {"request_spec": dict(inst.get("request_spec") or {},
+                                                        shelved_image_id=image["id"])})
 
     def unshelve(self, ctx: RequestContext, instance_id: str) -> None:
         """Schedule a shelved instance again and boot it from its shelved image."""

@@ -155,31 +155,32 @@ def get_group(s: Session, group_id: str) -> Group | None:
     return s.get(Group, group_id)
 
 
-def list_roles(s: Session, name: str | None = None) -> list[Role]:
-    q = select(Role).order_by(Role.name)
+def list_named(s: Session, model: Any, name: str | None = None, domain_id: str | None = None,
+               enabled: bool | None = None) -> list[Any]:
+    """``model``'s rows ordered by name, only those with ``name``, ``domain_id``
+    or ``enabled`` when given."""
+    q = select(model).order_by(model.name)
     if name is not None:
-        q = q.where(Role.name == name)
+        q = q.where(model.name == name)
+    if domain_id is not None:
+        q = q.where(model.domain_id == domain_id)
+    if enabled is not None:
+        q = q.where(model.enabled.is_(enabled))
     return list(s.scalars(q).all())
+
+
+def list_roles(s: Session, name: str | None = None) -> list[Role]:
+    return list_named(s, Role, name)
 
 
 def list_projects(s: Session, name: str | None = None,
                   domain_id: str | None = None) -> list[Project]:
-    q = select(Project).order_by(Project.name)
-    if name is not None:
-        q = q.where(Project.name == name)
-    if domain_id is not None:
-        q = q.where(Project.domain_id == domain_id)
-    return list(s.scalars(q).all())
+    return list_named(s, Project, name, domain_id)
 
 
 def list_users(s: Session, name: str | None = None,
                domain_id: str | None = None) -> list[User]:
-    q = select(User).order_by(User.name)
-    if name is not None:
-        q = q.where(User.name == name)
-    if domain_id is not None:
-        q = q.where(User.domain_id == domain_id)
-    return list(s.scalars(q).all())
+    return list_named(s, User, name, domain_id)
 
 
 # -- management ----------------------------------------------------------------

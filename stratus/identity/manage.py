@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import datetime
 import secrets
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -48,39 +48,34 @@ def _bump_generation(obj: Any) -> None:
 
 # -- lookups that 404 ---------------------------------------------------------------
 
+_Row = TypeVar("_Row", Domain, Project, User, Group, Role)
+
+
+def _get(s: Session, model: type[_Row], kind: str, ident: str) -> _Row:
+    row = s.get(model, ident)
+    if row is None:
+        raise IdentityNotFound(kind=kind, ident=ident)
+    return row
+
+
 def get_domain(s: Session, domain_id: str) -> Domain:
-    domain = s.get(Domain, domain_id)
-    if domain is None:
-        raise IdentityNotFound(kind="domain", ident=domain_id)
-    return domain
+    return _get(s, Domain, "domain", domain_id)
 
 
 def get_project(s: Session, project_id: str) -> Project:
-    project = s.get(Project, project_id)
-    if project is None:
-        raise IdentityNotFound(kind="project", ident=project_id)
-    return project
+    return _get(s, Project, "project", project_id)
 
 
 def get_user(s: Session, user_id: str) -> User:
-    user = s.get(User, user_id)
-    if user is None:
-        raise IdentityNotFound(kind="user", ident=user_id)
-    return user
+    return _get(s, User, "user", user_id)
 
 
 def get_group(s: Session, group_id: str) -> Group:
-    group = s.get(Group, group_id)
-    if group is None:
-        raise IdentityNotFound(kind="group", ident=group_id)
-    return group
+    return _get(s, Group, "group", group_id)
 
 
 def get_role(s: Session, role_id: str) -> Role:
-    role = s.get(Role, role_id)
-    if role is None:
-        raise IdentityNotFound(kind="role", ident=role_id)
-    return role
+    return _get(s, Role, "role", role_id)
 
 
 def get_actor(s: Session, kind: str, actor_id: str) -> User | Group:
@@ -95,12 +90,7 @@ def get_target(s: Session, kind: str, target_id: str) -> Project | Domain:
 
 def list_domains(s: Session, name: str | None = None,
                  enabled: bool | None = None) -> list[Domain]:
-    q = select(Domain).order_by(Domain.name)
-    if name is not None:
-        q = q.where(Domain.name == name)
-    if enabled is not None:
-        q = q.where(Domain.enabled.is_(enabled))
-    return list(s.scalars(q).all())
+    return backend.list_named(s, Domain, name, enabled=enabled)
 
 
 def create_domain(s: Session, name: str, *, description: str | None = None,
@@ -152,22 +142,14 @@ def _ids(s: Session, model: Any, domain_id: str) -> list[str]:
 
 
 def _check_domain(s: Session, domain_id: str) -> None:
-    if s.get(Domain, domain_id) is None:
-        raise IdentityNotFound(kind="domain", ident=domain_id)
+    get_domain(s, domain_id)
 
 
 # -- projects -----------------------------------------------------------------------
 
 def list_projects(s: Session, name: str | None = None, domain_id: str | None = None,
                   enabled: bool | None = None) -> list[Project]:
-    q = select(Project).order_by(Project.name)
-    if name is not None:
-        q = q.where(Project.name == name)
-    if domain_id is not None:
-        q = q.where(Project.domain_id == domain_id)
-    if enabled is not None:
-        q = q.where(Project.enabled.is_(enabled))
-    return list(s.scalars(q).all())
+    return backend.list_named(s, Project, name, domain_id, enabled)
 
 
 def create_project(s: Session, name: str, *, domain_id: str = backend.DEFAULT_DOMAIN_ID,
@@ -216,14 +198,7 @@ def delete_project(s: Session, project_id: str) -> None:
 
 def list_users(s: Session, name: str | None = None, domain_id: str | None = None,
                enabled: bool | None = None) -> list[User]:
-    q = select(User).order_by(User.name)
-    if name is not None:
-        q = q.where(User.name == name)
-    if domain_id is not None:
-        q = q.where(User.domain_id == domain_id)
-    if enabled is not None:
-        q = q.where(User.enabled.is_(enabled))
-    return list(s.scalars(q).all())
+    return backend.list_named(s, User, name, domain_id, enabled)
 
 
 def create_user(s: Session, name: str, *, password_hash: str | None,
@@ -280,12 +255,7 @@ def delete_user(s: Session, user_id: str) -> None:
 
 def list_groups(s: Session, name: str | None = None,
                 domain_id: str | None = None) -> list[Group]:
-    q = select(Group).order_by(Group.name)
-    if name is not None:
-        q = q.where(Group.name == name)
-    if domain_id is not None:
-        q = q.where(Group.domain_id == domain_id)
-    return list(s.scalars(q).all())
+    return backend.list_named(s, Group, name, domain_id)
 
 
 def create_group(s: Session, name: str, *, domain_id: str = backend.DEFAULT_DOMAIN_ID,

@@ -131,12 +131,12 @@ def image_schema() -> dict[str, Any]:
     }
 
 
-def images_schema() -> dict[str, Any]:
-    """Glance's ``images`` (collection) schema."""
+def _collection_schema(name: str, item: dict[str, Any]) -> dict[str, Any]:
+    """Glance's schema of a collection ``name`` of ``item``s, with its links."""
     return {
-        "name": "images",
+        "name": name,
         "properties": {
-            "images": {"type": "array", "items": image_schema()},
+            name: {"type": "array", "items": item},
             "schema": {"type": "string"},
             "first": {"type": "string"},
             "next": {"type": "string"},
@@ -145,6 +145,11 @@ def images_schema() -> dict[str, Any]:
                   {"rel": "next", "href": "{next}"},
                   {"rel": "describedby", "href": "{schema}"}],
     }
+
+
+def images_schema() -> dict[str, Any]:
+    """Glance's ``images`` (collection) schema."""
+    return _collection_schema("images", image_schema())
 
 
 # What a client may set: the schema without read-only attributes, plus the
@@ -209,15 +214,4 @@ def member_schema() -> dict[str, Any]:
 
 def members_schema() -> dict[str, Any]:
     """Glance's ``members`` (collection) schema."""
-    return {
-        "name": "members",
-        "properties": {
-            "members": {"type": "array", "items": member_schema()},
-            "schema": {"type": "string"},
-            "first": {"type": "string"},
-            "next": {"type": "string"},
-        },
-        "links": [{"rel": "first", "href": "{first}"},
-                  {"rel": "next", "href": "{next}"},
-                  {"rel": "describedby", "href": "{schema}"}],
-    }
+    return _collection_schema("members", member_schema())

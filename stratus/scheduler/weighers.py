@@ -11,15 +11,15 @@ RAM multiplier spreads instances; a negative one stacks them.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 from stratus.scheduler.host_state import HostState
 from stratus.scheduler.request import SchedulingRequest
 
 
 class Weigher:
-    name: ClassVar[str] = ""
-    option: ClassVar[str] = ""   # the [filter_scheduler] multiplier option
+    name: str = ""
+    option: str = ""   # the [filter_scheduler] multiplier option
 
     def __init__(self, multiplier: float) -> None:
         self.multiplier = multiplier
@@ -40,41 +40,27 @@ class Weigher:
         return self.multiplier
 
 
-class RAMWeigher(Weigher):
-    name, option = "RAMWeigher", "ram_weight_multiplier"
+# name: (multiplier option, HostState attribute, scale)
+HOST_ATTRIBUTES: dict[str, tuple[str, str, float]] = {
+    "RAMWeigher": ("ram_weight_multiplier", "free_memory_mb", 1),
+    "CPUWeigher": ("cpu_weight_multiplier", "free_vcpus", 1),
+    "DiskWeigher": ("disk_weight_multiplier", "free_disk_gb", 1024),  # Nova weighs free_disk_mb
+    "IoOpsWeigher": ("io_ops_weight_multiplier", "num_io_ops", 1),  # builds under way
+    "NumInstancesWeigher": ("num_instances_weight_multiplier", "num_instances", 1),
+}
+
+
+class HostAttributeWeigher(Weigher):
+    """Nova's RAM, CPU, Disk, IoOps and NumInstances weighers: one host
+    attribute each, named by ``HOST_ATTRIBUTES``."""
+
+    def __init__(self, name: str, multiplier: float) -> None:
+        super().__init__(multiplier)
+        self.name = name
+        self.option, self.attribute, self.scale = HOST_ATTRIBUTES[name]
 
     def raw(self, host: HostState, req: SchedulingRequest) -> float:
-        return host.free_memory_mb
-
-
-class CPUWeigher(Weigher):
-    name, option = "CPUWeigher", "cpu_weight_multiplier"
-
-    def raw(self, host: HostState, req: SchedulingRequest) -> float:
-        return host.free_vcpus
-
-
-class DiskWeigher(Weigher):
-    name, option = "DiskWeigher", "disk_weight_multiplier"
-
-    def raw(self, host: HostState, req: SchedulingRequest) -> float:
-        return host.free_disk_gb * 1024  # Nova weighs free_disk_mb
-
-
-class IoOpsWeigher(Weigher):
-    """Builds under way on the host (negative multiplier: prefer idle hosts)."""
-
-    name, option = "IoOpsWeigher", "io_ops_weight_multiplier"
-
-    def raw(self, host: HostState, req: SchedulingRequest) -> float:
-        return host.num_io_ops
-
-
-class NumInstancesWeigher(Weigher):
-    name, option = "NumInstancesWeigher", "num_instances_weight_multiplier"
-
-    def raw(self, host: HostState, req: SchedulingRequest) -> float:
-        return host.num_instances
+        return getattr(host, self.attribute) * self.scale
 
 
 class ServerGroupSoftAffinityWeigher(Weigher):
@@ -100,14 +86,15 @@ class ServerGroupSoftAntiAffinityWeigher(ServerGroupSoftAffinityWeigher):
     sign = -1.0
 
 
-ALL: tuple[type[Weigher], ...] = (RAMWeigher, CPUWeigher, DiskWeigher, IoOpsWeigher,
-                                  NumInstancesWeigher, ServerGroupSoftAffinityWeigher,
-                                  ServerGroupSoftAntiAffinityWeigher)
+GROUP_WEIGHERS: tuple[type[Weigher], ...] = (ServerGroupSoftAffinityWeigher,
+                                             ServerGroupSoftAntiAffinityWeigher)
 
 
 def build(options: Any) -> list[Weigher]:
     """Every weigher, with its multiplier from the ``[filter_scheduler]`` group."""
-    return [cls(float(getattr(options, cls.option))) for cls in ALL]
+    return ([HostAttributeWeigher(name, float(getattr(options, option)))
+             for name, (option, _, _) in HOST_ATTRIBUTES.items()]
+            + [cls(float(getattr(options, cls.option))) for cls in GROUP_WEIGHERS])
 
 
 def normalize(values: Sequence[float]) -> list[float]:

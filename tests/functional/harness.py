@@ -175,9 +175,13 @@ NO_INSTANCE_QUOTAS: dict[str, dict[str, Any]] = {
 class Deployment:
     """api + conductor + ``schedulers`` schedulers + N compute hosts, each its
     own process. ``compute_options`` ({section: {option: value}}) go into every
-    compute host's configuration (e.g. the fake driver's memory). ``fake_hosts``
-    adds one more compute process, "fleet", running that many fake hosts
-    (``stratus compute --fake-hosts N``, hosts fleet-00001...)."""
+    compute host's configuration (e.g. the fake driver's memory), then
+    ``host_options[host]`` into that host's (e.g. its own instances_path).
+    ``fake_hosts`` adds one more compute process, "fleet", running that many
+    fake hosts (``stratus compute --fake-hosts N``, hosts fleet-00001...).
+    ``hypervisor="libvirt"``: the compute hosts run libvirt guests under QEMU
+    TCG, fetching images over HTTP as ``[service_user]`` (they have no
+    database credentials), and the work directory is readable by QEMU."""
 
     def __init__(self, workdir: str, transport_url: str, db_url: str,
                  compute_hosts: tuple[str, ...] = ("compute1", "compute2"),
@@ -185,12 +189,21 @@ class Deployment:
                  compute_options: dict[str, dict[str, Any]] | None = None,
                  control_options: dict[str, dict[str, Any]] | None = None,
                  fake_hosts: int = 0, report_interval: float = 1,
-                 service_down_time: float = 5) -> None:
+                 service_down_time: float = 5, hypervisor: str = "fake",
+                 host_options: dict[str, dict[str, dict[str, Any]]] | None = None) -> None:
         self.workdir = workdir
+        self.db_url = db_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.compute_hosts = compute_hosts
         os.makedirs(workdir, exist_ok=True)
+        driver_options: dict[str, dict[str, Any]] = {}
+        if hypervisor == "libvirt":
+            os.chmod(workdir, 0o755)  # QEMU runs as libvirt-qemu and must reach the disks
+            driver_options = {"compute": {"driver": "libvirt"},
+                              "libvirt": {"virt_type": "qemu"},
+                              "service_user": {"auth_url": f"{self.url}/identity",
+                                               "password": PASSWORD}}
         common = (f"[DEFAULT]\ntransport_url = {transport_url}\nstate_path = {workdir}\n"
                   f"report_interval = {report_interval}\n"
                   f"service_down_time = {service_down_time}\n"
@@ -211,7 +224,8 @@ class Deployment:
         for host in compute_hosts + (("fleet",) if fake_hosts else ()):
             path = os.path.join(workdir, f"{host}.conf")
             sections = merged({"compute": {"resource_update_interval": 2},
-                               "fake": {"delay": fake_delay}}, compute_options or {})
+                               "fake": {"delay": fake_delay}}, driver_options,
+                              compute_options or {}, (host_options or {}).get(host, {}))
             with open(path, "w") as f:  # no [database]: compute hosts get no credentials
                 f.write(common + f"host = {host}\n" + ini(sections))
             self.compute_confs[host] = path
@@ -293,18 +307,21 @@ class RabbitVhost:
 
 
 @contextlib.contextmanager
-def running_deployment(tmp: str, backend: str = "postgresql",
+def running_deployment(tmp: str, backend: str = "postgresql", skip_unavailable: bool = False,
                        **options: Any) -> Iterator[Deployment]:
-    """A started :class:`Deployment` (``options`` are its own) on a throw-away
-    RabbitMQ vhost and ``backend`` database, stopped and dropped afterwards."""
+    """A started :class:`Deployment` in ``<tmp>/deploy`` (``options`` are its
+    own) on a throw-away RabbitMQ vhost and ``backend`` database, stopped and
+    dropped afterwards. Without RabbitMQ or the database the test fails, or
+    skips with ``skip_unavailable``."""
     import pytest
 
     from tests import dbs
 
+    missing = pytest.skip if skip_unavailable else pytest.fail
     if not dbs.port_open(5672):
-        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
+        missing("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
     if not dbs.available(backend):
-        pytest.fail(f"{backend} is not reachable (scripts/test-services)")
+        missing(f"{backend} is not reachable (scripts/test-services)")
     with RabbitVhost() as transport_url, dbs.scratch_database(backend, tmp) as db_url:
         dep = Deployment(os.path.join(tmp, "deploy"), transport_url, db_url, **options)
         try:

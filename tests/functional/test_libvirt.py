@@ -18,11 +18,12 @@ import shutil
 import subprocess
 import tempfile
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 import pytest
 
+from tests.functional import harness
 from tests.functional.harness import AllInOne, wait_until
 
 pytestmark = [pytest.mark.functional, pytest.mark.libvirt]
@@ -142,14 +143,21 @@ def upload(cloud: Any, conn: Any, name: str, path: str, disk_format: str,
     return image_id
 
 
-@pytest.fixture(scope="module")
-def test_image(cloud: AllInOne, conn: Any) -> str:
+def upload_test_image(cloud: Any, conn: Any) -> tuple[str, str, str]:
+    """The test image (a disk booting the kernel and ramdisk images with a serial
+    console): its id, the kernel's and the ramdisk's."""
     kernel = upload(cloud, conn, "test-kernel", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
     ramdisk = upload(cloud, conn, "test-ramdisk", os.path.join(IMAGE_DIR, "initramfs.img"),
                      "ari", "ari")
     image_id = upload(cloud, conn, "test-image", os.path.join(IMAGE_DIR, "disk.qcow2"),
                       "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
                       os_command_line="console=ttyS0")
+    return image_id, kernel, ramdisk
+
+
+@pytest.fixture(scope="module")
+def test_image(cloud: AllInOne, conn: Any) -> str:
+    image_id, kernel, ramdisk = upload_test_image(cloud, conn)
     # The SDK sees the properties a user set with `openstack image create --property`.
     image = conn.image.get_image(image_id)
     assert (image.kernel_id, image.ramdisk_id) == (kernel, ramdisk)
@@ -366,138 +374,94 @@ def test_failed_spawn_leaves_nothing(cloud: AllInOne, conn: Any, tmp_path: Any) 
     conn.compute.wait_for_delete(server, wait=60)
 
 
+@pytest.fixture
+def var_tmp(libvirt_ready: None) -> Iterator[str]:
+    """A directory for a multi-process deployment, where QEMU (libvirt-qemu) can
+    reach the disks; afterwards, the guests a failed test left under it are
+    destroyed."""
+    state = tempfile.mkdtemp(prefix="stratus-libvirt-deploy-", dir="/var/tmp")
+    os.chmod(state, 0o755)
+    yield state
+    leftovers = remove_guests_under(state)
+    shutil.rmtree(state, ignore_errors=True)
+    assert not leftovers, f"guests left behind: {leftovers}"
+
+
+def libvirt_deployment(state: str, **options: Any) -> Any:
+    """``harness.running_deployment`` of libvirt compute hosts in ``state``
+    (skipped without RabbitMQ or PostgreSQL)."""
+    return harness.running_deployment(state, skip_unavailable=True, hypervisor="libvirt",
+                                      **options)
+
+
 @pytest.mark.timeout(600)
-def test_a_separate_compute_process_fetches_images_over_http(libvirt_ready: None) -> None:
+def test_a_separate_compute_process_fetches_images_over_http(var_tmp: str) -> None:
     """The multi-process topology: api/conductor/scheduler on PostgreSQL and RabbitMQ,
     and a `stratus compute` with no database credentials that fetches the images over
     HTTP as its [service_user] and boots a real guest."""
-    from tests import dbs
-    from tests.functional import harness
-
-    if not (dbs.port_open(5672) and dbs.available("postgresql")):
-        pytest.skip("RabbitMQ or PostgreSQL is not running (scripts/test-services)")
-    state = tempfile.mkdtemp(prefix="stratus-libvirt-multi-", dir="/var/tmp")
-    os.chmod(state, 0o755)
-    try:
-        with harness.RabbitVhost() as transport_url, \
-                dbs.scratch_database("postgresql", state) as db_url:
-            dep = harness.Deployment(os.path.join(state, "deploy"), transport_url, db_url,
-                                     compute_hosts=("compute1",))
-            os.chmod(dep.workdir, 0o755)
-            path = dep.compute_confs["compute1"]
-            with open(path) as f:
-                text = f.read()
-            assert "[database]" not in text
-            with open(path, "w") as f:
-                f.write(text.replace("[compute]\n", "[compute]\ndriver = libvirt\n")
-                        + f"[libvirt]\nvirt_type = qemu\n"
-                          f"[service_user]\nauth_url = {dep.url}/identity\n"
-                          f"password = {harness.PASSWORD}\n")
-            dep.start()
-            try:
-                conn = dep.connect()
-                assert [h.hypervisor_type for h in conn.compute.hypervisors(details=True)] \
-                    == ["QEMU"]
-                kernel = upload(dep, conn, "k", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
-                ramdisk = upload(dep, conn, "r", os.path.join(IMAGE_DIR, "initramfs.img"),
-                                 "ari", "ari")
-                image_id = upload(dep, conn, "img", os.path.join(IMAGE_DIR, "disk.qcow2"),
-                                  "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
-                                  os_command_line="console=ttyS0")
-                flavor = conn.compute.find_flavor("m1.nano")
-                server = conn.compute.create_server(
-                    name="multi-vm", image_id=image_id, flavor_id=flavor.id,
-                    config_drive=True, networks="none")
-                server = conn.compute.wait_for_server(server, status="ACTIVE",
-                                                      wait=BOOT_TIMEOUT)
-                wait_console(conn, server.id, f"stratus-test-image: instance uuid {server.id}")
-                conn.compute.delete_server(server)
-                conn.compute.wait_for_delete(server, wait=60)
-                assert server.id not in virsh("list", "--all", "--uuid")
-                assert not os.path.exists(os.path.join(dep.workdir, "instances", server.id))
-            finally:
-                dep.stop()
-    finally:
-        leftovers = remove_guests_under(state)
-        shutil.rmtree(state, ignore_errors=True)
-        assert not leftovers, f"guests left behind: {leftovers}"
+    with libvirt_deployment(var_tmp, compute_hosts=("compute1",)) as dep:
+        with open(dep.compute_confs["compute1"]) as f:
+            assert "[database]" not in f.read()
+        conn = dep.connect()
+        assert [h.hypervisor_type for h in conn.compute.hypervisors(details=True)] \
+            == ["QEMU"]
+        image_id, _, _ = upload_test_image(dep, conn)
+        flavor = conn.compute.find_flavor("m1.nano")
+        server = conn.compute.create_server(
+            name="multi-vm", image_id=image_id, flavor_id=flavor.id,
+            config_drive=True, networks="none")
+        server = conn.compute.wait_for_server(server, status="ACTIVE",
+                                              wait=BOOT_TIMEOUT)
+        wait_console(conn, server.id, f"stratus-test-image: instance uuid {server.id}")
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=60)
+        assert server.id not in virsh("list", "--all", "--uuid")
+        assert not os.path.exists(os.path.join(dep.workdir, "instances", server.id))
 
 
-def test_resize_and_cold_migrate_between_two_compute_processes(libvirt_ready: None) -> None:
+def test_resize_and_cold_migrate_between_two_compute_processes(var_tmp: str) -> None:
     """Two `stratus compute` processes on this machine (each its own instances
     path): resize a real guest to the other host and confirm, then cold-migrate
     it back and confirm; the guest boots again each time."""
-    from tests import dbs
-    from tests.functional import harness
+    hosts = ("compute1", "compute2")
+    workdir = os.path.join(var_tmp, "deploy")  # running_deployment's
+    own_paths = {host: {"libvirt": {"instances_path": os.path.join(workdir, f"instances-{host}")}}
+                 for host in hosts}
+    with libvirt_deployment(var_tmp, compute_hosts=hosts, host_options=own_paths) as dep:
+        conn = dep.connect()
+        image_id, _, _ = upload_test_image(dep, conn)
+        server = conn.compute.create_server(
+            name="resize-vm", image_id=image_id,
+            flavor_id=conn.compute.find_flavor("m1.nano").id, config_drive=True,
+            networks="none")
+        server = conn.compute.wait_for_server(server, status="ACTIVE",
+                                              wait=BOOT_TIMEOUT)
+        source = conn.compute.get_server(server.id).compute_host
+        marker = f"stratus-test-image: instance uuid {server.id}"
+        wait_console(conn, server.id, marker)
 
-    if not (dbs.port_open(5672) and dbs.available("postgresql")):
-        pytest.skip("RabbitMQ or PostgreSQL is not running (scripts/test-services)")
-    state = tempfile.mkdtemp(prefix="stratus-libvirt-resize-", dir="/var/tmp")
-    os.chmod(state, 0o755)
-    try:
-        with harness.RabbitVhost() as transport_url, \
-                dbs.scratch_database("postgresql", state) as db_url:
-            hosts = ("compute1", "compute2")
-            dep = harness.Deployment(os.path.join(state, "deploy"), transport_url, db_url,
-                                     compute_hosts=hosts)
-            os.chmod(dep.workdir, 0o755)
-            for host in hosts:
-                path = dep.compute_confs[host]
-                with open(path) as f:
-                    text = f.read()
-                with open(path, "w") as f:
-                    f.write(text.replace("[compute]\n", "[compute]\ndriver = libvirt\n")
-                            + f"[libvirt]\nvirt_type = qemu\n"
-                              f"instances_path = {dep.workdir}/instances-{host}\n"
-                              f"[service_user]\nauth_url = {dep.url}/identity\n"
-                              f"password = {harness.PASSWORD}\n")
-            dep.start()
-            try:
-                conn = dep.connect()
-                kernel = upload(dep, conn, "k", os.path.join(IMAGE_DIR, "vmlinux"), "aki", "aki")
-                ramdisk = upload(dep, conn, "r", os.path.join(IMAGE_DIR, "initramfs.img"),
-                                 "ari", "ari")
-                image_id = upload(dep, conn, "img", os.path.join(IMAGE_DIR, "disk.qcow2"),
-                                  "qcow2", "bare", kernel_id=kernel, ramdisk_id=ramdisk,
-                                  os_command_line="console=ttyS0")
-                server = conn.compute.create_server(
-                    name="resize-vm", image_id=image_id,
-                    flavor_id=conn.compute.find_flavor("m1.nano").id, config_drive=True,
-                    networks="none")
-                server = conn.compute.wait_for_server(server, status="ACTIVE",
-                                                      wait=BOOT_TIMEOUT)
-                source = conn.compute.get_server(server.id).compute_host
-                marker = f"stratus-test-image: instance uuid {server.id}"
-                wait_console(conn, server.id, marker)
+        conn.compute.resize_server(server, conn.compute.find_flavor("m1.micro").id)
+        server = conn.compute.wait_for_server(server, status="VERIFY_RESIZE",
+                                              wait=BOOT_TIMEOUT)
+        dest = conn.compute.get_server(server.id).compute_host
+        assert dest != source
+        assert os.path.exists(os.path.join(dep.workdir, f"instances-{dest}",
+                                           server.id, "disk"))
+        conn.compute.confirm_server_resize(server)
+        server = conn.compute.wait_for_server(server, status="ACTIVE", wait=60)
+        assert not os.path.exists(os.path.join(dep.workdir, f"instances-{source}",
+                                               server.id + "_resize"))
+        wait_console(conn, server.id, marker)
+        assert "running" in virsh("domstate", server.id)
 
-                conn.compute.resize_server(server, conn.compute.find_flavor("m1.micro").id)
-                server = conn.compute.wait_for_server(server, status="VERIFY_RESIZE",
-                                                      wait=BOOT_TIMEOUT)
-                dest = conn.compute.get_server(server.id).compute_host
-                assert dest != source
-                assert os.path.exists(os.path.join(dep.workdir, f"instances-{dest}",
-                                                   server.id, "disk"))
-                conn.compute.confirm_server_resize(server)
-                server = conn.compute.wait_for_server(server, status="ACTIVE", wait=60)
-                assert not os.path.exists(os.path.join(dep.workdir, f"instances-{source}",
-                                                       server.id + "_resize"))
-                wait_console(conn, server.id, marker)
-                assert "running" in virsh("domstate", server.id)
-
-                conn.compute.migrate_server(server)
-                server = conn.compute.wait_for_server(server, status="VERIFY_RESIZE",
-                                                      wait=BOOT_TIMEOUT)
-                assert conn.compute.get_server(server.id).compute_host == source
-                conn.compute.revert_server_resize(server)
-                server = conn.compute.wait_for_server(server, status="ACTIVE", wait=120)
-                assert conn.compute.get_server(server.id).compute_host == dest
-                assert "running" in virsh("domstate", server.id)
-                conn.compute.delete_server(server)
-                conn.compute.wait_for_delete(server, wait=60)
-                assert server.id not in virsh("list", "--all", "--uuid")
-            finally:
-                dep.stop()
-    finally:
-        leftovers = remove_guests_under(state)
-        shutil.rmtree(state, ignore_errors=True)
-        assert not leftovers, f"guests left behind: {leftovers}"
+        conn.compute.migrate_server(server)
+        server = conn.compute.wait_for_server(server, status="VERIFY_RESIZE",
+                                              wait=BOOT_TIMEOUT)
+        assert conn.compute.get_server(server.id).compute_host == source
+        conn.compute.revert_server_resize(server)
+        server = conn.compute.wait_for_server(server, status="ACTIVE", wait=120)
+        assert conn.compute.get_server(server.id).compute_host == dest
+        assert "running" in virsh("domstate", server.id)
+        conn.compute.delete_server(server)
+        conn.compute.wait_for_delete(server, wait=60)
+        assert server.id not in virsh("list", "--all", "--uuid")

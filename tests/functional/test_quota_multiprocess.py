@@ -11,7 +11,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests import dbs
 from tests.functional import harness
 
 pytestmark = pytest.mark.functional
@@ -19,18 +18,10 @@ pytestmark = pytest.mark.functional
 
 @pytest.fixture(scope="module")
 def two_apis(tmp_path_factory: Any) -> Any:
-    if not dbs.port_open(5672):
-        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (scripts/test-services)")
-    if not dbs.available("postgresql"):
-        pytest.fail("PostgreSQL is not reachable")
     tmp = str(tmp_path_factory.mktemp("quota-multi"))
-    with harness.RabbitVhost() as transport_url, \
-            dbs.scratch_database("postgresql", tmp) as db_url:
-        dep = harness.Deployment(os.path.join(tmp, "deploy"), transport_url, db_url,
-                                 compute_hosts=("compute1",))
+    with harness.running_deployment(tmp, compute_hosts=("compute1",)) as dep:
         second = None
         try:
-            dep.start()
             port = harness.free_port()
             config = os.path.join(dep.workdir, "api2.conf")
             with open(dep.control_conf) as src, open(config, "w") as dst:
@@ -40,11 +31,10 @@ def two_apis(tmp_path_factory: Any) -> Any:
             second.start()
             url2 = f"http://127.0.0.1:{port}"
             harness.wait_until(lambda: harness.api_ready(url2), 60, what="the second API")
-            yield dep, url2, db_url
+            yield dep, url2, dep.db_url
         finally:
             if second is not None:
                 second.stop()
-            dep.stop()
 
 
 def test_fifty_creates_over_two_api_processes_stay_within_quota(two_apis: Any) -> None:

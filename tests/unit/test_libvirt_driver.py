@@ -53,17 +53,23 @@ class Images:
         yield self.data[image_id]
 
 
-@pytest.fixture
-def drv(tmp_path):
-    d = lv.LibvirtDriver("host1", {
+def running_driver(tmp_path, host, instances):
+    """A driver on ``test:///default`` with its own instances path; afterwards
+    its guests are destroyed."""
+    d = lv.LibvirtDriver(host, {
         "virt_type": "qemu", "connection_uri": URI,
-        "instances_path": str(tmp_path / "instances"), "image_client": Images(tmp_path),
+        "instances_path": str(tmp_path / instances), "image_client": Images(tmp_path),
         "wait_soft_reboot_seconds": 5})
-    d.init_host("host1")
+    d.init_host(host)
     yield d
     for uuid_ in d.list_instances():
         d.destroy(None, {"uuid": uuid_})
-    d.cleanup_host("host1")
+    d.cleanup_host(host)
+
+
+@pytest.fixture
+def drv(tmp_path):
+    yield from running_driver(tmp_path, "host1", "instances")
 
 
 def instance(**overrides):
@@ -383,15 +389,7 @@ def test_hard_reboot_redefines_the_guest_with_current_settings(drv):
 
 @pytest.fixture
 def drv2(tmp_path):
-    d = lv.LibvirtDriver("host2", {
-        "virt_type": "qemu", "connection_uri": URI,
-        "instances_path": str(tmp_path / "instances2"), "image_client": Images(tmp_path),
-        "wait_soft_reboot_seconds": 5})
-    d.init_host("host2")
-    yield d
-    for uuid_ in d.list_instances():
-        d.destroy(None, {"uuid": uuid_})
-    d.cleanup_host("host2")
+    yield from running_driver(tmp_path, "host2", "instances2")
 
 
 def _resized(inst, root_gb=2, vcpus=2):

@@ -12,7 +12,7 @@ from stratus.scheduler.filters.compute import ComputeFilter
 from stratus.scheduler.filters.resources import RamFilter
 from stratus.scheduler.host_state import HostState, ServiceInfo
 from stratus.scheduler.request import SchedulingRequest
-from stratus.scheduler.weighers import RAMWeigher
+from stratus.scheduler.weighers import HostAttributeWeigher
 
 REQ = {"vcpus": 1, "memory_mb": 512, "disk_gb": 0}
 
@@ -120,7 +120,8 @@ def test_pick_chooses_among_the_top_subset():
 
 def test_chain_visits_about_k_hosts_and_ranks_them():
     hosts = [host(i, free_mb=1000 + i) for i in range(1024)]
-    chain = iterators.Chain([ComputeFilter(), RamFilter()], [RAMWeigher(1.0)], request(),
+    chain = iterators.Chain([ComputeFilter(), RamFilter()],
+                            [HostAttributeWeigher("RAMWeigher", 1.0)], request(),
                             rng=random.Random(3))
     chosen = chain.select(hosts)
     assert chain.rejections.visited == 10  # log2(1024) candidates, all feasible
@@ -129,7 +130,8 @@ def test_chain_visits_about_k_hosts_and_ranks_them():
 
 def test_chain_spreads_placements_over_many_hosts():
     hosts = [host(i) for i in range(256)]
-    chain = iterators.Chain([ComputeFilter(), RamFilter()], [RAMWeigher(1.0)], request(),
+    chain = iterators.Chain([ComputeFilter(), RamFilter()],
+                            [HostAttributeWeigher("RAMWeigher", 1.0)], request(),
                             rng=random.Random(5))
     counts = collections.Counter()
     for _ in range(512):

@@ -43,8 +43,10 @@ def test_build_reads_every_multiplier_with_novas_defaults():
 
 def test_ram_weigher_spreads_and_negative_multiplier_stacks():
     hosts = [host("small", free_mb=512), host("big", free_mb=4096), host("mid", free_mb=2048)]
-    assert names(w.weigh(hosts, [w.RAMWeigher(1.0)], REQ)) == ["big", "mid", "small"]
-    assert names(w.weigh(hosts, [w.RAMWeigher(-1.0)], REQ)) == ["small", "mid", "big"]
+    spread = w.HostAttributeWeigher("RAMWeigher", 1.0)
+    stack = w.HostAttributeWeigher("RAMWeigher", -1.0)
+    assert names(w.weigh(hosts, [spread], REQ)) == ["big", "mid", "small"]
+    assert names(w.weigh(hosts, [stack], REQ)) == ["small", "mid", "big"]
 
 
 def test_weights_add_up_normalised_times_multiplier():
@@ -52,28 +54,34 @@ def test_weights_add_up_normalised_times_multiplier():
     b = host("b", free_mb=2000, free_vcpus=2)
     c = host("c", free_mb=1500, free_vcpus=4)
     ranked = dict((h.host, weight) for weight, h in
-                  w.weigh([a, b, c], [w.RAMWeigher(1.0), w.CPUWeigher(2.0)], REQ))
+                  w.weigh([a, b, c], [w.HostAttributeWeigher("RAMWeigher", 1.0),
+                                      w.HostAttributeWeigher("CPUWeigher", 2.0)], REQ))
     assert ranked == {"a": pytest.approx(0.0), "b": pytest.approx(1.0 + 2 * (1 / 3)),
                       "c": pytest.approx(0.5 + 2.0)}
 
 
 def test_zero_multipliers_and_equal_values_change_nothing():
     hosts = [host("a"), host("b", free_mb=9999)]
-    ranked = w.weigh(hosts, [w.RAMWeigher(0.0), w.CPUWeigher(1.0)], REQ)
+    ranked = w.weigh(hosts, [w.HostAttributeWeigher("RAMWeigher", 0.0),
+                             w.HostAttributeWeigher("CPUWeigher", 1.0)], REQ)
     assert names(ranked) == ["a", "b"] and [x for x, _ in ranked] == [0.0, 0.0]
 
 
 def test_disk_io_ops_and_num_instances_weighers():
     hosts = [host("busy", io_ops=5, instances=9, free_gb=10),
              host("idle", io_ops=0, instances=1, free_gb=50)]
-    assert names(w.weigh(hosts, [w.DiskWeigher(1.0)], REQ)) == ["idle", "busy"]
-    assert names(w.weigh(hosts, [w.IoOpsWeigher(-1.0)], REQ)) == ["idle", "busy"]
-    assert names(w.weigh(hosts, [w.NumInstancesWeigher(1.0)], REQ)) == ["busy", "idle"]
-    assert names(w.weigh(hosts, [w.NumInstancesWeigher(-1.0)], REQ)) == ["idle", "busy"]
+    disk = w.HostAttributeWeigher("DiskWeigher", 1.0)
+    io_ops = w.HostAttributeWeigher("IoOpsWeigher", -1.0)
+    spread = w.HostAttributeWeigher("NumInstancesWeigher", 1.0)
+    stack = w.HostAttributeWeigher("NumInstancesWeigher", -1.0)
+    assert names(w.weigh(hosts, [disk], REQ)) == ["idle", "busy"]
+    assert names(w.weigh(hosts, [io_ops], REQ)) == ["idle", "busy"]
+    assert names(w.weigh(hosts, [spread], REQ)) == ["busy", "idle"]
+    assert names(w.weigh(hosts, [stack], REQ)) == ["idle", "busy"]
 
 
 def test_aggregate_metadata_overrides_the_multiplier():
-    weigher = w.RAMWeigher(1.0)
+    weigher = w.HostAttributeWeigher("RAMWeigher", 1.0)
     stacked = host("stacked", aggregates=[{"ram_weight_multiplier": "-2.0"},
                                           {"ram_weight_multiplier": "3"}])
     assert weigher.multiplier_for(stacked) == -2.0  # the smallest, as Nova

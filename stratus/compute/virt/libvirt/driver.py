@@ -468,13 +468,7 @@ class LibvirtDriver(driver.ComputeDriver):
         reboot regenerates the XML): a guest defined under other settings
         (virt_type, disk cache) or sizes comes back with the current ones."""
         uuid = instance["uuid"]
-        try:
-            if dom.isActive():
-                dom.destroy()
-            if dom.hasManagedSaveImage(0):
-                dom.managedSaveRemove(0)
-        except libvirt.libvirtError as exc:
-            raise _error(exc, "stopping the guest") from None
+        self._power_off_now(dom, "stopping the guest")
         dom = self._redefine(dom, instance)
         self._start(dom, uuid)
 
@@ -675,14 +669,17 @@ class LibvirtDriver(driver.ComputeDriver):
             _unlink(os.path.join(inst_dir, name))
         self._start(dom, uuid)
 
-    def _power_off_now(self, dom: libvirt.virDomain) -> None:
+    def _power_off_now(self, dom: libvirt.virDomain,
+                       doing: str = "powering off the guest") -> None:
+        """Destroy the guest if it runs and drop its managed save (a suspended
+        guest's memory)."""
         try:
             if dom.isActive():
                 dom.destroy()
             if dom.hasManagedSaveImage(0):
                 dom.managedSaveRemove(0)
         except libvirt.libvirtError as exc:
-            raise _error(exc, "powering off the guest") from None
+            raise _error(exc, doing) from None
 
     # -- snapshots ---------------------------------------------------------------------------
     def snapshot(self, context: RequestContext, instance: Instance, image_id: str,
