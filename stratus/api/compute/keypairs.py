@@ -117,14 +117,24 @@ def x509_fingerprint(pem: str) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
+def _der_utf8_string(text: str) -> bytes:
+    """``text`` as a DER UTF8String (tag 12, then its length, short or long form)."""
+    data = text.encode("utf-8")
+    if len(data) < 0x80:
+        length = bytes([len(data)])
+    else:
+        size = len(data).to_bytes((len(data).bit_length() + 7) // 8, "big")
+        length = bytes([0x80 | len(size)]) + size
+    return b"\x0c" + length + data
+
+
 def generate_x509_cert(user_id: str, bits: int = 2048) -> tuple[str, str, str]:
     """(private_key PEM, certificate PEM, fingerprint): Nova's
     generate_winrm_x509_cert, a self-signed client-auth certificate for
     ``user_id`` with the UPN ``user_id@localhost``."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id)])
-    upn = x509.OtherName(_UPN_OID, b"\x0c" + bytes([len(f"{user_id}@localhost")])
-                         + f"{user_id}@localhost".encode("utf-8"))
+    upn = x509.OtherName(_UPN_OID, _der_utf8_string(f"{user_id}@localhost"))
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
