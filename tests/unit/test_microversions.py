@@ -193,6 +193,12 @@ def test_kernel_and_ramdisk_come_from_the_image(cloud: InProcessCloud) -> None:
     cloud.wait_for(booted["id"], "DELETED")
 
 
+def test_boot_attributes_sort_servers(cloud: InProcessCloud, server: dict[str, Any]) -> None:
+    for key in ("kernel_id", "ramdisk_id", "root_device_name"):
+        listed = get(cloud, f"/servers?sort_key={key}&sort_dir=asc", "2.3")["servers"]
+        assert server["id"] in [s["id"] for s in listed]
+
+
 def test_2_5_ip6_filter_for_non_admins(cloud: InProcessCloud, server: dict[str, Any],
                                        member: dict[str, str]) -> None:
     # Before 2.5 a non-admin's ip6 filter is dropped (every server is listed);

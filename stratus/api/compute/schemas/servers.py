@@ -210,10 +210,10 @@ SORT_KEYS_IGNORED: frozenset[str] = frozenset([
     "locked", "memory_mb", "os_type", "reservation_id", "root_gb",
     "shutdown_terminate", "user_data", "vcpus", "vm_mode",
 ])
-# Valid in Nova but not columns here (no kernel/ramdisk, flavors are inlined):
-# accepted and dropped like the ignored ones.
+# Valid in Nova but not a column here (flavors are inlined): accepted and
+# dropped like the ignored ones.
 SORT_KEYS_ABSENT: frozenset[str] = frozenset([
-    "instance_type_id", "kernel_id", "ramdisk_id", "root_device_name",
+    "instance_type_id",
 ])
 SORT_KEYS: list[str] = [
     "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone",
