@@ -324,3 +324,70 @@ _QUOTA_DETAIL = {"type": "object", "properties": {
     "reserved": INTEGER, "limit": INTEGER, "in_use": INTEGER}}
 GET_QUOTA_SET_DETAILS = body("quota_set", obj(
     {"id": STRING, **{n: _QUOTA_DETAIL for n in _QUOTA_NAMES}}, _QUOTA_REQUIRED + ["id"]))
+
+# -- microversions 2.2 to 2.19 (tempest's v2_2 ... v2_19 schemas) ---------------------
+
+
+def _with(schema: dict[str, Any], path: tuple[str, ...], required: bool = True,
+          **fields: Any) -> dict[str, Any]:
+    """A copy of ``schema`` whose object at ``path`` (keys from the top,
+    "items" for an array's items) has ``fields`` more, required or not."""
+    new = copy.deepcopy(schema)
+    target = new
+    for key in path:
+        target = target["properties"][key] if key != "items" else target["items"]
+    target["properties"].update(fields)
+    if required:
+        target.setdefault("required", []).extend(fields)
+    return new
+
+
+# 2.2: key pairs have a type (create answers 201, delete 204).
+CREATE_KEYPAIR_V22 = _with(CREATE_KEYPAIR, ("keypair",), type=STRING)
+GET_KEYPAIR_V22 = _with(GET_KEYPAIR, ("keypair",), type=STRING)
+LIST_KEYPAIRS_V22 = _with(LIST_KEYPAIRS, ("keypairs", "items", "keypair"), type=STRING)
+
+# 2.3: more OS-EXT-SRV-ATTR attributes (not required: policy-dependent) and
+# delete_on_termination in volumes_attached.
+_V23 = {
+    "OS-EXT-SRV-ATTR:reservation_id": NULLABLE_STRING,
+    "OS-EXT-SRV-ATTR:launch_index": INTEGER,
+    "OS-EXT-SRV-ATTR:kernel_id": NULLABLE_STRING,
+    "OS-EXT-SRV-ATTR:ramdisk_id": NULLABLE_STRING,
+    "OS-EXT-SRV-ATTR:hostname": STRING,
+    "OS-EXT-SRV-ATTR:root_device_name": NULLABLE_STRING,
+    "OS-EXT-SRV-ATTR:user_data": NULLABLE_STRING,
+    "os-extended-volumes:volumes_attached": array(obj({"id": STRING,
+                                                      "delete_on_termination": BOOLEAN})),
+}
+GET_SERVER_V23 = _with(GET_SERVER, ("server",), required=False, **_V23)
+LIST_SERVERS_DETAIL_V23 = _with(LIST_SERVERS_DETAIL, ("servers", "items"), required=False,
+                                **_V23)
+# 2.9: locked (required) in show, detail, update and rebuild.
+GET_SERVER_V29 = _with(GET_SERVER_V23, ("server",), locked=BOOLEAN)
+LIST_SERVERS_DETAIL_V29 = _with(LIST_SERVERS_DETAIL_V23, ("servers", "items"), locked=BOOLEAN)
+UPDATE_SERVER_V29 = _with(UPDATE_SERVER, ("server",), locked=BOOLEAN)
+REBUILD_SERVER = _with(UPDATE_SERVER, ("server",), adminPass=STRING)
+REBUILD_SERVER_V29 = _with(REBUILD_SERVER, ("server",), locked=BOOLEAN)
+# 2.16: host_status in show and detail (not required: policy-dependent).
+GET_SERVER_V216 = _with(GET_SERVER_V29, ("server",), required=False, host_status=STRING)
+LIST_SERVERS_DETAIL_V216 = _with(LIST_SERVERS_DETAIL_V29, ("servers", "items"),
+                                 required=False, host_status=STRING)
+# 2.19: description (required) in show, detail, update and rebuild.
+GET_SERVER_V219 = _with(GET_SERVER_V216, ("server",), description=NULLABLE_STRING)
+LIST_SERVERS_DETAIL_V219 = _with(LIST_SERVERS_DETAIL_V216, ("servers", "items"),
+                                 description=NULLABLE_STRING)
+UPDATE_SERVER_V219 = _with(UPDATE_SERVER_V29, ("server",), description=NULLABLE_STRING)
+REBUILD_SERVER_V219 = _with(REBUILD_SERVER_V29, ("server",), description=NULLABLE_STRING)
+
+# Server groups (tempest's v2_1 and v2_13 server_groups).
+_SERVER_GROUP = obj({"id": STRING, "name": STRING, "policies": array(STRING),
+                     "members": array(STRING), "metadata": {"type": "object"}},
+                    ["id", "name", "policies", "members", "metadata"])
+GET_SERVER_GROUP = body("server_group", _SERVER_GROUP)
+LIST_SERVER_GROUPS = body("server_groups", array(_SERVER_GROUP))
+CREATE_SERVER_GROUP_V213 = _with(GET_SERVER_GROUP, ("server_group",), project_id=STRING,
+                                 user_id=STRING)
+GET_SERVER_GROUP_V213 = CREATE_SERVER_GROUP_V213
+LIST_SERVER_GROUPS_V213 = _with(LIST_SERVER_GROUPS, ("server_groups", "items"),
+                                project_id=STRING, user_id=STRING)

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import (HTTPException, MethodNotAllowed, NotFound as RouteNotFound,
                                  RequestEntityTooLarge)
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request as _Request, Response
 
 from stratus import context as ctx_mod
@@ -109,6 +109,14 @@ class Middleware(Protocol):
     def __call__(self, req: Request, call_next: Callable[[Request], Response]) -> Response: ...
 
 
+class ProjectIdConverter(BaseConverter):
+    """``<project_id:...>``: a project id in a URL, hex digits and dashes only
+    (Nova's ProjectMapper regex, which keeps it apart from resource names
+    such as ``servers`` or ``os-keypairs``)."""
+
+    regex = r"[0-9a-f\-]+"
+
+
 class Route:
     """``Route("GET", "/servers/<server_id>", handler, public=False)``.
 
@@ -149,7 +157,8 @@ class App:
             self._routes[key] = route
             rules.append(Rule(route.path, endpoint=key, methods=[route.method],
                               strict_slashes=False))
-        self._map = Map(rules, merge_slashes=False)
+        self._map = Map(rules, merge_slashes=False,
+                        converters={"project_id": ProjectIdConverter})
 
     # -- WSGI entry --------------------------------------------------------
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:

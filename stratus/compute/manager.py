@@ -328,7 +328,8 @@ class ComputeManager:
                 inst = self.conductor.instance_update(ctxt, uuid, {
                     "vm_state": vm_states.ACTIVE, "task_state": None,
                     "power_state": self._power_state(inst),
-                    "launched_at": isotime_us(utcnow())},
+                    "launched_at": isotime_us(utcnow()),
+                    "root_device_name": self.driver.root_device_name},
                     expected_task_state=[vm_states.SPAWNING],
                     event=_finish(event, "Success"))
             except exception.UnexpectedTaskStateError:
@@ -467,6 +468,33 @@ class ComputeManager:
         self._run_action(ctxt, instance_uuid, "resume_instance", vm_states.RESUMING,
                          lambda i: self.driver.resume(ctxt, i, None),
                          {"vm_state": vm_states.ACTIVE}, "resume")
+
+    def trigger_crash_dump(self, ctxt: RequestContext, instance_uuid: str) -> None:
+        """Inject an NMI (Nova's trigger_crash_dump): no task state, and the
+        power state is whatever the guest makes of it; the action's event
+        records the outcome."""
+        uuid = instance_uuid
+        event = "compute_trigger_crash_dump"
+        with self._instance_lock(uuid):
+            try:
+                inst = self.conductor.instance_update(ctxt, uuid, {},
+                                                      event=_start(event, self.host))
+            except exception.InstanceNotFound as exc:
+                LOG.info("Skipping the crash dump of %s: %s", uuid, exc)
+                return
+            self._notify(ctxt, "instance.trigger_crash_dump.start", inst)
+            try:
+                self.driver.trigger_crash_dump(inst)
+            except Exception:  # noqa: BLE001 - recorded on the action's event
+                LOG.exception("Crash dump of %s failed", uuid)
+                with contextlib.suppress(exception.InstanceNotFound):
+                    self.conductor.action_event_finish(ctxt, uuid, event, "Error",
+                                                       tb.format_exc())
+                self._notify(ctxt, "instance.trigger_crash_dump.error", inst, error=True)
+                return
+            with contextlib.suppress(exception.InstanceNotFound):
+                self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+            self._notify(ctxt, "instance.trigger_crash_dump.end", inst)
 
     # -- rebuild -------------------------------------------------------------------------
     def rebuild_instance(self, ctxt: RequestContext, instance_uuid: str,

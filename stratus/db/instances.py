@@ -154,7 +154,8 @@ _SORT_KEYS = {"created_at", "updated_at", "display_name", "uuid", "vm_state", "t
               "user_id", "key_name", "availability_zone", "image_ref", "hostname",
               "launch_index", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "id",
               "access_ip_v4", "access_ip_v6", "auto_disk_config", "config_drive",
-              "display_description", "locked_by", "progress"}
+              "display_description", "locked_by", "progress", "kernel_id", "ramdisk_id",
+              "root_device_name"}
 
 
 def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = None,

@@ -276,6 +276,11 @@ class Instance(TimestampMixin, Base):
     locked_by: Mapped[str | None] = mapped_column(String(16))
     reservation_id: Mapped[str | None] = mapped_column(String(255))
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
+    # Shown from microversion 2.3 (OS-EXT-SRV-ATTR:*): the image's kernel and
+    # ramdisk ("" for none) and the guest's root disk, set by the compute host.
+    kernel_id: Mapped[str | None] = mapped_column(String(255))
+    ramdisk_id: Mapped[str | None] = mapped_column(String(255))
+    root_device_name: Mapped[str | None] = mapped_column(String(255))
     access_ip_v4: Mapped[str | None] = mapped_column(String(39))
     access_ip_v6: Mapped[str | None] = mapped_column(String(39))
     auto_disk_config: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -69,7 +69,8 @@ def _servers() -> list[RuleDefault]:
         ("os_compute_api:os-shelve:unshelve", "Unshelve a server."),
         (f"{p}:resize", "Resize a server to another flavor."),
         (f"{p}:confirm_resize", "Confirm a server's resize or migration."),
-        (f"{p}:revert_resize", "Revert a server's resize or migration."))]
+        (f"{p}:revert_resize", "Revert a server's resize or migration."),
+        (f"{p}:trigger_crash_dump", "Trigger a crash dump in a server (NMI)."))]
     rules.append(RuleDefault("os_compute_api:os-migrate-server:migrate", ADMIN,
                              "Cold migrate a server to another host."))
     rules += [RuleDefault("os_compute_api:os-migrations:index", ADMIN,

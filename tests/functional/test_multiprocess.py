@@ -71,8 +71,10 @@ def test_boot_spreads_over_both_hosts_and_every_action_works(deployment, image_a
                            (conn.compute.resume_server, "ACTIVE")):
         action(sid)
         wait_task_done(conn, sid, status)
-    conn.compute.lock_server(sid)   # "locked" shows in the body from 2.9 only
+    conn.compute.lock_server(sid)   # "locked" shows in the body from 2.9 (sdk negotiates 2.19)
+    assert conn.compute.get_server(sid).is_locked is True
     conn.compute.unlock_server(sid)
+    assert conn.compute.get_server(sid).is_locked is False
     events = {a.action for a in conn.compute.server_actions(sid)}
     assert events >= {"create", "stop", "start", "reboot", "pause", "unpause", "suspend",
                       "resume", "lock", "unlock"}

@@ -33,11 +33,12 @@ def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield c
 
 
-def make_nova(url: str, username: str, password: str, project: str = "admin") -> Any:
+def make_nova(url: str, username: str, password: str, project: str = "admin",
+              version: str = "2.1") -> Any:
     auth = loading.get_plugin_loader("password").load_from_options(
         auth_url=f"{url}/identity", username=username, password=password,
         project_name=project, user_domain_name="Default", project_domain_name="Default")
-    return nova_client.Client("2.1", session=ks_session.Session(auth=auth, timeout=60),
+    return nova_client.Client(version, session=ks_session.Session(auth=auth, timeout=60),
                               region_name="RegionOne")
 
 
@@ -204,6 +205,54 @@ def test_servers_lifecycle(cloud: Any, nova: Any, image: Any) -> None:
         nova.servers.get(server.id)
 
 
+def test_microversion_2_19(cloud: Any, image: Any) -> None:
+    """novaclient at 2.19, the highest version Stratus advertises: what
+    microversions 2.2-2.19 changed, through novaclient's versioned methods."""
+    nova = make_nova(cloud.url, "admin", cloud.password, version="2.19")
+    assert nova.api_version.get_string() == "2.19"
+    # 2.2 key pair types, 2.10 on behalf of a user.
+    cert = nova.keypairs.create("nc-cert", key_type="x509")
+    assert cert.type == "x509" and "BEGIN CERTIFICATE" in cert.public_key
+    assert nova.keypairs.get("nc-cert").type == "x509"
+    user_id = nova.client.session.get_user_id()
+    assert nova.keypairs.get("nc-cert", user_id=user_id).name == "nc-cert"
+    nova.keypairs.delete("nc-cert", user_id=user_id)
+    # 2.19 description; 2.3 extended attributes; 2.9 locked; 2.16 host_status.
+    server = nova.servers.create("nc-219", image.id, "1", description="described")
+    server = settled(nova, server.id, "ACTIVE")
+    assert server.description == "described" and server.locked is False
+    assert server.host_status == "UP"
+    assert getattr(server, "OS-EXT-SRV-ATTR:root_device_name") == "/dev/vda"
+    assert getattr(server, "OS-EXT-SRV-ATTR:hostname") == "nc-219"
+    nova.servers.update(server, description="redescribed")
+    assert nova.servers.get(server.id).description == "redescribed"
+    server.lock()
+    assert nova.servers.get(server.id).locked is True
+    server.unlock()
+    # 2.17 trigger_crash_dump.
+    server.trigger_crash_dump()
+    wait_for(lambda: [a.action for a in nova.instance_action.list(server)],
+             lambda names: "trigger_crash_dump" in names, what="a trigger_crash_dump action")
+    # 2.13 group owners, 2.15 soft policies.
+    group = nova.server_groups.create("nc-soft", policies=["soft-anti-affinity"])
+    assert group.policies == ["soft-anti-affinity"]
+    assert group.project_id == nova.client.session.get_project_id()
+    assert group.user_id == user_id
+    nova.server_groups.delete(group.id)
+    # 2.11 force-down, on a host with no server of this test.
+    hosts = {h.hypervisor_hostname for h in nova.hypervisors.list()}
+    host = sorted(hosts)[0]
+    forced = nova.services.force_down(host, "nova-compute", True)
+    assert forced.forced_down is True
+    try:
+        [shown] = nova.services.list(host=host, binary="nova-compute")
+        assert shown.forced_down is True and shown.state == "down"
+    finally:
+        nova.services.force_down(host, "nova-compute", False)
+    nova.servers.delete(server)
+    gone(nova, server.id)
+
+
 def test_services_hypervisors_zones_limits(cloud: Any, nova: Any) -> None:
     services = nova.services.list()
     computes = [s for s in services if s.binary == "stratus-compute"]
@@ -244,7 +293,7 @@ def test_services_hypervisors_zones_limits(cloud: Any, nova: Any) -> None:
     assert absolute["totalInstancesUsed"] >= 0 and list(limits.rate) == []
 
     current = nova.versions.get_current()
-    assert (current.id, current.version, current.min_version) == ("v2.1", "2.1", "2.1")
+    assert (current.id, current.version, current.min_version) == ("v2.1", "2.19", "2.1")
 
 
 def test_policy_as_novaclient_sees_it(cloud: Any, image: Any) -> None:

@@ -195,6 +195,15 @@ def test_soft_policies_and_members_through_the_api(cloud):
     cloud.wait_for(servers[0]["id"], "DELETED")
     members = call(cloud, "GET", f"/os-server-groups/{group['id']}")["server_group"]["members"]
     assert servers[0]["id"] not in members and len(members) == 2
-    soft = call(cloud, "POST", "/os-server-groups", {"server_group": {
-        "name": "s", "policies": ["soft-affinity"]}})["server_group"]
+    # The soft policies exist from microversion 2.15 (a 400 before, as Nova).
+    resp = cloud.compute("POST", "/os-server-groups", {"server_group": {
+        "name": "s", "policies": ["soft-affinity"]}},
+        headers={"OpenStack-API-Version": "compute 2.14"})
+    assert resp.status_code == 400, resp.get_data(as_text=True)
+    resp = cloud.compute("POST", "/os-server-groups", {"server_group": {
+        "name": "s", "policies": ["soft-affinity"]}},
+        headers={"OpenStack-API-Version": "compute 2.15"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    soft = resp.get_json()["server_group"]
     assert soft["policies"] == ["soft-affinity"]
+    assert "project_id" in soft and "user_id" in soft  # 2.13

@@ -183,7 +183,7 @@ def test_root_lists_versions_without_auth(api: Api) -> None:
         assert set(v) == {"id", "status", "version", "min_version", "updated", "links"}
     assert (v20["status"], v20["version"], v20["min_version"]) == ("SUPPORTED", "", "")
     assert v20["links"] == [{"rel": "self", "href": BASE + "/v2/"}]
-    assert (v21["status"], v21["version"], v21["min_version"]) == ("CURRENT", "2.1", "2.1")
+    assert (v21["status"], v21["version"], v21["min_version"]) == ("CURRENT", "2.19", "2.1")
     assert v21["updated"] == "2013-07-23T11:33:21Z"
     assert v21["links"] == [{"rel": "self", "href": BASE + "/v2.1/"}]
     assert "OpenStack-API-Version" not in resp.headers
@@ -218,19 +218,21 @@ def assert_version_headers(resp: Any, version: str) -> None:
     assert vary == {"OpenStack-API-Version", "X-OpenStack-Nova-API-Version"}
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"OpenStack-API-Version": "compute 2.1"},
-    {"OpenStack-API-Version": "compute latest"},
-    {"OpenStack-API-Version": "image 2.5, compute 2.1"},
-    {"OpenStack-API-Version": "volume 3.0"},
-    {"X-OpenStack-Nova-API-Version": "2.1"},
-    {"X-OpenStack-Nova-API-Version": "latest"},
+@pytest.mark.parametrize(("headers", "version"), [
+    ({}, "2.1"),
+    ({"OpenStack-API-Version": "compute 2.1"}, "2.1"),
+    ({"OpenStack-API-Version": "compute 2.10"}, "2.10"),
+    ({"OpenStack-API-Version": "compute latest"}, "2.19"),
+    ({"OpenStack-API-Version": "image 2.5, compute 2.1"}, "2.1"),
+    ({"OpenStack-API-Version": "volume 3.0"}, "2.1"),
+    ({"X-OpenStack-Nova-API-Version": "2.1"}, "2.1"),
+    ({"X-OpenStack-Nova-API-Version": "2.19"}, "2.19"),
+    ({"X-OpenStack-Nova-API-Version": "latest"}, "2.19"),
 ])
-def test_negotiated_version_is_2_1(api: Api, headers: dict[str, str]) -> None:
+def test_negotiated_version(api: Api, headers: dict[str, str], version: str) -> None:
     resp = api.get("/v2.1/flavors", headers=headers)
     assert resp.status_code == 200
-    assert_version_headers(resp, "2.1")
+    assert_version_headers(resp, version)
 
 
 @pytest.mark.parametrize("headers", [
@@ -242,7 +244,7 @@ def test_unsupported_version_is_406(api: Api, headers: dict[str, str]) -> None:
     resp = api.get("/v2.1/flavors", headers=headers)
     msg = fault(resp, 406, "computeFault")
     assert msg == ("Version 2.999 is not supported by the API. "
-                   "Minimum is 2.1 and maximum is 2.1.")
+                   "Minimum is 2.1 and maximum is 2.19.")
     assert_version_headers(resp, "2.999")
 
 
@@ -281,7 +283,8 @@ def test_api_version_compares_with_tuples() -> None:
 
 def test_missing_resource_modules_are_skipped() -> None:
     routes = resource_routes(("flavors", "no_such_module_here"))
-    assert routes and all(r.path.startswith("/v2.1/flavors") for r in routes)
+    assert routes and all(r.path.startswith(("/v2.1/flavors", "/v2.1/<project_id:url_project_id>/flavors"))
+                          for r in routes)
 
 
 # -- flavors ---------------------------------------------------------------------------

@@ -221,6 +221,20 @@ def test_pause_unpause(drv: fake.FakeDriver) -> None:
         drv.unpause(inst)
 
 
+def test_trigger_crash_dump(drv: fake.FakeDriver) -> None:
+    inst = make_instance()
+    spawn(drv, inst)
+    drv.trigger_crash_dump(inst)
+    drv.pause(inst)
+    drv.trigger_crash_dump(inst)  # a paused guest takes the NMI too
+    assert drv._guests[inst["uuid"]].crash_dumps == 2
+    assert state(drv, inst) == power_state.PAUSED  # the state is left alone
+    assert "NMI received" in drv.get_console_output(CTX, inst)
+    drv.power_off(inst)
+    with pytest.raises(exception.VirtDriverError, match="cannot trigger a crash dump"):
+        drv.trigger_crash_dump(inst)
+
+
 def test_pause_only_from_running(drv: fake.FakeDriver) -> None:
     inst = make_instance()
     spawn(drv, inst)

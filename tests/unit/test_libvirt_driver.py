@@ -439,3 +439,24 @@ def test_resize_down_is_refused_and_the_guest_untouched(drv):
     with pytest.raises(exception.VirtDriverError, match="resize disk down"):
         drv.migrate_disk_and_power_off(None, inst, "host2", {"root_gb": 1}, None)
     assert state(drv, inst) == power_state.RUNNING
+
+
+def test_trigger_crash_dump_injects_an_nmi(drv, monkeypatch):
+    inst = instance()
+    drv.spawn(None, inst, {"id": "disk"}, [], None)
+    injected = []
+    monkeypatch.setattr(libvirt.virDomain, "injectNMI",
+                        lambda dom, flags=0: injected.append((dom.UUIDString(), flags)) or 0)
+    drv.trigger_crash_dump(inst)
+    assert injected == [(inst["uuid"], 0)]
+    assert state(drv, inst) == power_state.RUNNING  # the guest decides what happens
+
+    def refuse(dom, flags=0):
+        raise libvirt.libvirtError("this function is not supported")
+    monkeypatch.setattr(libvirt.virDomain, "injectNMI", refuse)
+    with pytest.raises(exception.VirtDriverError, match="injecting an NMI"):
+        drv.trigger_crash_dump(inst)
+    monkeypatch.undo()
+    drv.power_off(inst)
+    with pytest.raises(exception.VirtDriverError, match="cannot trigger a crash dump"):
+        drv.trigger_crash_dump(inst)

@@ -570,7 +570,8 @@ def test_server_groups_and_members_quotas(cloud: Any, demo: Tenant) -> None:
 
     def create_group(name: str) -> Any:
         return demo.compute("POST", "/os-server-groups", {"server_group": {
-            "name": name, "policies": ["soft-anti-affinity"]}})
+            "name": name, "policies": ["soft-anti-affinity"]}},
+            headers={"OpenStack-API-Version": "compute 2.15"})
 
     resp = create_group("one")
     assert resp.status_code == 200, resp.get_data(as_text=True)

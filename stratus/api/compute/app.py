@@ -7,6 +7,10 @@ middleware. Each resource module exposes ``routes() -> list[Route]`` with
 paths relative to ``/v2.1`` (``/flavors``; a path already starting with
 ``/v2.1/`` is taken as is). Modules that do not exist yet are skipped, so
 the app can be assembled while resources are still being written.
+
+Every resource is also served under ``/v2.1/{project_id}/`` (the project in
+the URL, as Nova's routes have it at every microversion; 2.18 made it
+optional, so both forms work); a project id other than the token's is a 400.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from types import ModuleType
 
 from werkzeug.wrappers import Response
 
+from stratus import exception
 from stratus.api.compute import microversion, versions
 from stratus.api.compute.common import ComputeState
 from stratus.api.wsgi import App, Authenticator, Handler, Request, Route
@@ -24,6 +29,7 @@ LOG = logging.getLogger(__name__)
 
 PACKAGE = "stratus.api.compute"
 VERSION_PREFIX = "/v2.1"
+PROJECT_PREFIX = VERSION_PREFIX + "/<project_id:url_project_id>"
 
 RESOURCE_MODULES: tuple[str, ...] = (
     "flavors",
@@ -59,10 +65,23 @@ def _import_optional(name: str) -> ModuleType | None:
         raise
 
 
+def _check_url_project(req: Request, project_id: str | None) -> None:
+    """Nova's wsgi check of ``/v2.1/{project_id}/...`` against the token."""
+    if project_id is not None and project_id != req.context.project_id:
+        raise exception.Invalid(
+            f"Malformed request URL: URL's project_id '{project_id}' doesn't match "
+            f"Context's project_id '{req.context.project_id}'")
+
+
 def _versioned(handler: Handler) -> Handler:
     """Run ``handler`` inside the microversion middleware."""
     def wrapped(req: Request, **params: str) -> Response:
-        return microversion.middleware(req, lambda r: handler(r, **params))
+        project_id = params.pop("url_project_id", None)
+
+        def call(r: Request) -> Response:
+            _check_url_project(r, project_id)
+            return handler(r, **params)
+        return microversion.middleware(req, call)
     wrapped.__name__ = getattr(handler, "__name__", "handler")
     wrapped.__doc__ = handler.__doc__
     return wrapped
@@ -77,10 +96,11 @@ def resource_routes(module_names: tuple[str, ...] = RESOURCE_MODULES) -> list[Ro
             continue
         for route in module.routes():
             path = route.path
-            if not path.startswith(VERSION_PREFIX + "/"):
-                path = VERSION_PREFIX + path
-            routes.append(Route(route.method, path, _versioned(route.handler),
-                                public=route.public, limit_body=route.limit_body))
+            if path.startswith(VERSION_PREFIX + "/"):
+                path = path[len(VERSION_PREFIX):]
+            for prefix in (VERSION_PREFIX, PROJECT_PREFIX):
+                routes.append(Route(route.method, prefix + path, _versioned(route.handler),
+                                    public=route.public, limit_body=route.limit_body))
     return routes
 
 

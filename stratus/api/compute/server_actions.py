@@ -3,7 +3,9 @@ that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
 resume, lock, unlock), each answering 202 with an empty body; createImage
 (202, the new image's URL in ``Location``); rebuild (202, the server with
 its new adminPass); rescue (200 ``{"adminPass": ...}``), unrescue, shelve and unshelve (202); and
-os-getConsoleOutput, answering 200 with ``{"output": "..."}``.
+os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
+microversion 2.17 trigger_crash_dump (202; an action named before its
+microversion is a 404, as Nova's versioned actions).
 
 As in Nova's wsgi layer, the body must be a JSON object with exactly one key
 (else 400 "Malformed request body"), and the key must name an action (else
@@ -18,7 +20,7 @@ import orjson
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import common
+from stratus.api.compute import common, microversion
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 
@@ -74,14 +76,17 @@ def _rebuild(req: Request, server_id: str, body: Any) -> Response:
     password = args["adminPass"] if "adminPass" in args else generate_password()
     changes = {key: args[field] for field, key in (
         ("name", "name"), ("metadata", "metadata"), ("accessIPv4", "access_ip_v4"),
-        ("accessIPv6", "access_ip_v6")) if field in args}
+        ("accessIPv6", "access_ip_v6"), ("description", "description")) if field in args}
     try:
         instance = req.state.compute_api.rebuild(
             req.context, server_id, id_from_href(args["imageRef"]), password,
             preserve_ephemeral=bool(args.get("preserve_ephemeral", False)), **changes)
     except exception.ImageNotFound:
         raise exception.Invalid("Cannot find requested image")
-    server = ServerViewBuilder.for_request(req).show(instance)
+    # Nova's rebuild answer before 2.75: the core attributes (tempest's
+    # rebuild_server is its update_server), locked from 2.9, description
+    # from 2.19, and the adminPass.
+    server = ServerViewBuilder.for_request(req).core(instance)
     server["adminPass"] = password
     return json_response({"server": server}, status=202)
 
@@ -137,6 +142,17 @@ def _simple(method: str) -> ActionHandler:
     return handler
 
 
+# Actions that exist from a microversion on.
+ACTION_VERSIONS: dict[str, tuple[int, int]] = {
+    "trigger_crash_dump": (2, 17),
+}
+
+
+# Actions whose body schema changes with the microversion (rebuild's
+# description, 2.19): validated with the request's version.
+VERSIONED_BODIES = frozenset(["rebuild"])
+
+
 # action name -> (body validator or None, handler, policy rule); the rule's
 # target is the server's project and user (Nova's).
 ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
@@ -165,6 +181,8 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
                      "os_compute_api:servers:revert_resize"),
     "migrate": (schema.validate_migrate, _simple("migrate"),
                 "os_compute_api:os-migrate-server:migrate"),
+    "trigger_crash_dump": (schema.validate_trigger_crash_dump, _simple("trigger_crash_dump"),
+                           "os_compute_api:servers:trigger_crash_dump"),
 }
 
 
@@ -172,8 +190,12 @@ def server_action(req: Request, server_id: str) -> Response:
     name, body = parse_action(req.get_data(cache=True))
     if name not in ACTIONS:
         raise exception.Invalid(f"There is no such action: {name}")
+    if tuple(req.api_version) < ACTION_VERSIONS.get(name, (2, 1)):
+        raise exception.NotFound("The resource could not be found.")
     validator, handler, rule = ACTIONS[name]
-    if validator is not None:
+    if name in VERSIONED_BODIES:
+        schema.validate_rebuild(body, tuple(req.api_version))
+    elif validator is not None:
         validator(body)
     common.get_server(req, server_id, rule)
     response = handler(req, server_id, body)

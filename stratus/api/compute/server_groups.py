@@ -1,13 +1,13 @@
-"""``/os-server-groups`` at microversion 2.1 (Nova's server_groups.py).
+"""``/os-server-groups`` up to microversion 2.63 (Nova's server_groups.py).
 
-A server group has one policy: ``affinity``, ``anti-affinity`` (Nova 2.1)
-or ``soft-affinity``, ``soft-anti-affinity`` (Nova takes these from 2.15;
-Stratus advertises 2.1 and accepts them there). Servers join a group with
-the ``group`` scheduler hint at create; the scheduler keeps affinity and
-anti-affinity (one member per host) and weighs the soft policies. The 2.1
-view: ``id``, ``name``, ``policies`` (one), ``members`` (live servers),
-``metadata`` ({}). Users see their project's groups; admins see every
-project's with ``all_projects``. Create answers 200, delete 204.
+A server group has one policy: ``affinity``, ``anti-affinity`` (2.1) or,
+from 2.15, ``soft-affinity``, ``soft-anti-affinity`` (a 400 before, as
+Nova's schema). Servers join a group with the ``group`` scheduler hint at
+create; the scheduler keeps affinity and anti-affinity (one member per host)
+and weighs the soft policies. The 2.1 view: ``id``, ``name``, ``policies``
+(one), ``members`` (live servers), ``metadata`` ({}); 2.13 adds
+``project_id`` and ``user_id``. Users see their project's groups; admins see
+every project's with ``all_projects``. Create answers 200, delete 204.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from stratus import quota
+from stratus.api.compute import microversion
 from stratus.api.compute.common import authorize, query_int, validate
 from stratus.api.compute.parameter_types import bool_from_string
 from stratus.api.compute.schemas import check_name, name as name_type
@@ -30,29 +31,47 @@ POLICY_SHOW = "os_compute_api:os-server-groups:show"
 POLICY_CREATE = "os_compute_api:os-server-groups:create"
 POLICY_DELETE = "os_compute_api:os-server-groups:delete"
 
-CREATE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "server_group": {
-            "type": "object",
-            "properties": {
-                "name": name_type,
-                "policies": {"type": "array", "minItems": 1, "maxItems": 1,
-                             "items": [{"type": "string", "enum": list(db_groups.POLICIES)}],
-                             "uniqueItems": True, "additionalItems": False},
+PROJECT_USER_VERSION = "2.13"   # project_id and user_id in the view
+SOFT_POLICIES_VERSION = "2.15"  # soft-affinity and soft-anti-affinity
+POLICIES_V21 = ("affinity", "anti-affinity")
+
+
+def _create_schema(policies: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "server_group": {
+                "type": "object",
+                "properties": {
+                    "name": name_type,
+                    "policies": {"type": "array", "minItems": 1, "maxItems": 1,
+                                 "items": [{"type": "string", "enum": list(policies)}],
+                                 "uniqueItems": True, "additionalItems": False},
+                },
+                "required": ["name", "policies"],
+                "additionalProperties": False,
             },
-            "required": ["name", "policies"],
-            "additionalProperties": False,
         },
-    },
-    "required": ["server_group"],
-    "additionalProperties": False,
-}
+        "required": ["server_group"],
+        "additionalProperties": False,
+    }
 
 
-def view(group: dict[str, Any]) -> dict[str, Any]:
-    return {"id": group["uuid"], "name": group["name"], "policies": [group["policy"]],
+CREATE_SCHEMA = _create_schema(POLICIES_V21)
+CREATE_SCHEMA_V215 = _create_schema(db_groups.POLICIES)
+
+
+def view(group: dict[str, Any], with_owner: bool = False) -> dict[str, Any]:
+    body = {"id": group["uuid"], "name": group["name"], "policies": [group["policy"]],
             "members": group["members"], "metadata": {}}
+    if with_owner:
+        body["project_id"] = group["project_id"]
+        body["user_id"] = group["user_id"]
+    return body
+
+
+def _view(req: Request, group: dict[str, Any]) -> dict[str, Any]:
+    return view(group, microversion.is_supported(req, PROJECT_USER_VERSION))
 
 
 def _scope(req: Request) -> str | None:
@@ -77,13 +96,14 @@ def index(req: Request) -> Response:
     limit = query_int(req, "limit", 1)
     groups = db_groups.group_list(req.state.db, project_id=project)
     groups = groups[offset:offset + limit] if limit is not None else groups[offset:]
-    return json_response({"server_groups": [view(g) for g in groups]})
+    return json_response({"server_groups": [_view(req, g) for g in groups]})
 
 
 def create(req: Request) -> Response:
     authorize(req, POLICY_CREATE)
     body = req.json_body()
-    validate(CREATE_SCHEMA, body)
+    validate(CREATE_SCHEMA_V215 if microversion.is_supported(req, SOFT_POLICIES_VERSION)
+             else CREATE_SCHEMA, body)
     values = body["server_group"]
     check_name(values["name"])
     project_id = req.context.project_id
@@ -92,14 +112,14 @@ def create(req: Request) -> Response:
         quota.check_server_groups(limits, db_quotas.count_server_groups(s, project_id))
         group = db_groups.group_add(s, name=values["name"], policy=values["policies"][0],
                                     project_id=project_id, user_id=req.context.user_id)
-    return json_response({"server_group": view(group)})
+    return json_response({"server_group": _view(req, group)})
 
 
 def show(req: Request, group_id: str) -> Response:
     group = _get(req, group_id)
     authorize(req, POLICY_SHOW, {"project_id": group["project_id"],
                                      "user_id": group["user_id"]})
-    return json_response({"server_group": view(group)})
+    return json_response({"server_group": _view(req, group)})
 
 
 def delete(req: Request, group_id: str) -> Response:

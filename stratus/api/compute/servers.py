@@ -1,5 +1,7 @@
-"""``/v2.1/servers``: list, detail, create, show, update, delete (microversion
-2.1, as Nova's ``nova/api/openstack/compute/servers.py``)."""
+"""``/v2.1/servers``: list, detail, create, show, update, delete (as Nova's
+``nova/api/openstack/compute/servers.py``), up to microversion 2.19: ip6 is a
+filter non-admins may use from 2.5; a ``description`` is taken on create and
+update from 2.19 (the views' changes are in views/servers.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -156,7 +158,9 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     is_admin = bool(ctx.is_admin)
     names = [k for k in req.args.keys() if k not in ("sort_key", "sort_dir", "limit", "marker")]
     if not common.can(req, POLICY_ALL_FILTERS):
-        names = [k for k in names if k in schema.USER_FILTERS]
+        allowed = (schema.USER_FILTERS_V25 if tuple(req.api_version) >= schema.IP6_FILTER_VERSION
+                   else schema.USER_FILTERS)
+        names = [k for k in names if k in allowed]
     else:
         for key in names:
             if key in schema.JOINED_TABLE_FILTERS or key.startswith("_"):
@@ -281,7 +285,8 @@ def boot_image_ref(server: dict[str, Any]) -> str:
 
 def create(req: Request) -> Response:
     body = req.json_body()
-    schema.validate_create(body)
+    version = tuple(req.api_version)
+    schema.validate_create(body, version)
     server = body["server"]
     common.authorize(req, POLICY_CREATE, {
         "project_id": req.context.project_id, "user_id": req.context.user_id,
@@ -307,7 +312,10 @@ def create(req: Request) -> Response:
             user_data=server.get("user_data"),
             min_count=min_count,
             max_count=max_count,
-            description=name,  # before 2.19 Nova stores the name as the description
+            # Before 2.19 Nova stores the name as the description; from 2.19
+            # the description is the caller's (None when not given).
+            description=(server.get("description") if version >= schema.DESCRIPTION_VERSION
+                         else name),
             access_ip_v4=server.get("accessIPv4"),
             access_ip_v6=server.get("accessIPv6"),
             admin_pass=password,
@@ -342,7 +350,7 @@ def show(req: Request, server_id: str) -> Response:
 
 def update(req: Request, server_id: str) -> Response:
     body = req.json_body()
-    schema.validate_update(body)
+    schema.validate_update(body, tuple(req.api_version))
     common.get_server(req, server_id, POLICY_UPDATE)
     server = body["server"]
     changes: dict[str, Any] = {}
@@ -352,9 +360,11 @@ def update(req: Request, server_id: str) -> Response:
         changes["access_ip_v4"] = server["accessIPv4"]
     if "accessIPv6" in server:
         changes["access_ip_v6"] = server["accessIPv6"]
+    if "description" in server:  # 2.19 (the schema refuses it before)
+        changes["description"] = server["description"]
     instance = req.state.compute_api.update(req.context, server_id, **changes)
-    # At 2.1 the PUT answer has only the core attributes (the extensions
-    # joined it at 2.75).
+    # The PUT answer has only the core attributes (the extensions joined it
+    # at 2.75), with locked from 2.9 and description from 2.19.
     return json_response({"server": ServerViewBuilder.for_request(req).core(instance)})
 
 

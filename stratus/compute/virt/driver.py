@@ -156,6 +156,10 @@ class ComputeDriver(abc.ABC):
         "supports_migrate_to_same_host": False,
         "supports_multiattach": False,
     }
+    #: The guest's root disk as the API shows it (``OS-EXT-SRV-ATTR:
+    #: root_device_name``, microversion 2.3; Nova's default_root_device_name):
+    #: both drivers attach the root disk as the first virtio disk.
+    root_device_name: ClassVar[str] = "/dev/vda"
 
     def __init__(self, host: str, options: Mapping[str, Any]) -> None:
         """``host`` is the compute service's host name; ``options`` the
@@ -331,6 +335,17 @@ class ComputeDriver(abc.ABC):
         return) and remove what :meth:`rescue` added. Raises
         :class:`stratus.exception.VirtDriverError` when it is not rescued."""
         raise NotImplementedError(f"{type(self).__name__} cannot unrescue")
+
+    def trigger_crash_dump(self, instance: Instance) -> None:
+        """Inject a non-maskable interrupt into the running guest, so a guest
+        set up for it (kdump) dumps its memory and crashes (Nova's
+        trigger_crash_dump, microversion 2.17). The power state is left as
+        it is: what the guest does is its own configuration.
+
+        Raises :class:`stratus.exception.VirtDriverError` when the guest is
+        not running or the hypervisor cannot inject an NMI.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot trigger a crash dump")
 
     # -- console and snapshots ------------------------------------------------
 

@@ -78,6 +78,7 @@ class _Guest:
     boot_log: tuple[str, ...]
     volumes: dict[str, Mapping[str, Any]]
     rescue_image_ref: str | None = None
+    crash_dumps: int = 0  # NMIs injected (trigger_crash_dump)
     console: collections.deque[str] = dataclasses.field(
         default_factory=lambda: collections.deque(maxlen=CONSOLE_MAX_LINES))
 
@@ -273,6 +274,18 @@ class FakeDriver(driver.ComputeDriver):
                     reason=f"instance {guest.uuid} is not rescued")
             guest.rescue_image_ref = None
             guest.boot()
+
+    def trigger_crash_dump(self, instance: Instance) -> None:
+        """Records the NMI (``crash_dumps``) and logs it on the console, as a
+        kernel without kdump would; the guest keeps running."""
+        self._simulate_work()
+        with self._lock:
+            guest = self._get_guest(instance["uuid"])
+            _require_state(guest, "trigger a crash dump of", power_state.RUNNING,
+                           power_state.PAUSED)
+            guest.crash_dumps += 1
+            guest.console.append("[  100.000000] Uhhuh. NMI received for unknown reason 00 "
+                                 "on CPU 0.")
 
     # -- console and snapshots ------------------------------------------------
 

@@ -117,6 +117,18 @@ def check_name(value: Any) -> None:
             f"An invalid 'name' value was provided. The name must be: {NAME_REASON}")
 
 
+# Nova's parameter_types.description: printable characters (spaces included,
+# control and format characters not), at most 255 of them, or null.
+description: dict[str, Any] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
+
+
+def check_description(value: Any) -> None:
+    """The ``pattern`` of Nova's description: no control or format characters."""
+    if isinstance(value, str) and any(unicodedata.category(ch)[0] == "C" for ch in value):
+        raise _field_error("description", value,
+                           f"{value!r} does not match the printable characters pattern")
+
+
 def check_base64(field: str, value: Any) -> None:
     """``format: base64`` as Nova checks it (``base64.decodebytes``: padding
     must be right; characters outside the alphabet are skipped)."""

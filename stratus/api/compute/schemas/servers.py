@@ -15,7 +15,8 @@ from typing import Any
 from stratus import exception
 from stratus.api.compute import common
 from stratus.api.compute.schemas import (accessIPv4, accessIPv6, admin_password, boolean,
-                                         check_base64, check_minimum, check_name, disk_config,
+                                         check_base64, check_description, check_minimum,
+                                         check_name, description, disk_config,
                                          flavor_ref, image_id_or_empty_string, ip_address,
                                          metadata, name, personality, positive_integer)
 
@@ -173,6 +174,13 @@ reboot: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# Microversion 2.19: a description on create, update and rebuild.
+DESCRIPTION_VERSION = (2, 19)
+create_v219: dict[str, Any] = copy.deepcopy(create)
+create_v219["properties"]["server"]["properties"]["description"] = description
+update_v219: dict[str, Any] = copy.deepcopy(update)
+update_v219["properties"]["server"]["properties"]["description"] = description
+
 # -- server metadata (schemas/server_metadata.py) ------------------------------
 
 metadata_set: dict[str, Any] = {  # POST (create/merge) and PUT (update_all/replace)
@@ -202,10 +210,10 @@ SORT_KEYS_IGNORED: frozenset[str] = frozenset([
     "locked", "memory_mb", "os_type", "reservation_id", "root_gb",
     "shutdown_terminate", "user_data", "vcpus", "vm_mode",
 ])
-# Valid in Nova but not columns here (no kernel/ramdisk, flavors are inlined):
-# accepted and dropped like the ignored ones.
+# Valid in Nova but not a column here (flavors are inlined): accepted and
+# dropped like the ignored ones.
 SORT_KEYS_ABSENT: frozenset[str] = frozenset([
-    "instance_type_id", "kernel_id", "ramdisk_id", "root_device_name",
+    "instance_type_id",
 ])
 SORT_KEYS: list[str] = [
     "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone",
@@ -222,6 +230,9 @@ USER_FILTERS: frozenset[str] = frozenset([
     "reservation_id", "name", "status", "image", "flavor", "ip", "changes-since",
     "all_tenants",
 ])
+# From microversion 2.5 non-admins may filter by ip6 too.
+IP6_FILTER_VERSION = (2, 5)
+USER_FILTERS_V25: frozenset[str] = USER_FILTERS | {"ip6"}
 # Filters naming joined tables: a 400 for admins (non-admins never get this far).
 JOINED_TABLE_FILTERS: frozenset[str] = frozenset([
     "block_device_mapping", "services", "metadata", "system_metadata", "info_cache",
@@ -231,9 +242,11 @@ JOINED_TABLE_FILTERS: frozenset[str] = frozenset([
 
 # -- validation entry points --------------------------------------------------------
 
-def validate_create(body: Any) -> None:
-    common.validate(create, body)
+def validate_create(body: Any, version: tuple[int, int] = (2, 1)) -> None:
+    common.validate(create_v219 if version >= DESCRIPTION_VERSION else create, body)
     server = body["server"]
+    if "description" in server:
+        check_description(server["description"])
     for field in ("name", "key_name", "availability_zone"):
         if field in server:
             check_name(server[field])
@@ -254,10 +267,12 @@ def validate_create(body: Any) -> None:
             check_minimum("volume_size", mapping["volume_size"], 1)
 
 
-def validate_update(body: Any) -> None:
-    common.validate(update, body)
+def validate_update(body: Any, version: tuple[int, int] = (2, 1)) -> None:
+    common.validate(update_v219 if version >= DESCRIPTION_VERSION else update, body)
     if "name" in body["server"]:
         check_name(body["server"]["name"])
+    if "description" in body["server"]:
+        check_description(body["server"]["description"])
 
 
 # Nova's get_console_output schema (microversion 2.1).
@@ -325,11 +340,17 @@ rebuild: dict[str, Any] = {
 }
 
 
-def validate_rebuild(body: Any) -> None:
-    common.validate(rebuild, body)
+rebuild_v219: dict[str, Any] = copy.deepcopy(rebuild)
+rebuild_v219["properties"]["rebuild"]["properties"]["description"] = description
+
+
+def validate_rebuild(body: Any, version: tuple[int, int] = (2, 1)) -> None:
+    common.validate(rebuild_v219 if version >= DESCRIPTION_VERSION else rebuild, body)
     args = body["rebuild"]
     if "name" in args:
         check_name(args["name"])
+    if "description" in args:
+        check_description(args["description"])
 
 
 # Nova's rescue schema (microversion 2.1).
@@ -430,3 +451,16 @@ def _null_action(name: str) -> Any:
 validate_migrate = _null_action("migrate")
 validate_confirm_resize = _null_action("confirmResize")
 validate_revert_resize = _null_action("revertResize")
+
+
+# Nova's trigger_crash_dump schema (microversion 2.17): the argument is null.
+trigger_crash_dump: dict[str, Any] = {
+    "type": "object",
+    "properties": {"trigger_crash_dump": {"type": "null"}},
+    "required": ["trigger_crash_dump"],
+    "additionalProperties": False,
+}
+
+
+def validate_trigger_crash_dump(body: Any) -> None:
+    common.validate(trigger_crash_dump, body)

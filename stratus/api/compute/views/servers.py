@@ -1,6 +1,15 @@
-"""The server views of microversion 2.1 (Nova's ``views/servers.py`` with the
-2.1 extensions merged: OS-DCF, OS-EXT-AZ, OS-EXT-SRV-ATTR, OS-EXT-STS,
-OS-SRV-USG, os-extended-volumes, config_drive, key_name).
+"""The server views (Nova's ``views/servers.py`` with the 2.1 extensions
+merged: OS-DCF, OS-EXT-AZ, OS-EXT-SRV-ATTR, OS-EXT-STS, OS-SRV-USG,
+os-extended-volumes, config_drive, key_name), up to microversion 2.19:
+
+- 2.3: more ``OS-EXT-SRV-ATTR:*`` for those who see the extended attributes
+  (reservation_id, launch_index, hostname, kernel_id, ramdisk_id,
+  root_device_name, user_data);
+- 2.9: ``locked`` in show, detail, the update and rebuild answers;
+- 2.16: ``host_status`` in show and detail, for those the
+  ``os_compute_api:servers:show:host_status`` rule allows (UP, DOWN,
+  MAINTENANCE, UNKNOWN, or "" without a host);
+- 2.19: ``description`` in show, detail, the update and rebuild answers.
 
 A :class:`ServerViewBuilder` is made once per request: the link prefixes and
 the caller's admin flag are computed there, so rendering each server of a
@@ -11,13 +20,30 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
 
 from stratus.api.compute.common import base_url, can
 from stratus.api.wsgi import Request
 from stratus.compute.vm_states import status_from_state
+from stratus.db import services as db_services
 
 POLICY_EXTENDED_ATTRIBUTES = "os_compute_api:os-extended-server-attributes"
+POLICY_HOST_STATUS = "os_compute_api:servers:show:host_status"
+
+# The microversions that change the server views.
+EXTENDED_ATTRIBUTES_V23 = (2, 3)
+LOCKED_VERSION = (2, 9)
+HOST_STATUS_VERSION = (2, 16)
+DESCRIPTION_VERSION = (2, 19)
+
+# Nova's host statuses (nova/objects/fields.py HostStatus).
+HOST_STATUS_UP = "UP"
+HOST_STATUS_DOWN = "DOWN"
+HOST_STATUS_MAINTENANCE = "MAINTENANCE"
+HOST_STATUS_UNKNOWN = "UNKNOWN"
+HOST_STATUS_NONE = ""
+COMPUTE_BINARY = "stratus-compute"
 
 # Statuses whose server body carries "progress" / "fault" (Nova's view builder).
 PROGRESS_STATUSES = frozenset(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE",
@@ -66,15 +92,51 @@ def _config_drive(value: Any) -> str:
     return str(value)
 
 
+HostStatus = Callable[[str | None], str]
+
+
+def host_status_lookup(db: Any, service_down_time: float) -> HostStatus:
+    """Nova's ``get_instance_host_status`` for the hosts of one request: the
+    compute services are read once, on the first call."""
+    services: dict[str, dict[str, Any]] | None = None
+
+    def status(host: str | None) -> str:
+        nonlocal services
+        if not host:
+            return HOST_STATUS_NONE
+        if services is None:
+            services = {s["host"]: s for s in
+                        db_services.service_get_all(db, binary=COMPUTE_BINARY)}
+        service = services.get(host)
+        if service is None:
+            return HOST_STATUS_NONE
+        if service.get("forced_down"):
+            return HOST_STATUS_DOWN
+        if service.get("disabled"):
+            return HOST_STATUS_MAINTENANCE
+        if db_services.service_is_up(service, service_down_time):
+            return HOST_STATUS_UP
+        return HOST_STATUS_UNKNOWN
+    return status
+
+
 class ServerViewBuilder:
-    """Renders instance dicts for one request."""
+    """Renders instance dicts for one request, at its microversion."""
 
     def __init__(self, root_url: str, is_admin: bool,
-                 extended_attributes: bool | None = None) -> None:
+                 extended_attributes: bool | None = None,
+                 version: tuple[int, int] = (2, 1),
+                 host_status: HostStatus | None = None) -> None:
         self.is_admin = is_admin
         # OS-EXT-SRV-ATTR:* (os_compute_api:os-extended-server-attributes).
         self.extended_attributes = is_admin if extended_attributes is None \
             else extended_attributes
+        version = tuple(version)
+        self.extended_v23 = version >= EXTENDED_ATTRIBUTES_V23
+        self.show_locked = version >= LOCKED_VERSION
+        self.show_description = version >= DESCRIPTION_VERSION
+        # host_status (2.16): a lookup when the caller may see it, else None.
+        self.host_status = host_status if version >= HOST_STATUS_VERSION else None
         self._self_prefix = f"{root_url}/v2.1/servers/"
         self._bookmark_prefix = f"{root_url}/servers/"
         self._image_prefix = f"{root_url}/images/"
@@ -83,8 +145,13 @@ class ServerViewBuilder:
 
     @classmethod
     def for_request(cls, req: Request) -> "ServerViewBuilder":
+        version = tuple(req.api_version)
+        host_status = None
+        if version >= HOST_STATUS_VERSION and can(req, POLICY_HOST_STATUS):
+            host_status = host_status_lookup(req.state.db,
+                                             req.state.conf.DEFAULT.service_down_time)
         return cls(base_url(req), bool(req.context.is_admin),
-                   can(req, POLICY_EXTENDED_ATTRIBUTES))
+                   can(req, POLICY_EXTENDED_ATTRIBUTES), version, host_status)
 
     # -- pieces ------------------------------------------------------------------
     def links(self, uuid: str) -> list[dict[str, str]]:
@@ -132,7 +199,9 @@ class ServerViewBuilder:
         return {"id": uuid, "name": instance["display_name"], "links": self.links(uuid)}
 
     def core(self, instance: dict[str, Any]) -> dict[str, Any]:
-        """The fields every full server body has (all ``PUT /servers/{id}`` shows at 2.1)."""
+        """The fields every full server body has: all that ``PUT /servers/{id}``
+        and the rebuild action show (with ``locked`` from 2.9, ``description``
+        from 2.19)."""
         uuid = instance["uuid"]
         created = instance["created_at"]
         ip_v4 = instance.get("access_ip_v4")
@@ -163,6 +232,10 @@ class ServerViewBuilder:
                 server["fault"] = fault
         if status in PROGRESS_STATUSES:
             server["progress"] = instance.get("progress") or 0
+        if self.show_locked:
+            server["locked"] = bool(instance.get("locked"))
+        if self.show_description:
+            server["description"] = instance.get("display_description")
         return server
 
     def show(self, instance: dict[str, Any]) -> dict[str, Any]:
@@ -178,10 +251,20 @@ class ServerViewBuilder:
             server["OS-EXT-SRV-ATTR:instance_name"] = INSTANCE_NAME_TEMPLATE % (
                 instance.get("id") or 0)
             server["OS-EXT-SRV-ATTR:hypervisor_hostname"] = instance.get("node")
+            if self.extended_v23:
+                server["OS-EXT-SRV-ATTR:reservation_id"] = instance.get("reservation_id")
+                server["OS-EXT-SRV-ATTR:launch_index"] = instance.get("launch_index") or 0
+                server["OS-EXT-SRV-ATTR:hostname"] = instance.get("hostname") or ""
+                server["OS-EXT-SRV-ATTR:kernel_id"] = instance.get("kernel_id") or ""
+                server["OS-EXT-SRV-ATTR:ramdisk_id"] = instance.get("ramdisk_id") or ""
+                server["OS-EXT-SRV-ATTR:root_device_name"] = instance.get("root_device_name")
+                server["OS-EXT-SRV-ATTR:user_data"] = instance.get("user_data")
         server["OS-EXT-STS:task_state"] = instance.get("task_state")
         server["OS-EXT-STS:vm_state"] = instance.get("vm_state")
         server["OS-EXT-STS:power_state"] = instance.get("power_state") or 0
         server["os-extended-volumes:volumes_attached"] = []
+        if self.host_status is not None:
+            server["host_status"] = self.host_status(instance.get("host"))
         return server
 
     def create(self, instance: dict[str, Any], security_groups: list[dict[str, Any]],

@@ -569,6 +569,11 @@ class LibvirtDriver(driver.ComputeDriver):
         dom, _ = self._require(instance, "unpause", power_state.PAUSED)
         _call(dom.resume, "unpausing the guest")
 
+    def trigger_crash_dump(self, instance: Instance) -> None:
+        dom, _ = self._require(instance, "trigger a crash dump of", power_state.RUNNING,
+                               power_state.PAUSED)
+        _call(lambda: dom.injectNMI(0), "injecting an NMI into the guest")
+
     def suspend(self, context: RequestContext, instance: Instance) -> None:
         dom, _ = self._require(instance, "suspend", power_state.RUNNING, power_state.PAUSED)
         # Restored running, even when saved paused.
