@@ -10,7 +10,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import common
+from stratus.api.compute import common, microversion
 from stratus.api.compute.schemas import bool_from_string
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.compute.views.servers import ServerViewBuilder, id_from_href
@@ -33,6 +33,7 @@ POLICY_CREATE = "os_compute_api:servers:create"
 POLICY_SHOW = "os_compute_api:servers:show"
 POLICY_UPDATE = "os_compute_api:servers:update"
 POLICY_DELETE = "os_compute_api:servers:delete"
+INVALID_STATUS_REJECTED_VERSION = "2.38"  # before it, an unknown status lists nothing
 UNSUPPORTED_BDM = ("Block Device Mapping is Invalid: only the image as the local boot disk "
                    "(source_type image, destination_type local, boot_index 0) is supported.")
 
@@ -172,6 +173,8 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
         statuses = [s.strip().upper() for s in req.args.getlist("status")]
         known = [s for s in statuses if vm_states.states_from_status(s)]
         if not known:
+            if microversion.is_supported(req, INVALID_STATUS_REJECTED_VERSION):
+                raise exception.Invalid("Invalid status value")
             query.empty = True  # Nova < 2.38: unknown status, empty list
             return query
         if known == ["DELETED"] and not is_admin:
@@ -281,7 +284,7 @@ def boot_image_ref(server: dict[str, Any]) -> str:
 
 def create(req: Request) -> Response:
     body = req.json_body()
-    schema.validate_create(body)
+    schema.validate_create(body, tuple(req.api_version))
     server = body["server"]
     common.authorize(req, POLICY_CREATE, {
         "project_id": req.context.project_id, "user_id": req.context.user_id,
