@@ -216,7 +216,8 @@ class ComputeAPI:
             for key in ("project_id", "host", "node"):
                 if filters.get(key):
                     query[key] = filters[key]
-        for key in ("name", "reservation_id", "flavor"):
+        for key in ("name", "reservation_id", "flavor", "tags", "tags-any", "not-tags",
+                    "not-tags-any"):
             if filters.get(key):
                 query[key] = filters[key]
         if filters.get("image"):

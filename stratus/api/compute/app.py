@@ -40,6 +40,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "servers",
     "server_actions",
     "server_metadata",
+    "server_tags",
     "instance_actions",
     "images",
     "simple_tenant_usage",

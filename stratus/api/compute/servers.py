@@ -13,7 +13,7 @@ from stratus import exception
 from stratus.api.compute import common, microversion
 from stratus.api.compute.schemas import bool_from_string
 from stratus.api.compute.schemas import servers as schema
-from stratus.api.compute.views.servers import ServerViewBuilder, id_from_href
+from stratus.api.compute.views.servers import TAGS_VERSION, ServerViewBuilder, id_from_href
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.compute import vm_states
 from stratus.utils import is_uuid_like, parse_isotime
@@ -33,6 +33,8 @@ POLICY_CREATE = "os_compute_api:servers:create"
 POLICY_SHOW = "os_compute_api:servers:show"
 POLICY_UPDATE = "os_compute_api:servers:update"
 POLICY_DELETE = "os_compute_api:servers:delete"
+# 2.26: filter by tags (comma-separated lists), non-admins too.
+TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 INVALID_STATUS_REJECTED_VERSION = "2.38"  # before it, an unknown status lists nothing
 UNSUPPORTED_BDM = ("Block Device Mapping is Invalid: only the image as the local boot disk "
                    "(source_type image, destination_type local, boot_index 0) is supported.")
@@ -156,8 +158,10 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     ctx = req.context
     is_admin = bool(ctx.is_admin)
     names = [k for k in req.args.keys() if k not in ("sort_key", "sort_dir", "limit", "marker")]
+    tag_filters = microversion.is_supported(req, TAGS_VERSION)
     if not common.can(req, POLICY_ALL_FILTERS):
-        names = [k for k in names if k in schema.USER_FILTERS]
+        names = [k for k in names
+                 if k in schema.USER_FILTERS or (tag_filters and k in TAG_FILTERS)]
     else:
         for key in names:
             if key in schema.JOINED_TABLE_FILTERS or key.startswith("_"):
@@ -204,6 +208,10 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     for key in ("name", "image", "flavor", "reservation_id", "ip", "ip6", "host", "node"):
         if opts.get(key):
             filters[key] = id_from_href(opts[key]) if key in ("image", "flavor") else opts[key]
+    if tag_filters:
+        for key in TAG_FILTERS:
+            if key in opts:
+                filters[key] = opts[key].split(",")
     return query
 
 
