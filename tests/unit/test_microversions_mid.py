@@ -498,3 +498,16 @@ def test_2_40_usage_paging(cloud: InProcessCloud, image: str) -> None:
     assert len(old_one["tenant_usage"]["server_usages"]) == len(uuids)
     bad = call(cloud, "2.40", "GET", f"/os-simple-tenant-usage?marker={UUID}", status=400)
     assert fault_message(bad) == f"Marker {UUID} could not be found."
+
+
+def test_2_39_create_image_drops_the_metadata_quota(cloud: InProcessCloud, image: str) -> None:
+    sid = boot(cloud, image, "snapper")["id"]
+    base = f"/os-quota-sets/{cloud.project_id()}"
+    call(cloud, "2.1", "PUT", base, {"quota_set": {"metadata_items": 2}})
+    try:
+        body = {"createImage": {"name": "snap", "metadata": {"a": "1", "b": "2", "c": "3"}}}
+        resp = call(cloud, "2.38", "POST", f"/servers/{sid}/action", body, status=403)
+        assert fault_message(resp) == "Image metadata limit exceeded"
+        call(cloud, "2.39", "POST", f"/servers/{sid}/action", body, status=202)
+    finally:
+        call(cloud, "2.1", "DELETE", base, status=202)
