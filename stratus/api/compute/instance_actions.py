@@ -13,10 +13,9 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import microversion
-from stratus.api.compute.common import authorize, can, owner_target
+from stratus.api.compute.common import can, get_server, owner_target
 from stratus.api.compute.views.servers import isotime_us
 from stratus.api.wsgi import Request, Route, json_response
-from stratus.utils import is_uuid_like
 
 ACTION_KEYS = ("action", "instance_uuid", "request_id", "user_id", "project_id",
                "start_time", "message")
@@ -37,15 +36,6 @@ def _deleted_too(req: Request) -> bool:
     return microversion.is_supported(req, DELETED_SERVERS_VERSION)
 
 
-def _get_server(req: Request, server_id: str, rule: str) -> dict[str, Any]:
-    """common.get_server, reading deleted servers too from 2.21."""
-    if not is_uuid_like(server_id):
-        raise exception.InstanceNotFound(instance_id=server_id)
-    instance = req.state.compute_api.get(req.context, server_id, _deleted_too(req))
-    authorize(req, rule, owner_target(instance))
-    return instance
-
-
 def _value(raw: dict[str, Any], key: str) -> Any:
     value = raw.get(key)
     if key in _TIME_KEYS and value is not None and not isinstance(value, str):
@@ -62,13 +52,13 @@ def format_event(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def index(req: Request, server_id: str) -> Response:
-    _get_server(req, server_id, POLICY_LIST)
+    get_server(req, server_id, POLICY_LIST, read_deleted=_deleted_too(req))
     actions = req.state.compute_api.get_actions(req.context, server_id, _deleted_too(req))
     return json_response({"instanceActions": [format_action(a) for a in actions]})
 
 
 def show(req: Request, server_id: str, request_id: str) -> Response:
-    instance = _get_server(req, server_id, POLICY_SHOW)
+    instance = get_server(req, server_id, POLICY_SHOW, read_deleted=_deleted_too(req))
     try:
         raw = req.state.compute_api.get_action(req.context, server_id, request_id,
                                                _deleted_too(req))

@@ -112,8 +112,7 @@ def _create_image(req: Request, server_id: str, body: Any) -> Response:
             limits = quota.QuotaEngine(req.state.conf).limits(s, req.context.project_id)
         if quota.is_over(limits["metadata_items"], len(metadata)):
             raise exception.Forbidden("Image metadata limit exceeded")
-    image = req.state.compute_api.snapshot(req.context, server_id, args["name"],
-                                           args.get("metadata") or {})
+    image = req.state.compute_api.snapshot(req.context, server_id, args["name"], metadata)
     # Microversion 2.1: no body, the image's URL in Location (clients take its last part).
     location = f"{req.state.conf.api.public_url}/image/v2/images/{image['id']}"
     return empty_response(202, headers={"Location": location})
