@@ -210,9 +210,11 @@ class ComputeAPI:
         return zone
 
     # -- read ------------------------------------------------------------------
-    def get(self, ctx: RequestContext, instance_id: str) -> dict[str, Any]:
+    def get(self, ctx: RequestContext, instance_id: str,
+            read_deleted: bool = False) -> dict[str, Any]:
         return db_instances.instance_get(self.db, instance_id,
-                                         project_id=None if ctx.is_admin else ctx.project_id)
+                                         project_id=None if ctx.is_admin else ctx.project_id,
+                                         read_deleted=read_deleted)
 
     def get_all(self, ctx: RequestContext, *, filters: dict[str, Any],
                 limit: int | None = None, marker: str | None = None,
@@ -230,7 +232,8 @@ class ComputeAPI:
             for key in ("project_id", "host", "node"):
                 if filters.get(key):
                     query[key] = filters[key]
-        for key in ("name", "reservation_id", "flavor"):
+        for key in ("name", "reservation_id", "flavor", "tags", "tags-any", "not-tags",
+                    "not-tags-any"):
             if filters.get(key):
                 query[key] = filters[key]
         if filters.get("image"):
@@ -664,13 +667,14 @@ class ComputeAPI:
         db_instances.metadata_update(self.db, instance_id, metadata, replace=True)
 
     # -- instance actions ----------------------------------------------------------
-    def get_actions(self, ctx: RequestContext, instance_id: str) -> list[dict[str, Any]]:
-        self.get(ctx, instance_id)
+    def get_actions(self, ctx: RequestContext, instance_id: str,
+                    read_deleted: bool = False) -> list[dict[str, Any]]:
+        self.get(ctx, instance_id, read_deleted)
         return db_instances.actions_get(self.db, instance_id)
 
     def get_action(self, ctx: RequestContext, instance_id: str,
-                   request_id: str) -> dict[str, Any]:
-        self.get(ctx, instance_id)
+                   request_id: str, read_deleted: bool = False) -> dict[str, Any]:
+        self.get(ctx, instance_id, read_deleted)
         action = db_instances.action_get(self.db, instance_id, request_id)
         if action is None:
             raise exception.NotFound(f"Action {request_id} on instance {instance_id} "

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from stratus import exception
 from stratus.compute import vm_states
 from stratus.db import allocations
+from stratus.db import tags as db_tags
 from stratus.db.common import to_dict
 from stratus.db.models import (Instance, Migration, InstanceAction, InstanceActionEvent,
                                InstanceFault, InstanceMetadata)
@@ -164,8 +165,9 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
     """Instances matching ``filters`` (keys: project_id, user_id, host, name
     (regex), states (from vm_states.states_from_status), changes_since
     (datetime; includes deleted), deleted (bool), flavor, image, reservation_id,
-    uuids), newest first unless ``sort_keys`` say otherwise; ``marker`` is the
-    uuid of the last instance of the previous page."""
+    uuids, and the tag filters of db.tags.filter_clauses), newest first unless
+    ``sort_keys`` say otherwise; ``marker`` is the uuid of the last instance of
+    the previous page."""
     sort_keys = list(sort_keys or ["created_at"])
     sort_dirs = list(sort_dirs or ["desc"] * len(sort_keys))
     for key in sort_keys:
@@ -188,6 +190,8 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
                 q = q.where(getattr(Instance, key) == filters[key])
         if filters.get("uuids") is not None:
             q = q.where(Instance.uuid.in_(filters["uuids"]))
+        for clause in db_tags.filter_clauses(filters):
+            q = q.where(clause)
         states = filters.get("states")
         if states is not None:
             clauses = []
@@ -344,6 +348,7 @@ def instance_destroy(db: Database, uuid: str) -> dict[str, Any]:
         inst.vm_state = vm_states.DELETED
         inst.task_state = None
         allocations.release(s, uuid)
+        db_tags.tags_destroy(s, uuid)  # as Nova's instance_destroy
         # A resize or migration under way holds the destination under its own uuid.
         for migration in s.scalars(select(Migration).where(
                 Migration.instance_uuid == uuid,

@@ -54,11 +54,21 @@ def keypair_get(db: Database, user_id: str, name: str) -> dict[str, Any]:
         return to_dict(keypair)
 
 
-def keypair_get_all(db: Database, user_id: str) -> list[dict[str, Any]]:
-    """The user's key pairs, by name."""
+def keypair_get_all(db: Database, user_id: str, limit: int | None = None,
+                    marker: str | None = None) -> list[dict[str, Any]]:
+    """The user's key pairs, by name; a page of them after the key pair named
+    ``marker`` (Nova's MarkerNotFound, a 400, when the user has none so named)."""
     with db.read() as s:
         q = select(KeyPair).where(KeyPair.user_id == user_id).order_by(KeyPair.name,
                                                                        KeyPair.id)
+        if marker is not None:
+            found = s.scalar(select(KeyPair.id).where(KeyPair.user_id == user_id,
+                                                      KeyPair.name == marker))
+            if found is None:
+                raise exception.Invalid(f"Marker {marker} could not be found.")
+            q = q.where(KeyPair.name > marker)
+        if limit is not None:
+            q = q.limit(limit)
         return [to_dict(k) for k in s.scalars(q)]
 
 

@@ -308,6 +308,17 @@ class InstanceMetadata(Base):
     instance: Mapped[Instance] = relationship(back_populates="metadata_items")
 
 
+class Tag(Base):
+    """A server tag (microversion 2.26), as Nova's ``tags`` table: no foreign
+    key; an instance's tags go when it is deleted (db.tags)."""
+
+    __tablename__ = "tags"
+    __table_args__ = (Index("tags_tag_idx", "tag"),)
+
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+
 class InstanceFault(Base):
     __tablename__ = "instance_faults"
 

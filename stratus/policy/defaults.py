@@ -83,6 +83,11 @@ def _servers() -> list[RuleDefault]:
     rules += [RuleDefault(f"{m}:{r}", PROJECT_READER_OR_ADMIN) for r in ("index", "show")]
     rules += [RuleDefault(f"{m}:{w}", PROJECT_MEMBER_OR_ADMIN)
               for w in ("create", "update", "update_all", "delete")]
+    t = "os_compute_api:os-server-tags"
+    rules += [RuleDefault(f"{t}:{r}", PROJECT_READER_OR_ADMIN, f"Server tags: {r}")
+              for r in ("index", "show")]
+    rules += [RuleDefault(f"{t}:{w}", PROJECT_MEMBER_OR_ADMIN, f"Server tags: {w}")
+              for w in ("update", "update_all", "delete", "delete_all")]
     a = "os_compute_api:os-instance-actions"
     rules += [RuleDefault(f"{a}:list", PROJECT_READER_OR_ADMIN),
               RuleDefault(f"{a}:show", PROJECT_READER_OR_ADMIN),

@@ -163,3 +163,39 @@ def test_a_retried_update_that_already_applied_returns_the_row(database):
         db_instances.instance_update(database, uuid, {"task_state": vm_states.DELETING},
                                      expected_task_state=[vm_states.SCHEDULING],
                                      retried=True)
+
+
+def test_tags_and_tag_filters(database):
+    from stratus.db import tags as db_tags
+
+    a, b, c = make(database, 3)
+    assert db_tags.tag_add(database, a["uuid"], "red") is True
+    assert db_tags.tag_add(database, a["uuid"], "red") is False
+    assert db_tags.tags_set(database, b["uuid"], ["blue", "red", "blue"]) == ["blue", "red"]
+    assert db_tags.tags_set(database, b["uuid"], ["red", "blue"]) == ["blue", "red"]
+    assert db_tags.tags_get(database, b["uuid"]) == ["blue", "red"]
+    assert db_tags.tags_get_by_instances(database, [a["uuid"], b["uuid"], c["uuid"]]) == {
+        a["uuid"]: ["red"], b["uuid"]: ["blue", "red"]}
+    assert db_tags.tag_exists(database, a["uuid"], "red")
+    assert not db_tags.tag_exists(database, a["uuid"], "blue")
+
+    def found(**filters):
+        return {i["uuid"] for i in db_instances.instance_get_all(database, filters)}
+
+    assert found(**{"tags": ["red"]}) == {a["uuid"], b["uuid"]}
+    assert found(**{"tags": ["red", "blue"]}) == {b["uuid"]}
+    assert found(**{"tags-any": ["blue", "green"]}) == {b["uuid"]}
+    assert found(**{"not-tags": ["red", "blue"]}) == {a["uuid"], c["uuid"]}
+    assert found(**{"not-tags-any": ["red"]}) == {c["uuid"]}
+    with pytest.raises(db_tags.InstanceTagNotFound):
+        db_tags.tag_delete(database, a["uuid"], "blue")
+    db_tags.tag_delete(database, a["uuid"], "red")
+    db_tags.tags_delete_all(database, b["uuid"])
+    assert db_tags.tags_get_by_instances(database, [a["uuid"], b["uuid"]]) == {}
+    db_tags.tags_set(database, c["uuid"], [f"t{i}" for i in range(db_tags.MAX_TAG_COUNT)])
+    with pytest.raises(exception.Invalid):
+        db_tags.tag_add(database, c["uuid"], "t0")  # at the limit even for a known tag
+    db_instances.instance_destroy(database, c["uuid"])
+    assert db_tags.tags_get(database, c["uuid"]) == []
+    with pytest.raises(exception.InstanceNotFound):
+        db_tags.tag_add(database, c["uuid"], "x")

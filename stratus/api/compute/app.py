@@ -46,6 +46,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "servers",
     "server_actions",
     "server_metadata",
+    "server_tags",
     "instance_actions",
     "migrations",
     "images",

@@ -60,16 +60,18 @@ def owner_target(instance: dict[str, Any]) -> dict[str, Any]:
     return {"project_id": instance.get("project_id"), "user_id": instance.get("user_id")}
 
 
-def get_server(req: Request, server_id: str, rule: str) -> dict[str, Any]:
+def get_server(req: Request, server_id: str, rule: str,
+               read_deleted: bool = False) -> dict[str, Any]:
     """Nova's ``common.get_instance`` then ``context.can(rule, target)``.
 
     The lookup is scoped to the caller's project unless it is an admin, so
     another project's server is a 404 (it is not revealed by a 403); a server
     the caller can see but whose rule it fails (a reader acting) is a 403.
+    ``read_deleted`` finds deleted servers too.
     """
     if not is_uuid_like(server_id):
         raise exception.InstanceNotFound(instance_id=server_id)
-    instance = req.state.compute_api.get(req.context, server_id)
+    instance = req.state.compute_api.get(req.context, server_id, read_deleted)
     authorize(req, rule, owner_target(instance))
     return instance
 

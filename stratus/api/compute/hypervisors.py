@@ -1,20 +1,26 @@
-"""``/os-hypervisors`` before microversion 2.33 (Nova's hypervisors.py); admin only.
+"""``/os-hypervisors`` up to microversion 2.52 (Nova's hypervisors.py); admin only.
 
 A hypervisor is a compute node. Capacity (vcpus, memory_mb, local_gb) is
 what the node reports; usage is what the scheduler claimed on it (the
 allocations) plus the memory and disk the node keeps back for itself.
 ``state`` and ``status`` come from the node's compute service; nodes whose
 service is gone are left out, as Nova does. Ids are the integer node ids.
+
+From 2.28 ``cpu_info`` is a JSON object, not the string the node reports; from
+2.33 the list and detail page (``limit``, ``marker`` = a hypervisor id,
+``hypervisors_links``).
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute.common import authorize
+from stratus.api.compute import microversion
+from stratus.api.compute.common import authorize, limit_and_marker, next_link
 from stratus.api.compute.services import COMPUTE_BINARY, service_state
 from stratus.api.wsgi import Request, Route, json_response, nova_fault_body
 from stratus.db import instances as db_instances
@@ -31,6 +37,8 @@ POLICY_SEARCH = "os_compute_api:os-hypervisors:search"
 POLICY_SERVERS = "os_compute_api:os-hypervisors:servers"
 POLICY_UPTIME = "os_compute_api:os-hypervisors:uptime"
 
+CPU_INFO_OBJECT_VERSION = "2.28"
+PAGING_VERSION = "2.33"
 _NO_USAGE = {"vcpus": 0, "memory_mb": 0, "disk_gb": 0, "instances": 0}
 
 
@@ -102,7 +110,7 @@ class _Inventory:
             "hypervisor_type": node["hypervisor_type"],
             "hypervisor_version": node["hypervisor_version"],
             "current_workload": self.workloads.get(node["host"], 0),
-            "cpu_info": node["cpu_info"],
+            "cpu_info": self.cpu_info(node["cpu_info"]),
             "host_ip": node["host_ip"],
             "service": {"id": service["id"], "host": node["host"],
                         "disabled_reason": service["disabled_reason"]},
@@ -110,23 +118,53 @@ class _Inventory:
         view.update(node_usage(node, self.usage.get(node["id"], _NO_USAGE)))
         return view
 
+    def cpu_info(self, raw: str | None) -> Any:
+        """The node's JSON text, or (2.28+) the object it holds ({} if none)."""
+        if not microversion.is_supported(self.req, CPU_INFO_OBJECT_VERSION):
+            return raw
+        return json.loads(raw) if raw else {}
+
+    def page(self) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], int | None]:
+        """The listed nodes of the requested page (2.33+; all before) and the
+        page's limit (None before 2.33), in id order."""
+        listed = sorted(self.listed(), key=lambda pair: pair[0]["id"])
+        if not microversion.is_supported(self.req, PAGING_VERSION):
+            return listed, None
+        limit, marker = limit_and_marker(self.req)
+        if marker is not None:
+            ids = {str(n["id"]) for n in self.nodes}
+            if marker not in ids:
+                raise exception.Invalid(f"marker [{marker}] not found")
+            listed = [(n, s) for n, s in listed if n["id"] > int(marker)]
+        return listed[:limit], limit
+
     def matching(self, pattern: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Nodes whose hypervisor_hostname contains ``pattern`` (Nova's LIKE %p%)."""
         return [(n, s) for n, s in self.listed() if pattern in n["hypervisor_hostname"]]
 
 
+def _list(req: Request, detailed: bool) -> Response:
+    inventory = _Inventory(req)
+    pairs, limit = inventory.page()
+    view = inventory.detail if detailed else inventory.brief
+    hypervisors = [view(n, s) for n, s in pairs]
+    body: dict[str, Any] = {"hypervisors": hypervisors}
+    if limit is not None:
+        links = next_link(req, "os-hypervisors/detail" if detailed else "os-hypervisors",
+                          hypervisors, limit)
+        if links:
+            body["hypervisors_links"] = links
+    return json_response(body)
+
+
 def index(req: Request) -> Response:
     authorize(req, POLICY_LIST)
-    inventory = _Inventory(req)
-    return json_response({"hypervisors": [inventory.brief(n, s)
-                                          for n, s in inventory.listed()]})
+    return _list(req, detailed=False)
 
 
 def detail(req: Request) -> Response:
     authorize(req, POLICY_DETAIL)
-    inventory = _Inventory(req)
-    return json_response({"hypervisors": [inventory.detail(n, s)
-                                          for n, s in inventory.listed()]})
+    return _list(req, detailed=True)
 
 
 def show(req: Request, hypervisor_id: str) -> Response:

@@ -14,12 +14,13 @@ UNKNOWN), ``progress``, ``created``/``updated``, ``OS-EXT-IMG-SIZE:size``,
 """
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import common
+from stratus.api.compute import common, microversion
 from stratus.api.compute.parameter_types import bool_from_string
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.wsgi import Request, Route, empty_response, json_response
@@ -34,21 +35,39 @@ _PROGRESS = {"queued": 25, "saving": 50, "active": 100}
 METADATA_ITEMS_QUOTA = 128  # Nova's default metadata_items quota
 ITEM_NOT_FOUND = "Invalid metadata key"
 _services: dict[int, ImageService] = {}
+# Nova's MIN_WITHOUT_PROXY_API_SUPPORT_VERSION: the image proxy answers 404
+# from 2.36; its image-metadata part only from 2.39
+# (MIN_WITHOUT_IMAGE_META_PROXY_API_VERSION).
+PROXY_REMOVED_VERSION = "2.36"
+IMAGE_META_PROXY_REMOVED_VERSION = "2.39"
+
+
+def _until(removed_in: str, handler: Callable[..., Response]) -> Callable[..., Response]:
+    """``handler`` below microversion ``removed_in``; from it, the 404 Nova
+    answers for a method no longer in the requested version."""
+    @functools.wraps(handler)
+    def wrapped(req: Request, **params: str) -> Response:
+        if microversion.is_supported(req, removed_in):
+            raise exception.NotFound("The resource could not be found.")
+        return handler(req, **params)
+    return wrapped
 
 
 def routes() -> list[Route]:
     meta = "/v2.1/images/<image_id>/metadata"
+    images = PROXY_REMOVED_VERSION
+    metas = IMAGE_META_PROXY_REMOVED_VERSION
     return [
-        Route("GET", "/v2.1/images", index),
-        Route("GET", "/v2.1/images/detail", detail),
-        Route("GET", "/v2.1/images/<image_id>", show),
-        Route("DELETE", "/v2.1/images/<image_id>", delete),
-        Route("GET", meta, metadata_index),
-        Route("POST", meta, metadata_create),
-        Route("PUT", meta, metadata_update_all),
-        Route("GET", meta + "/<key>", metadata_show),
-        Route("PUT", meta + "/<key>", metadata_update),
-        Route("DELETE", meta + "/<key>", metadata_delete),
+        Route("GET", "/v2.1/images", _until(images, index)),
+        Route("GET", "/v2.1/images/detail", _until(images, detail)),
+        Route("GET", "/v2.1/images/<image_id>", _until(images, show)),
+        Route("DELETE", "/v2.1/images/<image_id>", _until(images, delete)),
+        Route("GET", meta, _until(metas, metadata_index)),
+        Route("POST", meta, _until(metas, metadata_create)),
+        Route("PUT", meta, _until(metas, metadata_update_all)),
+        Route("GET", meta + "/<key>", _until(metas, metadata_show)),
+        Route("PUT", meta + "/<key>", _until(metas, metadata_update)),
+        Route("DELETE", meta + "/<key>", _until(metas, metadata_delete)),
     ]
 
 

@@ -33,7 +33,7 @@ from werkzeug.wrappers import Response
 
 from stratus import exception, quota
 from stratus.api.compute import microversion
-from stratus.api.compute.common import authorize, validate
+from stratus.api.compute.common import authorize, limit_and_marker, next_link, validate
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import keypairs as db_keypairs
@@ -53,6 +53,7 @@ POLICY_INDEX = "os_compute_api:os-keypairs:index"
 POLICY_SHOW = "os_compute_api:os-keypairs:show"
 POLICY_CREATE = "os_compute_api:os-keypairs:create"
 POLICY_DELETE = "os_compute_api:os-keypairs:delete"
+PAGING_VERSION = "2.35"  # limit, marker (a key pair name), keypairs_links
 
 
 class InvalidKeypair(exception.Invalid):
@@ -226,8 +227,15 @@ def create(req: Request) -> Response:
 def index(req: Request) -> Response:
     user_id = _authorized_user(req, POLICY_INDEX, _query_user_id(req))
     with_type = microversion.is_supported(req, TYPE_VERSION)
-    keypairs = db_keypairs.keypair_get_all(req.state.db, user_id)
-    return json_response({"keypairs": [{"keypair": _view(k, with_type)} for k in keypairs]})
+    paged = microversion.is_supported(req, PAGING_VERSION)
+    limit, marker = limit_and_marker(req) if paged else (None, None)
+    keypairs = db_keypairs.keypair_get_all(req.state.db, user_id, limit=limit, marker=marker)
+    body: dict[str, Any] = {"keypairs": [{"keypair": _view(k, with_type)} for k in keypairs]}
+    if limit is not None:
+        links = next_link(req, "os-keypairs", keypairs, limit, marker_key="name")
+        if links:
+            body["keypairs_links"] = links
+    return json_response(body)
 
 
 def show(req: Request, keypair_name: str) -> Response:

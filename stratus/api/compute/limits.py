@@ -11,12 +11,18 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from stratus.api.compute import microversion
 from stratus.api.compute.common import authorize
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.quota import QuotaEngine
 
 POLICY_LIMITS = "os_compute_api:limits"
 POLICY_OTHER_PROJECT = "os_compute_api:limits:other_project"
+# 2.36: the network quotas leave the answer (Nova's FILTERED_LIMITS);
+# 2.39: so does maxImageMeta (the image-metadata proxy is gone).
+NETWORK_LIMITS_REMOVED_VERSION = "2.36"
+NETWORK_QUOTAS = frozenset(["floating_ips", "security_groups", "security_group_rules"])
+IMAGE_META_REMOVED_VERSION = "2.39"
 
 # nova/api/openstack/compute/views/limits.py: quota name -> absolute limit names.
 _LIMIT_NAMES: dict[str, tuple[str, ...]] = {
@@ -44,13 +50,22 @@ _USED_NAMES: dict[str, str] = {
 }
 
 
-def build_limits(quotas: dict[str, int], usage: dict[str, int]) -> dict[str, Any]:
+def build_limits(quotas: dict[str, int], usage: dict[str, int],
+                 filtered: frozenset[str] = frozenset(),
+                 max_image_meta: bool = True) -> dict[str, Any]:
+    """Nova's limits view; ``filtered`` quotas are left out (limit and usage),
+    and ``maxImageMeta`` too unless ``max_image_meta``."""
     absolute: dict[str, int] = {}
     for quota, names in _LIMIT_NAMES.items():
+        if quota in filtered:
+            continue
         for name in names:
+            if name == "maxImageMeta" and not max_image_meta:
+                continue
             absolute[name] = quotas[quota]
     for name, quota in _USED_NAMES.items():
-        absolute[name] = usage.get(quota, 0)
+        if quota not in filtered:
+            absolute[name] = usage.get(quota, 0)
     return {"limits": {"rate": [], "absolute": absolute}}
 
 
@@ -64,7 +79,11 @@ def index(req: Request) -> Response:
     with req.state.db.read() as s:
         limits = engine.limits(s, project_id)
         usage = engine.usage(s, project_id)
-    return json_response(build_limits(limits, usage))
+    filtered = (NETWORK_QUOTAS if microversion.is_supported(req, NETWORK_LIMITS_REMOVED_VERSION)
+                else frozenset())
+    return json_response(build_limits(
+        limits, usage, filtered,
+        max_image_meta=not microversion.is_supported(req, IMAGE_META_REMOVED_VERSION)))
 
 
 def routes() -> list[Route]:

@@ -16,7 +16,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import parameter_types
+from stratus.api.compute import microversion, parameter_types
 from stratus.api.compute.common import authorize, validate
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db.models import Project
@@ -27,6 +27,11 @@ POLICY_DEFAULTS = "os_compute_api:os-quota-sets:defaults"
 POLICY_DETAIL = "os_compute_api:os-quota-sets:detail"
 POLICY_UPDATE = "os_compute_api:os-quota-sets:update"
 POLICY_DELETE = "os_compute_api:os-quota-sets:delete"
+# 2.36: the nova-network quotas leave the answers and the PUT schema
+# (Nova's FILTERED_QUOTAS_2_36 and update_v236, which also drops "networks").
+NETWORK_QUOTAS_REMOVED_VERSION = "2.36"
+NETWORK_QUOTAS: tuple[str, ...] = ("fixed_ips", "floating_ips", "security_group_rules",
+                                   "security_groups")
 
 _QUOTA_VALUE: dict[str, Any] = {
     "type": ["integer", "string"], "pattern": "^-?[0-9]+$",
@@ -46,6 +51,14 @@ UPDATE_SCHEMA: dict[str, Any] = {
     "required": ["quota_set"],
     "additionalProperties": False,
 }
+UPDATE_SCHEMA_V236: dict[str, Any] = {
+    **UPDATE_SCHEMA,
+    "properties": {"quota_set": {
+        **UPDATE_SCHEMA["properties"]["quota_set"],
+        "properties": {k: v for k, v in UPDATE_SCHEMA["properties"]["quota_set"]
+                       ["properties"].items() if k not in NETWORK_QUOTAS + ("networks",)},
+    }},
+}
 
 
 def routes() -> list[Route]:
@@ -59,6 +72,11 @@ def routes() -> list[Route]:
     ]
 
 
+def _filtered(req: Request, quotas: dict[str, Any]) -> dict[str, Any]:
+    """The quota set as the request's version shows it."""
+    if not microversion.is_supported(req, NETWORK_QUOTAS_REMOVED_VERSION):
+        return quotas
+    return {k: v for k, v in quotas.items() if k not in NETWORK_QUOTAS}
 
 
 def _verify_project(req: Request, project_id: str) -> None:
@@ -80,13 +98,15 @@ def _limits(req: Request, project_id: str) -> dict[str, int]:
 def show(req: Request, project_id: str) -> Response:
     authorize(req, POLICY_SHOW, {"project_id": project_id})
     _verify_project(req, project_id)
-    return json_response({"quota_set": {"id": project_id, **_limits(req, project_id)}})
+    return json_response({"quota_set": {"id": project_id,
+                                        **_filtered(req, _limits(req, project_id))}})
 
 
 def defaults(req: Request, project_id: str) -> Response:
     authorize(req, POLICY_DEFAULTS, {"project_id": project_id})
     _verify_project(req, project_id)
-    return json_response({"quota_set": {"id": project_id, **_engine(req).defaults()}})
+    return json_response({"quota_set": {"id": project_id,
+                                        **_filtered(req, _engine(req).defaults())}})
 
 
 def detail(req: Request, project_id: str) -> Response:
@@ -94,7 +114,7 @@ def detail(req: Request, project_id: str) -> Response:
     _verify_project(req, project_id)
     with req.state.db.read() as s:
         items = _engine(req).detail(s, project_id)
-    return json_response({"quota_set": {"id": project_id, **items}})
+    return json_response({"quota_set": {"id": project_id, **_filtered(req, items)}})
 
 
 def _parse_update(quota_set: dict[str, Any]) -> tuple[dict[str, int], bool]:
@@ -118,13 +138,14 @@ def _parse_update(quota_set: dict[str, Any]) -> tuple[dict[str, int], bool]:
 
 def update(req: Request, project_id: str) -> Response:
     body = req.json_body()
-    validate(UPDATE_SCHEMA, body)
+    validate(UPDATE_SCHEMA_V236 if microversion.is_supported(req, NETWORK_QUOTAS_REMOVED_VERSION)
+             else UPDATE_SCHEMA, body)
     authorize(req, POLICY_UPDATE, {"project_id": project_id})
     _verify_project(req, project_id)
     values, force = _parse_update(body["quota_set"])
     _engine(req).update(req.state.db, project_id, values, force=force)
     # Nova's update answer has no "id".
-    return json_response({"quota_set": _limits(req, project_id)})
+    return json_response({"quota_set": _filtered(req, _limits(req, project_id))})
 
 
 def delete(req: Request, project_id: str) -> Response:

@@ -19,13 +19,15 @@ from typing import Any, Callable
 import orjson
 from werkzeug.wrappers import Response
 
-from stratus import exception
+from stratus import exception, quota
 from stratus.api.compute import common, microversion
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 
 ActionHandler = Callable[[Request, str, Any], "Response | None"]
 POLICY_UNLOCK_OVERRIDE = "os_compute_api:os-lock-server:unlock:unlock_override"
+# From 2.39 createImage no longer holds its metadata to the metadata_items quota.
+IMAGE_META_QUOTA_DROPPED_VERSION = "2.39"
 # Control characters Nova strips from console output (all but \t and \n).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f]")
 
@@ -108,8 +110,14 @@ def _rescue(req: Request, server_id: str, body: Any) -> Response:
 
 def _create_image(req: Request, server_id: str, body: Any) -> Response:
     args = body["createImage"]
-    image = req.state.compute_api.snapshot(req.context, server_id, args["name"],
-                                           args.get("metadata") or {})
+    metadata = args.get("metadata") or {}
+    if metadata and not microversion.is_supported(req, IMAGE_META_QUOTA_DROPPED_VERSION):
+        # Nova's check_img_metadata_properties_quota (the caller's project).
+        with req.state.db.read() as s:
+            limits = quota.QuotaEngine(req.state.conf).limits(s, req.context.project_id)
+        if quota.is_over(limits["metadata_items"], len(metadata)):
+            raise exception.Forbidden("Image metadata limit exceeded")
+    image = req.state.compute_api.snapshot(req.context, server_id, args["name"], metadata)
     # Microversion 2.1: no body, the image's URL in Location (clients take its last part).
     location = f"{req.state.conf.api.public_url}/image/v2/images/{image['id']}"
     return empty_response(202, headers={"Location": location})

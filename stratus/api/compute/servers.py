@@ -12,10 +12,10 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import common
+from stratus.api.compute import common, microversion
 from stratus.api.compute.schemas import bool_from_string
 from stratus.api.compute.schemas import servers as schema
-from stratus.api.compute.views.servers import ServerViewBuilder, id_from_href
+from stratus.api.compute.views.servers import TAGS_VERSION, ServerViewBuilder, id_from_href
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.compute import vm_states
 from stratus.utils import is_uuid_like, parse_isotime
@@ -35,6 +35,9 @@ POLICY_CREATE = "os_compute_api:servers:create"
 POLICY_SHOW = "os_compute_api:servers:show"
 POLICY_UPDATE = "os_compute_api:servers:update"
 POLICY_DELETE = "os_compute_api:servers:delete"
+# 2.26: filter by tags (comma-separated lists), non-admins too.
+TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+INVALID_STATUS_REJECTED_VERSION = "2.38"  # before it, an unknown status lists nothing
 UNSUPPORTED_BDM = ("Block Device Mapping is Invalid: only the image as the local boot disk "
                    "(source_type image, destination_type local, boot_index 0) is supported.")
 
@@ -157,10 +160,11 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     ctx = req.context
     is_admin = bool(ctx.is_admin)
     names = [k for k in req.args.keys() if k not in ("sort_key", "sort_dir", "limit", "marker")]
+    tag_filters = microversion.is_supported(req, TAGS_VERSION)
     if not common.can(req, POLICY_ALL_FILTERS):
         allowed = (schema.USER_FILTERS_V25 if tuple(req.api_version) >= schema.IP6_FILTER_VERSION
                    else schema.USER_FILTERS)
-        names = [k for k in names if k in allowed]
+        names = [k for k in names if k in allowed or (tag_filters and k in TAG_FILTERS)]
     else:
         for key in names:
             if key in schema.JOINED_TABLE_FILTERS or key.startswith("_"):
@@ -176,6 +180,8 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
         statuses = [s.strip().upper() for s in req.args.getlist("status")]
         known = [s for s in statuses if vm_states.states_from_status(s)]
         if not known:
+            if microversion.is_supported(req, INVALID_STATUS_REJECTED_VERSION):
+                raise exception.Invalid("Invalid status value")
             query.empty = True  # Nova < 2.38: unknown status, empty list
             return query
         if known == ["DELETED"] and not is_admin:
@@ -205,6 +211,10 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     for key in ("name", "image", "flavor", "reservation_id", "ip", "ip6", "host", "node"):
         if opts.get(key):
             filters[key] = id_from_href(opts[key]) if key in ("image", "flavor") else opts[key]
+    if tag_filters:
+        for key in TAG_FILTERS:
+            if key in opts:
+                filters[key] = opts[key].split(",")
     return query
 
 

@@ -1,4 +1,4 @@
-"""``/os-simple-tenant-usage`` before microversion 2.40 (Nova's
+"""``/os-simple-tenant-usage`` (Nova's
 simple_tenant_usage.py): what projects used over a period, from the
 instances' launch and termination times. What ``openstack usage list`` /
 ``usage show``, ``nova usage`` and dashboards read.
@@ -10,6 +10,11 @@ never-launched ones do not. ``end`` is capped at now. The list (admin) gives
 per-project totals, with each server's usage when ``detailed=1``; the show
 (``/{project_id}``, the project's readers or an admin) always includes them,
 and is ``{}`` for a project with no usage.
+
+Instances are taken in (created_at, id) order, at most ``[api] max_limit``
+of them (Nova limits the older versions silently too); from 2.40 ``limit``
+and ``marker`` (an instance uuid) page through them, and a full page carries
+``tenant_usages_links`` (``tenant_usage_links`` on the show).
 """
 from __future__ import annotations
 
@@ -17,11 +22,12 @@ import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute.common import authorize
+from stratus.api.compute import microversion
+from stratus.api.compute.common import authorize, limit_and_marker, next_link
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.db.models import Instance
 from stratus.db.session import Database
@@ -29,6 +35,7 @@ from stratus.utils import isotime_us, utcnow
 
 POLICY_LIST = "os_compute_api:os-simple-tenant-usage:list"
 POLICY_SHOW = "os_compute_api:os-simple-tenant-usage:show"
+PAGING_VERSION = "2.40"
 
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S.%f")
 
@@ -64,9 +71,11 @@ def _hours(launched: datetime.datetime | None, terminated: datetime.datetime | N
 
 
 def _instances(db: Database, start: datetime.datetime, stop: datetime.datetime,
-               project_id: str | None) -> list[Instance]:
+               project_id: str | None, limit: int | None = None,
+               marker: str | None = None) -> list[Instance]:
     """Nova's get_active_by_window_joined: launched before the end, not
-    terminated before the start; deleted ones included."""
+    terminated before the start; deleted ones included; ``limit`` of them
+    after the instance ``marker`` (any instance, deleted or not)."""
     query = (select(Instance)
              .where(or_(Instance.terminated_at.is_(None), Instance.terminated_at > start),
                     Instance.launched_at < stop)
@@ -74,16 +83,31 @@ def _instances(db: Database, start: datetime.datetime, stop: datetime.datetime,
     if project_id is not None:
         query = query.where(Instance.project_id == project_id)
     with db.read() as s:
+        if marker is not None:
+            mark = s.execute(select(Instance.created_at, Instance.id)
+                             .where(Instance.uuid == marker)).one_or_none()
+            if mark is None:
+                raise exception.Invalid(f"Marker {marker} could not be found.")
+            query = query.where(or_(Instance.created_at > mark.created_at,
+                                    and_(Instance.created_at == mark.created_at,
+                                         Instance.id > mark.id)))
+        if limit is not None:
+            query = query.limit(limit)
         rows = list(s.scalars(query))
         s.expunge_all()
         return rows
 
 
 def tenant_usages(db: Database, start: datetime.datetime, stop: datetime.datetime,
-                  detailed: bool, project_id: str | None = None) -> list[dict[str, Any]]:
+                  detailed: bool, project_id: str | None = None, limit: int | None = None,
+                  marker: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The per-project summaries, and the uuids of the instances counted (in
+    order: the last one is the next page's marker)."""
     now = utcnow()
     summaries: dict[str, dict[str, Any]] = {}
-    for inst in _instances(db, start, stop, project_id):
+    counted: list[str] = []
+    for inst in _instances(db, start, stop, project_id, limit, marker):
+        counted.append(inst.uuid)
         hours = _hours(inst.launched_at, inst.terminated_at, start, stop)
         flavor = inst.flavor or {}
         local_gb = int(flavor.get("root_gb", inst.root_gb) or 0) + int(
@@ -116,21 +140,48 @@ def tenant_usages(db: Database, start: datetime.datetime, stop: datetime.datetim
                 "state": "terminated" if ended is not None else (inst.vm_state or ""),
                 "uptime": int(uptime.total_seconds()),
             })
-    return list(summaries.values())
+    return list(summaries.values()), counted
+
+
+def _page(req: Request) -> tuple[int, str | None, bool]:
+    """(limit, marker, links?): the query's from 2.40, else max_limit silently."""
+    if microversion.is_supported(req, PAGING_VERSION):
+        limit, marker = limit_and_marker(req)
+        return limit, marker, True
+    return req.state.conf.api.max_limit, None, False
+
+
+def _links(req: Request, collection: str, counted: list[str],
+           limit: int) -> list[dict[str, str]]:
+    return next_link(req, collection, [{"instance_id": u} for u in counted], limit,
+                     marker_key="instance_id")
 
 
 def index(req: Request) -> Response:
     authorize(req, POLICY_LIST)
     start, stop, detailed = _period(req)
-    return json_response({"tenant_usages": tenant_usages(req.state.db, start, stop,
-                                                         detailed)})
+    limit, marker, paged = _page(req)
+    usages, counted = tenant_usages(req.state.db, start, stop, detailed, limit=limit,
+                                    marker=marker)
+    body: dict[str, Any] = {"tenant_usages": usages}
+    links = _links(req, "os-simple-tenant-usage", counted, limit) if paged else []
+    if links:
+        body["tenant_usages_links"] = links
+    return json_response(body)
 
 
 def show(req: Request, project_id: str) -> Response:
     authorize(req, POLICY_SHOW, {"project_id": project_id, "user_id": req.context.user_id})
     start, stop, _ = _period(req)
-    usages = tenant_usages(req.state.db, start, stop, True, project_id)
-    return json_response({"tenant_usage": usages[0] if usages else {}})
+    limit, marker, paged = _page(req)
+    usages, counted = tenant_usages(req.state.db, start, stop, True, project_id,
+                                    limit=limit, marker=marker)
+    body: dict[str, Any] = {"tenant_usage": usages[0] if usages else {}}
+    links = (_links(req, f"os-simple-tenant-usage/{project_id}", counted, limit)
+             if paged else [])
+    if links:
+        body["tenant_usage_links"] = links
+    return json_response(body)
 
 
 def routes() -> list[Route]:

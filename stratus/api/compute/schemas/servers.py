@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from stratus import exception
@@ -98,7 +99,9 @@ create: dict[str, Any] = {
                 "adminPass": admin_password,
                 "metadata": metadata,
                 # Nova 2.1 takes a list; "auto"/"none" (2.37+) are accepted too
-                # so a client that always sends them is not turned away.
+                # so a client that always sends them (openstacksdk's
+                # networks="none" at whatever version it negotiated) is not
+                # turned away.
                 "networks": {
                     "oneOf": [
                         {"type": "array", "items": _network_item},
@@ -176,8 +179,6 @@ reboot: dict[str, Any] = {
 
 # Microversion 2.19: a description on create, update and rebuild.
 DESCRIPTION_VERSION = (2, 19)
-create_v219: dict[str, Any] = copy.deepcopy(create)
-create_v219["properties"]["server"]["properties"]["description"] = description
 update_v219: dict[str, Any] = copy.deepcopy(update)
 update_v219["properties"]["server"]["properties"]["description"] = description
 
@@ -242,8 +243,54 @@ JOINED_TABLE_FILTERS: frozenset[str] = frozenset([
 
 # -- validation entry points --------------------------------------------------------
 
+# -- the create schema's microversions -------------------------------------------
+# 2.32: an optional device ``tag`` on each network and block device mapping;
+# 2.33: the mapping's tag is gone again (a Nova bug, fixed in 2.42);
+# 2.37: ``networks`` is required, a list (uuids now strictly UUIDs, no tag:
+#       the same bug) or "auto"/"none".
+DEVICE_TAGS_VERSION = (2, 32)
+BDM_TAG_REMOVED_VERSION = (2, 33)
+NETWORKS_REQUIRED_VERSION = (2, 37)
+
+# Nova's parameter_types.tag (also the server tags' of 2.26).
+tag: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 60,
+                       "pattern": "^[^,/]*$"}
+
+
+@functools.lru_cache(maxsize=None)
+def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
+                    with_description: bool) -> dict[str, Any]:
+    schema = copy.deepcopy(create)
+    server = schema["properties"]["server"]
+    if with_description:
+        server["properties"]["description"] = description
+    if networks_required:
+        item = copy.deepcopy(_network_item)
+        item["properties"]["uuid"] = {"type": "string", "format": "uuid"}
+        server["properties"]["networks"] = {"oneOf": [
+            {"type": "array", "items": item},
+            {"type": "string", "enum": ["none", "auto"]},
+        ]}
+        server["required"] = [*server["required"], "networks"]
+    elif network_tag:
+        server["properties"]["networks"]["oneOf"][0]["items"]["properties"]["tag"] = tag
+    if bdm_tag:
+        server["properties"]["block_device_mapping_v2"]["items"]["properties"]["tag"] = tag
+    return schema
+
+
+def create_schema(version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
+    """Nova's server create schema at ``version`` (2.1 up to 2.37's changes, and 2.19's description)."""
+    version = tuple(version)  # type: ignore[assignment]
+    return _create_variant(
+        network_tag=DEVICE_TAGS_VERSION <= version < NETWORKS_REQUIRED_VERSION,
+        bdm_tag=DEVICE_TAGS_VERSION <= version < BDM_TAG_REMOVED_VERSION,
+        networks_required=version >= NETWORKS_REQUIRED_VERSION,
+        with_description=version >= DESCRIPTION_VERSION)
+
+
 def validate_create(body: Any, version: tuple[int, int] = (2, 1)) -> None:
-    common.validate(create_v219 if version >= DESCRIPTION_VERSION else create, body)
+    common.validate(create_schema(version), body)
     server = body["server"]
     if "description" in server:
         check_description(server["description"])

@@ -22,11 +22,12 @@ import datetime
 import hashlib
 from typing import Any, Callable, Iterable
 
-
+from stratus.api.compute import microversion
 from stratus.api.compute.common import base_url, can
 from stratus.api.wsgi import Request
 from stratus.compute.vm_states import status_from_state
 from stratus.db import services as db_services
+from stratus.db import tags as db_tags
 
 POLICY_EXTENDED_ATTRIBUTES = "os_compute_api:os-extended-server-attributes"
 POLICY_HOST_STATUS = "os_compute_api:servers:show:host_status"
@@ -50,6 +51,7 @@ PROGRESS_STATUSES = frozenset(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_R
                                "MIGRATING"])
 FAULT_STATUSES = frozenset(["ERROR", "DELETED"])
 INSTANCE_NAME_TEMPLATE = "instance-%08x"  # Nova's default instance_name_template
+TAGS_VERSION = "2.26"  # full server bodies (show, detail, PUT, rebuild) list "tags"
 
 
 def isotime(value: datetime.datetime | None) -> str | None:
@@ -126,8 +128,13 @@ class ServerViewBuilder:
     def __init__(self, root_url: str, is_admin: bool,
                  extended_attributes: bool | None = None,
                  version: tuple[int, int] = (2, 1),
-                 host_status: HostStatus | None = None) -> None:
+                 host_status: HostStatus | None = None, db: Any = None,
+                 show_tags: bool = False) -> None:
         self.is_admin = is_admin
+        # 2.26: "tags", read from ``db`` (all of a list's at once, see detail()).
+        self.show_tags = show_tags
+        self._db = db
+        self._tags: dict[str, list[str]] = {}
         # OS-EXT-SRV-ATTR:* (os_compute_api:os-extended-server-attributes).
         self.extended_attributes = is_admin if extended_attributes is None \
             else extended_attributes
@@ -151,7 +158,8 @@ class ServerViewBuilder:
             host_status = host_status_lookup(req.state.db,
                                              req.state.conf.DEFAULT.service_down_time)
         return cls(base_url(req), bool(req.context.is_admin),
-                   can(req, POLICY_EXTENDED_ATTRIBUTES), version, host_status)
+                   can(req, POLICY_EXTENDED_ATTRIBUTES), version, host_status,
+                   db=req.state.db, show_tags=microversion.is_supported(req, TAGS_VERSION))
 
     # -- pieces ------------------------------------------------------------------
     def links(self, uuid: str) -> list[dict[str, str]]:
@@ -167,6 +175,20 @@ class ServerViewBuilder:
         if cached is None:
             cached = self._host_ids[key] = host_id(project_id, host)
         return cached
+
+    def prefetch_tags(self, instances: Iterable[dict[str, Any]]) -> None:
+        """Read the tags of many instances in one go (when they are shown)."""
+        if not self.show_tags:
+            return
+        uuids = [i["uuid"] for i in instances if i["uuid"] not in self._tags]
+        found = db_tags.tags_get_by_instances(self._db, uuids)
+        for uuid in uuids:
+            self._tags[uuid] = found.get(uuid, [])
+
+    def _tags_of(self, uuid: str) -> list[str]:
+        if uuid not in self._tags:
+            self._tags[uuid] = db_tags.tags_get(self._db, uuid)
+        return self._tags[uuid]
 
     def _image(self, image_ref: str | None) -> dict[str, Any] | str:
         if not image_ref:
@@ -236,6 +258,8 @@ class ServerViewBuilder:
             server["locked"] = bool(instance.get("locked"))
         if self.show_description:
             server["description"] = instance.get("display_description")
+        if self.show_tags:
+            server["tags"] = self._tags_of(uuid)
         return server
 
     def show(self, instance: dict[str, Any]) -> dict[str, Any]:
@@ -286,4 +310,6 @@ class ServerViewBuilder:
         return [self.basic(i) for i in instances]
 
     def detail(self, instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        instances = list(instances)
+        self.prefetch_tags(instances)
         return [self.show(i) for i in instances]

@@ -1,0 +1,124 @@
+"""Unmodified openstacksdk and python-openstackclient against a cloud that
+advertises microversion 2.40 (microversions 2.20-2.40): the in-process cloud
+served over real HTTP on a thread, the clients negotiating their versions as
+they do against Nova. OSC runs in this process (``openstackclient.shell``),
+so the raised maximum applies to it too."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from stratus.api.compute import microversion
+from tests.cloud import ADMIN_PASSWORD, InProcessCloud
+from tests.functional.harness import free_port
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessCloud, str]]:
+    patch = pytest.MonkeyPatch()
+    patch.setattr(microversion, "MAX_VERSION", "2.40")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = free_port()
+    cloud = InProcessCloud(tmp_path_factory.mktemp("clients-mid"), hosts=("host1", "host2"),
+                           overrides={("api", "port"): port})
+    server = make_server("127.0.0.1", port, cloud.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield cloud, f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        cloud.close()
+        patch.undo()
+
+
+@pytest.fixture(scope="module")
+def conn(served: tuple[InProcessCloud, str]) -> Any:
+    import openstack
+
+    return openstack.connect(auth_url=f"{served[1]}/identity", username="admin",
+                             password=ADMIN_PASSWORD, project_name="admin",
+                             user_domain_name="Default", project_domain_name="Default",
+                             region_name="RegionOne", identity_api_version="3")
+
+
+@pytest.fixture(scope="module")
+def image(served: tuple[InProcessCloud, str]) -> str:
+    return served[0].create_image("cirros")
+
+
+def osc(served: tuple[InProcessCloud, str], capsys: pytest.CaptureFixture[str],
+        *args: str) -> Any:
+    from openstackclient import shell
+
+    capsys.readouterr()
+    rc = shell.main(["--os-auth-url", f"{served[1]}/identity", "--os-username", "admin",
+                     "--os-password", ADMIN_PASSWORD, "--os-project-name", "admin",
+                     "--os-user-domain-name", "Default", "--os-project-domain-name",
+                     "Default", "--os-identity-api-version", "3", "--os-region-name",
+                     "RegionOne", *args])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    return json.loads(out) if "json" in args else out
+
+
+def test_sdk_negotiates_2_40_and_create_needs_networks(conn: Any, image: str) -> None:
+    import openstack.exceptions
+
+    assert conn.compute.get_endpoint_data().max_microversion == (2, 40)
+    with pytest.raises(openstack.exceptions.BadRequestException) as caught:
+        conn.compute.create_server(name="no-nets", image_id=image, flavor_id="1")
+    assert "'networks' is a required property" in str(caught.value)
+    server = conn.compute.create_server(name="sdk-none", image_id=image, flavor_id="1",
+                                        networks="none")
+    server = conn.compute.wait_for_server(server)
+    assert server.tags == []
+    server.add_tag(conn.compute, "red")
+    assert conn.compute.get_server(server.id).tags == ["red"]
+    assert [s.id for s in conn.compute.servers(tags="red")] == [server.id]
+    assert server.id not in [s.id for s in conn.compute.servers(not_tags="red")]
+    conn.compute.delete_server(server)
+    conn.compute.wait_for_delete(server)
+    # 2.21: the actions of a deleted server.
+    assert {a.action for a in conn.compute.server_actions(server.id)} == {"create", "delete"}
+
+
+def test_sdk_hypervisors_at_2_33(conn: Any) -> None:
+    hypervisors = list(conn.compute.hypervisors(details=True))
+    assert len(hypervisors) == 2 and all(isinstance(h.cpu_info, dict) for h in hypervisors)
+    assert [h.id for h in conn.compute.hypervisors(limit=1)] == [h.id for h in hypervisors]
+
+
+def test_osc_server_create_sends_auto_and_tags(served: tuple[InProcessCloud, str],
+                                               capsys: pytest.CaptureFixture[str],
+                                               image: str) -> None:
+    created = osc(served, capsys, "server", "create", "--image", image, "--flavor", "1",
+                  "--wait", "osc-vm", "-f", "json")
+    assert created["status"] == "ACTIVE" and created["tags"] == []
+    osc(served, capsys, "server", "set", "--tag", "blue", "osc-vm")
+    listed = osc(served, capsys, "server", "list", "--tags", "blue", "-f", "json")
+    assert [s["Name"] for s in listed] == ["osc-vm"]
+    assert osc(served, capsys, "server", "show", "osc-vm", "-f", "json")["tags"] == ["blue"]
+    osc(served, capsys, "server", "unset", "--tag", "blue", "osc-vm")
+    assert osc(served, capsys, "server", "list", "--tags", "blue", "-f", "json") == []
+
+
+def test_osc_reads_at_2_40(served: tuple[InProcessCloud, str],
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    shown = osc(served, capsys, "hypervisor", "show", "1", "-f", "json")
+    assert isinstance(shown["cpu_info"], dict)
+    assert len(osc(served, capsys, "hypervisor", "list", "-f", "json")) == 2
+    assert "PRIVATE KEY" in osc(served, capsys, "keypair", "create", "osc-key")
+    assert [k["Name"] for k in osc(served, capsys, "keypair", "list", "-f", "json")] == [
+        "osc-key"]
+    quotas = {q["Resource"]: q["Limit"]
+              for q in osc(served, capsys, "quota", "show", "--compute", "-f", "json")}
+    assert quotas["cores"] == 20 and quotas["floating_ips"] is None  # gone at 2.36
+    usage = osc(served, capsys, "usage", "list", "-f", "json")
+    assert usage and usage[0]["Project"]
+    osc(served, capsys, "limits", "show", "--absolute", "-f", "json")
