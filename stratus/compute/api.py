@@ -268,20 +268,37 @@ class ComputeAPI:
             return self.get(ctx, instance_id)
         return db_instances.instance_update(self.db, instance_id, updates)
 
+    #: How often a delete re-reads an instance whose task moved on under it.
+    DELETE_ATTEMPTS = 10
+
     def delete(self, ctx: RequestContext, instance_id: str) -> None:
+        """Delete wins over whatever task is under way (as Nova's): the task
+        state becomes ``deleting`` whatever it was, and the task in flight
+        fails its next compare-and-swap and stops."""
         inst = self.get(ctx, instance_id)
         self._check_locked(ctx, inst)
-        if inst["task_state"] == vm_states.DELETING:
-            return  # a delete is already under way; Nova answers 204 again
-        db_instances.action_start(self.db, instance_id, "delete", ctx.request_id,
-                                  ctx.user_id, ctx.project_id)
-        host = inst["host"]
-        if host and self._host_is_up(host):
-            db_instances.instance_update(self.db, instance_id,
-                                         {"task_state": vm_states.DELETING},
-                                         expected_task_state=inst["task_state"])
+        for _ in range(self.DELETE_ATTEMPTS):
+            if inst["task_state"] == vm_states.DELETING:
+                return  # a delete is already under way; Nova answers 204 again
+            host = inst["host"]
+            if not (host and self._host_is_up(host)):
+                break
+            try:  # the swap only guards against a concurrent delete
+                db_instances.instance_update(self.db, instance_id,
+                                             {"task_state": vm_states.DELETING},
+                                             expected_task_state=inst["task_state"])
+            except exception.UnexpectedTaskStateError:
+                inst = self.get(ctx, instance_id)  # a build or action moved on: again
+                continue
+            db_instances.action_start(self.db, instance_id, "delete", ctx.request_id,
+                                      ctx.user_id, ctx.project_id)
             self.compute_rpc.terminate_instance(ctx, host, instance_id)
             return
+        else:
+            raise exception.InstanceInvalidState(action="delete", instance_uuid=instance_id,
+                                                 attr="task_state", state=inst["task_state"])
+        db_instances.action_start(self.db, instance_id, "delete", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
         # Never scheduled, or its host is down: delete here (Nova's local delete).
         # A build racing with us fails its compare-and-swap on the deleted row
         # and gives its claim back.

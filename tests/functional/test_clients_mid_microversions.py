@@ -20,8 +20,6 @@ from tests.functional.harness import free_port
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessCloud, str]]:
-    patch = pytest.MonkeyPatch()
-    patch.setattr(microversion, "MAX_VERSION", "2.40")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = free_port()
     cloud = InProcessCloud(tmp_path_factory.mktemp("clients-mid"), hosts=("host1", "host2"),
@@ -34,7 +32,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcess
     finally:
         server.shutdown()
         cloud.close()
-        patch.undo()
 
 
 @pytest.fixture(scope="module")

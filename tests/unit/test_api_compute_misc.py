@@ -183,7 +183,8 @@ def test_root_lists_versions_without_auth(api: Api) -> None:
         assert set(v) == {"id", "status", "version", "min_version", "updated", "links"}
     assert (v20["status"], v20["version"], v20["min_version"]) == ("SUPPORTED", "", "")
     assert v20["links"] == [{"rel": "self", "href": BASE + "/v2/"}]
-    assert (v21["status"], v21["version"], v21["min_version"]) == ("CURRENT", "2.19", "2.1")
+    assert (v21["status"], v21["version"], v21["min_version"]) == (
+        "CURRENT", microversion.MAX_VERSION, "2.1")
     assert v21["updated"] == "2013-07-23T11:33:21Z"
     assert v21["links"] == [{"rel": "self", "href": BASE + "/v2.1/"}]
     assert "OpenStack-API-Version" not in resp.headers
@@ -222,12 +223,12 @@ def assert_version_headers(resp: Any, version: str) -> None:
     ({}, "2.1"),
     ({"OpenStack-API-Version": "compute 2.1"}, "2.1"),
     ({"OpenStack-API-Version": "compute 2.10"}, "2.10"),
-    ({"OpenStack-API-Version": "compute latest"}, "2.19"),
+    ({"OpenStack-API-Version": "compute latest"}, microversion.MAX_VERSION),
     ({"OpenStack-API-Version": "image 2.5, compute 2.1"}, "2.1"),
     ({"OpenStack-API-Version": "volume 3.0"}, "2.1"),
     ({"X-OpenStack-Nova-API-Version": "2.1"}, "2.1"),
     ({"X-OpenStack-Nova-API-Version": "2.19"}, "2.19"),
-    ({"X-OpenStack-Nova-API-Version": "latest"}, "2.19"),
+    ({"X-OpenStack-Nova-API-Version": "latest"}, microversion.MAX_VERSION),
 ])
 def test_negotiated_version(api: Api, headers: dict[str, str], version: str) -> None:
     resp = api.get("/v2.1/flavors", headers=headers)
@@ -244,7 +245,7 @@ def test_unsupported_version_is_406(api: Api, headers: dict[str, str]) -> None:
     resp = api.get("/v2.1/flavors", headers=headers)
     msg = fault(resp, 406, "computeFault")
     assert msg == ("Version 2.999 is not supported by the API. "
-                   "Minimum is 2.1 and maximum is 2.19.")
+                   f"Minimum is 2.1 and maximum is {microversion.MAX_VERSION}.")
     assert_version_headers(resp, "2.999")
 
 

@@ -8,7 +8,6 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from stratus.api.compute import microversion
 from stratus.db.models import Flavor
 from tests.cloud import InProcessCloud
 from tests.unit.test_quotas import Tenant, public_image
@@ -28,7 +27,6 @@ V2_23 = {"OpenStack-API-Version": "compute 2.23"}
 
 @pytest.fixture
 def cloud(tmp_path, monkeypatch):
-    monkeypatch.setattr(microversion, "MAX_VERSION", "2.23")  # raised elsewhere, later
     c = InProcessCloud(tmp_path, hosts=HOSTS,
                        overrides={("scheduler", "host_state_max_age"): 0.0})
     yield c

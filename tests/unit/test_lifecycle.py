@@ -184,3 +184,29 @@ def test_delete_while_host_is_down_then_host_cleans_up_the_guest(tmp_path):
         assert driver.list_instances() == []
     finally:
         cloud.close()
+
+
+def test_a_delete_wins_over_a_task_that_moved_on_under_it(cloud, monkeypatch):
+    """The delete read the server while a build or action was at one step and
+    the task moved on before the delete wrote: it re-reads and still deletes
+    (Nova's delete wins), instead of a 409 that leaves the server running."""
+    from stratus.compute.api import ComputeAPI
+
+    server = cloud.boot("raced")
+    original = ComputeAPI.get
+    reads = []
+
+    def stale_first(self, ctx, instance_id, *args, **kwargs):
+        inst = original(self, ctx, instance_id, *args, **kwargs)
+        reads.append(instance_id)
+        if len(reads) == 2:  # the delete's first read: a step the task has left
+            inst = {**inst, "task_state": "spawning"}
+        return inst
+
+    monkeypatch.setattr(ComputeAPI, "get", stale_first)
+    assert cloud.compute("DELETE", f"/servers/{server['id']}").status_code == 204
+    assert len(reads) >= 3  # re-read after the refused swap
+    cloud.wait_for(server["id"], "DELETED")
+    actions = cloud.compute("GET", f"/servers/{server['id']}/os-instance-actions",
+                            headers={"OpenStack-API-Version": "compute 2.21"}).get_json()
+    assert sorted(a["action"] for a in actions["instanceActions"]) == ["create", "delete"]

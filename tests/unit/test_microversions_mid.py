@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from stratus.api.compute import microversion
 from stratus.db import instances as db_instances
 from stratus.db import tags as db_tags
 from tests import compute_schemas as S
@@ -26,11 +25,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
                                   ("quota", "ram"): -1})
     yield c
     c.close()
-
-
-@pytest.fixture(autouse=True)
-def max_240(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(microversion, "MAX_VERSION", "2.40")
 
 
 @pytest.fixture(scope="module")

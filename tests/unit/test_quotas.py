@@ -773,10 +773,12 @@ def test_openstacksdk_quota_sets_and_limits(tmp_path: Any) -> None:
         image = public_image(served.cloud)
         mine = served.connect("demo", DEMO_PASSWORD, "demo")
         try:
-            server = mine.compute.create_server(name="sdk-vm", flavor_id="42", image_id=image)
+            server = mine.compute.create_server(name="sdk-vm", flavor_id="42", image_id=image,
+                                                networks="none")
             mine.compute.wait_for_server(server, wait=30)
             with pytest.raises(openstack.exceptions.ForbiddenException) as err:
-                mine.compute.create_server(name="too-many", flavor_id="42", image_id=image)
+                mine.compute.create_server(name="too-many", flavor_id="42", image_id=image,
+                                           networks="none")
             assert ("Quota exceeded for instances: Requested 1, but already used 1 of 1 "
                     "instances") in str(err.value)
             limits = mine.compute.get_limits()

@@ -21,7 +21,7 @@ from stratus import exception
 MIN_VERSION = "2.1"
 # Advertise only what is fully implemented (every change up to it); raise as
 # features land. 2.2-2.19: see NOTES.md "Microversions 2.2-2.19".
-MAX_VERSION = "2.19"
+MAX_VERSION = "2.40"
 
 SERVICE_TYPE = "compute"
 HEADER = "OpenStack-API-Version"
