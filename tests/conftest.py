@@ -86,10 +86,14 @@ def conf(tmp_path):
 
 
 @pytest.fixture
-def cloud(tmp_path):
-    """Every service in this process on the in-process transport and SQLite."""
+def cloud(request, tmp_path):
+    """Every service in this process on the in-process transport and SQLite;
+    one compute host per name in the test module's ``HOSTS`` (default one),
+    and with several the scheduler re-reads the hosts before each decision."""
     from tests.cloud import InProcessCloud
 
-    c = InProcessCloud(tmp_path)
+    hosts = getattr(request.module, "HOSTS", ("host1",))
+    overrides = {("scheduler", "host_state_max_age"): 0.0} if len(hosts) > 1 else {}
+    c = InProcessCloud(tmp_path, hosts=hosts, overrides=overrides)
     yield c
     c.close()

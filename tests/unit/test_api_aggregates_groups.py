@@ -13,14 +13,6 @@ HOSTS = ("host1", "host2", "host3")
 
 
 @pytest.fixture
-def cloud(tmp_path):
-    c = InProcessCloud(tmp_path, hosts=HOSTS,
-                       overrides={("scheduler", "host_state_max_age"): 0.0})
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def demo(cloud: InProcessCloud) -> str:
     project = backend.create_project(cloud.db, "demo")
     user = backend.create_user(cloud.db, "demo", "pw")

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from stratus.db.models import Flavor
-from tests.cloud import InProcessCloud
 from tests.unit.test_quotas import Tenant, public_image
 from tests.unit.test_resize import HOSTS, act, host_of
 
@@ -23,14 +22,6 @@ SERVER_MIGRATION_KEYS = {"created_at", "dest_compute", "dest_host", "dest_node",
                          "memory_remaining_bytes", "memory_total_bytes"}
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$")
 V2_23 = {"OpenStack-API-Version": "compute 2.23"}
-
-
-@pytest.fixture
-def cloud(tmp_path, monkeypatch):
-    c = InProcessCloud(tmp_path, hosts=HOSTS,
-                       overrides={("scheduler", "host_state_max_age"): 0.0})
-    yield c
-    c.close()
 
 
 def migrations(cloud, query="", **kw):

@@ -1,22 +1,12 @@
 """Resize and cold migrate (Nova's flow) on two fake hosts in process."""
 from __future__ import annotations
 
-import pytest
-
 from stratus.db import resizes as db_resizes
 from stratus.db import services as db_services
 from tests.cloud import InProcessCloud
 from tests.unit.test_quotas import Tenant, public_image
 
 HOSTS = ("host1", "host2")
-
-
-@pytest.fixture
-def cloud(tmp_path):
-    c = InProcessCloud(tmp_path, hosts=HOSTS,
-                       overrides={("scheduler", "host_state_max_age"): 0.0})
-    yield c
-    c.close()
 
 
 def act(cloud, server_id, body, **kw):

@@ -30,14 +30,6 @@ class ProcessDied(BaseException):
     """The compute process stops here: nothing after this line runs."""
 
 
-@pytest.fixture
-def cloud(tmp_path):
-    c = InProcessCloud(tmp_path, hosts=HOSTS,
-                       overrides={("scheduler", "host_state_max_age"): 0.0})
-    yield c
-    c.close()
-
-
 def die(monkeypatch, obj: Any, name: str, after: bool = False) -> threading.Event:
     """Make ``obj.name`` kill its caller (before or ``after`` doing its work);
     the event is set once it did."""

@@ -19,14 +19,6 @@ PATCH = "application/openstack-images-v2.1-json-patch"
 
 
 @pytest.fixture
-def cloud(tmp_path):
-    c = InProcessCloud(tmp_path, hosts=HOSTS,
-                       overrides={("scheduler", "host_state_max_age"): 0.0})
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def image(cloud: InProcessCloud) -> str:
     image_id = cloud.create_image()
     resp = cloud.request("PATCH", f"/image/v2/images/{image_id}",
