@@ -138,9 +138,9 @@ class AllInOne:
 
     def start(self, timeout: float = 60.0) -> None:
         self.process.start()
-        try:
-            wait_until(lambda: api_ready(self.url) or not self.process.alive(), timeout,
-                       what="the all-in-one API")
+        try:  # the banner comes once every service started (the API serves just before)
+            wait_until(lambda: (api_ready(self.url) and "Stratus is running" in self.process.log())
+                       or not self.process.alive(), timeout, what="the all-in-one API")
         finally:
             if not self.process.alive():
                 raise RuntimeError("all-in-one died:\n" + self.process.log())
@@ -213,12 +213,15 @@ class Deployment:
                          control_options or {})
         with open(self.control_conf, "w") as f:
             f.write(common + "host = controller\n" + ini(control))
+        self.transport_url = transport_url
         self.scheduler_confs = [self.control_conf]
+        self.scheduler_hosts = ["controller"]
         for index in range(2, schedulers + 1):  # each scheduler its own service host
             path = os.path.join(workdir, f"scheduler{index}.conf")
             with open(path, "w") as f:
                 f.write(common + f"host = scheduler{index}\n" + ini(control))
             self.scheduler_confs.append(path)
+            self.scheduler_hosts.append(f"scheduler{index}")
         self.fake_hosts = fake_hosts
         self.compute_confs = {}
         for host in compute_hosts + (("fleet",) if fake_hosts else ()):
@@ -262,6 +265,25 @@ class Deployment:
                    what="compute services up")
         wait_until(lambda: len(list(conn.compute.hypervisors())) == self.compute_count,
                    60, interval=0.5, what="compute nodes reported")
+        self.wait_for_schedulers()
+
+    def wait_for_schedulers(self, timeout: float = 30.0) -> None:
+        """Until every scheduler's cached host states hold every compute node
+        (a new node joins at its next refresh, up to ``host_state_max_age``
+        after it reported)."""
+        from stratus import rpc
+        from stratus.context import get_admin_context
+        from stratus.scheduler.rpcapi import SchedulerAPI
+
+        transport = rpc.get_transport(self.transport_url)
+        try:
+            api = SchedulerAPI(transport, timeout=30)
+            for host in self.scheduler_hosts:
+                wait_until(lambda: api.scheduler_stats(get_admin_context(), server=host)[
+                    "hosts"] >= self.compute_count, timeout, interval=0.2,
+                    what=f"scheduler {host} to see every compute node")
+        finally:
+            transport.cleanup()
 
     @property
     def password(self) -> str:
