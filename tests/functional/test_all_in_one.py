@@ -13,18 +13,21 @@ pytestmark = pytest.mark.functional
 def test_state_survives_a_restart_and_sigterm_is_clean(tmp_path):
     aio = AllInOne(str(tmp_path / "state"))
     aio.start()
-    out = aio.process.log()
-    assert f"export OS_CLIENT_CONFIG_FILE={aio.clouds_yaml}" in out
-    assert "export OS_CLOUD=stratus" in out
-    conn = aio.connect()
-    image = conn.image.create_image(name="img", data=b"y" * 2048, disk_format="raw",
-                                    container_format="bare")
-    flavor = next(f for f in conn.compute.flavors() if f.name == "m1.tiny")
-    server = conn.compute.create_server(name="keep", image_id=image.id, flavor_id=flavor.id,
-                                        networks="none")
-    server = conn.compute.wait_for_server(server, status="ACTIVE", wait=30, interval=0.1)
-    password = aio.password
-    assert aio.stop() == 0, aio.process.log()
+    try:
+        out = aio.process.log()
+        assert f"export OS_CLIENT_CONFIG_FILE={aio.clouds_yaml}" in out
+        assert "export OS_CLOUD=stratus" in out
+        conn = aio.connect()
+        image = conn.image.create_image(name="img", data=b"y" * 2048, disk_format="raw",
+                                        container_format="bare")
+        flavor = next(f for f in conn.compute.flavors() if f.name == "m1.tiny")
+        server = conn.compute.create_server(name="keep", image_id=image.id,
+                                            flavor_id=flavor.id, networks="none")
+        server = conn.compute.wait_for_server(server, status="ACTIVE", wait=30, interval=0.1)
+        password = aio.password
+    finally:
+        stopped = aio.stop()
+    assert stopped == 0, aio.process.log()
 
     again = AllInOne(aio.state_dir)
     again.start()

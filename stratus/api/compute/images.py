@@ -14,8 +14,7 @@ UNKNOWN), ``progress``, ``created``/``updated``, ``OS-EXT-IMG-SIZE:size``,
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
 from werkzeug.wrappers import Response
 
@@ -42,32 +41,22 @@ PROXY_REMOVED_VERSION = "2.36"
 IMAGE_META_PROXY_REMOVED_VERSION = "2.39"
 
 
-def _until(removed_in: str, handler: Callable[..., Response]) -> Callable[..., Response]:
-    """``handler`` below microversion ``removed_in``; from it, the 404 Nova
-    answers for a method no longer in the requested version."""
-    @functools.wraps(handler)
-    def wrapped(req: Request, **params: str) -> Response:
-        if microversion.is_supported(req, removed_in):
-            raise exception.NotFound("The resource could not be found.")
-        return handler(req, **params)
-    return wrapped
-
-
 def routes() -> list[Route]:
     meta = "/v2.1/images/<image_id>/metadata"
     images = PROXY_REMOVED_VERSION
     metas = IMAGE_META_PROXY_REMOVED_VERSION
+    only_in = microversion.only_in
     return [
-        Route("GET", "/v2.1/images", _until(images, index)),
-        Route("GET", "/v2.1/images/detail", _until(images, detail)),
-        Route("GET", "/v2.1/images/<image_id>", _until(images, show)),
-        Route("DELETE", "/v2.1/images/<image_id>", _until(images, delete)),
-        Route("GET", meta, _until(metas, metadata_index)),
-        Route("POST", meta, _until(metas, metadata_create)),
-        Route("PUT", meta, _until(metas, metadata_update_all)),
-        Route("GET", meta + "/<key>", _until(metas, metadata_show)),
-        Route("PUT", meta + "/<key>", _until(metas, metadata_update)),
-        Route("DELETE", meta + "/<key>", _until(metas, metadata_delete)),
+        Route("GET", "/v2.1/images", only_in(index, until=images)),
+        Route("GET", "/v2.1/images/detail", only_in(detail, until=images)),
+        Route("GET", "/v2.1/images/<image_id>", only_in(show, until=images)),
+        Route("DELETE", "/v2.1/images/<image_id>", only_in(delete, until=images)),
+        Route("GET", meta, only_in(metadata_index, until=metas)),
+        Route("POST", meta, only_in(metadata_create, until=metas)),
+        Route("PUT", meta, only_in(metadata_update_all, until=metas)),
+        Route("GET", meta + "/<key>", only_in(metadata_show, until=metas)),
+        Route("PUT", meta + "/<key>", only_in(metadata_update, until=metas)),
+        Route("DELETE", meta + "/<key>", only_in(metadata_delete, until=metas)),
     ]
 
 

@@ -10,6 +10,7 @@ varies with the version headers.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable, NamedTuple
 
@@ -73,6 +74,19 @@ def is_supported(req: Request, minimum: str, maximum: str | None = None) -> bool
     if version < APIVersion.parse(minimum):
         return False
     return maximum is None or version <= APIVersion.parse(maximum)
+
+
+def only_in(handler: Callable[..., Response], since: str | None = None,
+            until: str | None = None) -> Callable[..., Response]:
+    """``handler`` for the versions in [``since``, ``until``); outside them,
+    the 404 Nova answers for a method the requested version does not have."""
+    @functools.wraps(handler)
+    def wrapped(req: Request, **params: str) -> Response:
+        if (since is not None and not is_supported(req, since)) or \
+                (until is not None and is_supported(req, until)):
+            raise exception.NotFound("The resource could not be found.")
+        return handler(req, **params)
+    return wrapped
 
 
 def _standard_header_version(value: str) -> str | None:

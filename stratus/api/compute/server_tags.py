@@ -10,8 +10,7 @@ at most 50. Changes need the server ACTIVE, PAUSED, SUSPENDED or STOPPED
 """
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import jsonschema
@@ -46,24 +45,16 @@ UPDATE_ALL_SCHEMA: dict[str, Any] = {
 UPDATE_SCHEMA: dict[str, Any] = {"type": "null"}  # PUT /tags/{tag} takes no body
 
 
-def _since_2_26(handler: Callable[..., Response]) -> Callable[..., Response]:
-    @functools.wraps(handler)
-    def wrapped(req: Request, **params: str) -> Response:
-        if not microversion.is_supported(req, TAGS_VERSION):
-            raise exception.NotFound("The resource could not be found.")
-        return handler(req, **params)
-    return wrapped
-
-
 def routes() -> list[Route]:
     base = "/v2.1/servers/<server_id>/tags"
+    only_in = microversion.only_in
     return [
-        Route("GET", base, _since_2_26(index)),
-        Route("PUT", base, _since_2_26(update_all)),
-        Route("DELETE", base, _since_2_26(delete_all)),
-        Route("GET", base + "/<tag>", _since_2_26(show)),
-        Route("PUT", base + "/<tag>", _since_2_26(update)),
-        Route("DELETE", base + "/<tag>", _since_2_26(delete)),
+        Route("GET", base, only_in(index, since=TAGS_VERSION)),
+        Route("PUT", base, only_in(update_all, since=TAGS_VERSION)),
+        Route("DELETE", base, only_in(delete_all, since=TAGS_VERSION)),
+        Route("GET", base + "/<tag>", only_in(show, since=TAGS_VERSION)),
+        Route("PUT", base + "/<tag>", only_in(update, since=TAGS_VERSION)),
+        Route("DELETE", base + "/<tag>", only_in(delete, since=TAGS_VERSION)),
     ]
 
 
