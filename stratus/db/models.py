@@ -291,6 +291,9 @@ class Instance(TimestampMixin, Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     # Scheduling request (flavor, image, AZ, retries) kept for reschedules.
     request_spec: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Microversion 2.63: the image certificate ids the guest's image must be
+    # signed with (None: none asked for).
+    trusted_certs: Mapped[list[str] | None] = mapped_column(JSON)
 
     metadata_items: Mapped[list["InstanceMetadata"]] = relationship(
         back_populates="instance", cascade="all, delete-orphan", lazy="selectin")
@@ -582,6 +585,21 @@ class Quota(TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[str] = mapped_column(String(255))
+    resource: Mapped[str] = mapped_column(String(255))
+    hard_limit: Mapped[int] = mapped_column(Integer)
+
+
+class QuotaClass(TimestampMixin, Base):
+    """A quota class's limit for one resource (Nova's ``quota_classes``): the
+    ``default`` class's rows override the ``[quota]`` defaults
+    (os-quota-class-sets)."""
+
+    __tablename__ = "quota_classes"
+    __table_args__ = (UniqueConstraint("class_name", "resource",
+                                       name="uniq_quota_classes0class_name0resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    class_name: Mapped[str] = mapped_column(String(255))
     resource: Mapped[str] = mapped_column(String(255))
     hard_limit: Mapped[int] = mapped_column(Integer)
 
