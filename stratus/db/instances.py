@@ -125,6 +125,7 @@ def instances_add(s: Session, rows: Iterable[dict[str, Any]], action: str | None
     """:func:`instance_create_many` inside the caller's transaction (the
     compute API's, which holds the project's quota lock)."""
     created = []
+    now = utcnow()
     for values in rows:
         values = dict(values)
         metadata = values.pop("metadata", None) or {}
@@ -134,7 +135,8 @@ def instances_add(s: Session, rows: Iterable[dict[str, Any]], action: str | None
         if action:
             s.add(InstanceAction(action=action, instance_uuid=inst.uuid,
                                  request_id=request_id or "", user_id=inst.user_id,
-                                 project_id=inst.project_id, start_time=utcnow()))
+                                 project_id=inst.project_id, start_time=now,
+                                 updated_at=now))
         created.append(inst)
     s.flush()
     return [_as_dict(i) for i in created]
@@ -414,8 +416,10 @@ def fault_create(db: Database, uuid: str, code: int, message: str,
 def action_start(db: Database, uuid: str, action: str, request_id: str,
                  user_id: str | None, project_id: str | None) -> None:
     with db.write() as s:
+        now = utcnow()  # updated_at too, as Nova's (2.58 shows and filters on it)
         s.add(InstanceAction(action=action, instance_uuid=uuid, request_id=request_id,
-                             user_id=user_id, project_id=project_id, start_time=utcnow()))
+                             user_id=user_id, project_id=project_id, start_time=now,
+                             updated_at=now))
 
 
 def _action_for(s: Session, uuid: str, request_id: str) -> InstanceAction | None:
@@ -432,6 +436,7 @@ def _record_event(s: Session, uuid: str, event: dict[str, Any]) -> None:
     if event["phase"] == "start":
         s.add(InstanceActionEvent(action_id=action.id, event=event["event"],
                                   host=event.get("host"), start_time=now))
+        action.updated_at = now  # as Nova: the last time an event was recorded
         return
     ev = s.scalars(select(InstanceActionEvent).where(
         InstanceActionEvent.action_id == action.id,

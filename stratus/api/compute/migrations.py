@@ -10,6 +10,10 @@ fields, 2.23 adds ``migration_type`` and, for a migration in progress, the
 migrations there; Stratus has none, so it lists its resizes and cold
 migrations in progress (the same body, the live-migration byte counters null).
 ``dest_host`` is the destination host's IP as its compute node reports it.
+
+2.59 adds each migration's ``uuid`` (both APIs) and pages ``/os-migrations``
+(``limit``, ``marker`` a migration uuid, ``changes-since``; the query strict;
+``migrations_links`` with the next page when one is full).
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import microversion
-from stratus.api.compute.common import authorize, get_server, resource_links
+from stratus.api.compute import list_query, microversion
+from stratus.api.compute.common import (authorize, get_server, limit_and_marker, next_link,
+                                        resource_links)
 from stratus.api.wsgi import Request, Route, json_response
 from stratus.db import resizes as db_resizes
 from stratus.db.models import ComputeNode, Flavor
@@ -31,7 +36,10 @@ POLICY_INDEX = "os_compute_api:os-migrations:index"
 POLICY_SERVER_INDEX = "os_compute_api:servers:migrations:index"
 POLICY_SERVER_SHOW = "os_compute_api:servers:migrations:show"
 TYPE_VERSION = "2.23"  # migration_type, links and /servers/{id}/migrations
+PAGING_VERSION = "2.59"  # uuid, limit/marker/changes-since, migrations_links
 FILTERS = ("host", "status", "instance_uuid", "source_compute", "migration_type")
+# Nova's list_query_params_v259 (``hidden`` is accepted and ignored, as Nova's API does).
+QUERY_V259 = ("hidden",) + FILTERS + list_query.PAGING_PARAMS
 _BYTES = ("disk_processed_bytes", "disk_remaining_bytes", "disk_total_bytes",
           "memory_processed_bytes", "memory_remaining_bytes", "memory_total_bytes")
 
@@ -64,29 +72,71 @@ def _in_progress(migration: dict[str, Any]) -> bool:
     return migration["status"] in db_resizes.IN_PROGRESS
 
 
+def _after_marker(req: Request, migrations: list[dict[str, Any]],
+                  marker: str | None) -> list[dict[str, Any]]:
+    """The migrations listed after ``marker`` (a migration uuid, found whatever
+    the filters, as Nova's), newest first; a 400 when there is none."""
+    if marker is None:
+        return migrations
+    try:
+        pivot = db_resizes.migration_get(req.state.db, marker)
+    except db_resizes.MigrationNotFound:
+        raise exception.Invalid(f"Marker {marker} could not be found.")
+    return [m for m in migrations if _sort_key(m) < _sort_key(pivot)]
+
+
+def _sort_key(m: dict[str, Any]) -> tuple[datetime.datetime, int]:
+    created = m["created_at"]
+    return (datetime.datetime.fromisoformat(created) if created else datetime.datetime.min,
+            m["id"])
+
+
+def _page(req: Request, migrations: list[dict[str, Any]]
+          ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    since = list_query.changes_since(req)
+    limit, marker = limit_and_marker(req)
+    page = list_query.updated_since(_after_marker(req, migrations, marker), since)[:limit]
+    return page, next_link(req, "os-migrations", page, limit, marker_key="uuid")
+
+
+def _migration_view(req: Request, m: dict[str, Any], flavor_ids: dict[str, int],
+                    host_ips: dict[str, str]) -> dict[str, Any]:
+    item = {
+        "id": m["id"], "status": m["status"], "instance_uuid": m["instance_uuid"],
+        "source_node": m["source_node"], "source_compute": m["source_compute"],
+        "dest_node": m["dest_node"], "dest_compute": m["dest_compute"],
+        "dest_host": host_ips.get(m["dest_compute"] or ""),
+        "old_instance_type_id": flavor_ids.get((m["old_flavor"] or {}).get("flavorid")),
+        "new_instance_type_id": flavor_ids.get((m["new_flavor"] or {}).get("flavorid")),
+        "created_at": _time(m["created_at"]), "updated_at": _time(m["updated_at"])}
+    if microversion.is_supported(req, TYPE_VERSION):
+        item["migration_type"] = m["migration_type"]
+        if _in_progress(m):
+            item["links"] = resource_links(
+                req, f"servers/{m['instance_uuid']}/migrations", str(m["id"]))
+    if microversion.is_supported(req, PAGING_VERSION):
+        item["uuid"] = m["uuid"]
+    return item
+
+
 def index(req: Request) -> Response:
+    paged = microversion.is_supported(req, PAGING_VERSION)
+    if paged:  # Nova validates the query first
+        list_query.check_strict(req, QUERY_V259)
+        list_query.changes_since(req)
+        limit_and_marker(req)
     authorize(req, POLICY_INDEX)
     filters = {key: req.args.getlist(key)[-1] for key in FILTERS if req.args.get(key)}
     migrations = db_resizes.migrations_list(req.state.db, filters)
+    links: list[dict[str, str]] = []
+    if paged:
+        migrations, links = _page(req, migrations)
     flavor_ids, host_ips = _flavor_ids(req), _host_ips(req)
-    typed = microversion.is_supported(req, TYPE_VERSION)
-    body = []
-    for m in migrations:
-        item = {
-            "id": m["id"], "status": m["status"], "instance_uuid": m["instance_uuid"],
-            "source_node": m["source_node"], "source_compute": m["source_compute"],
-            "dest_node": m["dest_node"], "dest_compute": m["dest_compute"],
-            "dest_host": host_ips.get(m["dest_compute"] or ""),
-            "old_instance_type_id": flavor_ids.get((m["old_flavor"] or {}).get("flavorid")),
-            "new_instance_type_id": flavor_ids.get((m["new_flavor"] or {}).get("flavorid")),
-            "created_at": _time(m["created_at"]), "updated_at": _time(m["updated_at"])}
-        if typed:
-            item["migration_type"] = m["migration_type"]
-            if _in_progress(m):
-                item["links"] = resource_links(
-                    req, f"servers/{m['instance_uuid']}/migrations", str(m["id"]))
-        body.append(item)
-    return json_response({"migrations": body})
+    body: dict[str, Any] = {"migrations": [_migration_view(req, m, flavor_ids, host_ips)
+                                           for m in migrations]}
+    if links:
+        body["migrations_links"] = links
+    return json_response(body)
 
 
 def _require_type_version(req: Request) -> None:
@@ -95,11 +145,15 @@ def _require_type_version(req: Request) -> None:
 
 
 def _server_migration(req: Request, m: dict[str, Any]) -> dict[str, Any]:
-    return {"created_at": _time(m["created_at"]), "dest_compute": m["dest_compute"],
-            "dest_host": _host_ips(req).get(m["dest_compute"] or ""), "dest_node": m["dest_node"], "id": m["id"],
+    body = {"created_at": _time(m["created_at"]), "dest_compute": m["dest_compute"],
+            "dest_host": _host_ips(req).get(m["dest_compute"] or ""),
+            "dest_node": m["dest_node"], "id": m["id"],
             "server_uuid": m["instance_uuid"], "source_compute": m["source_compute"],
             "source_node": m["source_node"], "status": m["status"],
             "updated_at": _time(m["updated_at"]), **dict.fromkeys(_BYTES)}
+    if microversion.is_supported(req, PAGING_VERSION):
+        body["uuid"] = m["uuid"]
+    return body
 
 
 def _server_migrations(req: Request, server_id: str, rule: str) -> list[dict[str, Any]]:

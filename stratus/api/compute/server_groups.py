@@ -1,4 +1,4 @@
-"""``/os-server-groups`` up to microversion 2.63 (Nova's server_groups.py).
+"""``/os-server-groups`` (Nova's server_groups.py).
 
 A server group has one policy: ``affinity``, ``anti-affinity`` (2.1) or,
 from 2.15, ``soft-affinity``, ``soft-anti-affinity`` (a 400 before, as
@@ -6,8 +6,14 @@ Nova's schema). Servers join a group with the ``group`` scheduler hint at
 create; the scheduler keeps affinity and anti-affinity (one member per host)
 and weighs the soft policies. The 2.1 view: ``id``, ``name``, ``policies``
 (one), ``members`` (live servers), ``metadata`` ({}); 2.13 adds
-``project_id`` and ``user_id``. Users see their project's groups; admins see
-every project's with ``all_projects``. Create answers 200, delete 204.
+``project_id`` and ``user_id``. From 2.64 a group is created with one
+``policy`` (a string; ``policies`` is refused) and optional ``rules``
+(``max_server_per_host`` >= 1, anti-affinity only), and the view has
+``policy`` and ``rules`` ({} when none) instead of ``policies`` and
+``metadata``. An anti-affinity group's ``max_server_per_host`` is how many
+members one host may hold (1 without it), kept by the scheduler's filter and
+its claim. Users see their project's groups; admins see every project's with
+``all_projects``. Create answers 200, delete 204.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ from stratus import quota
 from stratus.api.compute import microversion
 from stratus.api.compute.common import authorize, query_int, validate
 from stratus.api.compute.parameter_types import bool_from_string
-from stratus.api.compute.schemas import check_name, name as name_type
+from stratus import exception
+from stratus.api.compute.schemas import check_minimum, check_name, name as name_type, positive_integer
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import quotas as db_quotas
 from stratus.db import server_groups as db_groups
@@ -33,6 +40,9 @@ POLICY_DELETE = "os_compute_api:os-server-groups:delete"
 
 PROJECT_USER_VERSION = "2.13"   # project_id and user_id in the view
 SOFT_POLICIES_VERSION = "2.15"  # soft-affinity and soft-anti-affinity
+GROUP_RULES_VERSION = "2.64"    # policy (a string) and rules; no policies, no metadata
+RULES_POLICY = "anti-affinity"  # the only policy that takes rules
+MAX_PER_HOST_RULE = "max_server_per_host"
 POLICIES_V21 = ("affinity", "anti-affinity")
 
 
@@ -59,11 +69,62 @@ def _create_schema(policies: tuple[str, ...]) -> dict[str, Any]:
 
 CREATE_SCHEMA = _create_schema(POLICIES_V21)
 CREATE_SCHEMA_V215 = _create_schema(db_groups.POLICIES)
+# Nova's create_v264: one policy, optional rules.
+CREATE_SCHEMA_V264: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "server_group": {
+            "type": "object",
+            "properties": {
+                "name": name_type,
+                "policy": {"type": "string", "enum": list(db_groups.POLICIES)},
+                "rules": {
+                    "type": "object",
+                    "properties": {MAX_PER_HOST_RULE: positive_integer},
+                    "additionalProperties": False,
+                },
+            },
+            "required": ["name", "policy"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["server_group"],
+    "additionalProperties": False,
+}
 
 
-def view(group: dict[str, Any], with_owner: bool = False) -> dict[str, Any]:
-    body = {"id": group["uuid"], "name": group["name"], "policies": [group["policy"]],
-            "members": group["members"], "metadata": {}}
+def _create_schema_for(req: Request) -> dict[str, Any]:
+    if microversion.is_supported(req, GROUP_RULES_VERSION):
+        return CREATE_SCHEMA_V264
+    if microversion.is_supported(req, SOFT_POLICIES_VERSION):
+        return CREATE_SCHEMA_V215
+    return CREATE_SCHEMA
+
+
+def _rules(values: dict[str, Any]) -> dict[str, Any]:
+    """The validated 2.64 ``rules`` as stored (max_server_per_host an int);
+    a 400 when a policy other than anti-affinity has any."""
+    rules = values.get("rules") or {}
+    if MAX_PER_HOST_RULE in rules:  # part of Nova's schema check, so first
+        check_minimum(MAX_PER_HOST_RULE, rules[MAX_PER_HOST_RULE], 1)
+    if rules and values["policy"] != RULES_POLICY:
+        raise exception.ValidationError("Only anti-affinity policy supports rules.")
+    if MAX_PER_HOST_RULE not in rules:
+        return {}
+    # "2" passes Nova's positive_integer too; stored (and shown) as an int.
+    return {MAX_PER_HOST_RULE: int(rules[MAX_PER_HOST_RULE])}
+
+
+def view(group: dict[str, Any], with_owner: bool = False,
+         with_rules: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": group["uuid"], "name": group["name"]}
+    if with_rules:
+        body["policy"] = group["policy"]
+        body["rules"] = dict(group.get("rules") or {})
+    else:
+        body["policies"] = [group["policy"]]
+        body["metadata"] = {}
+    body["members"] = group["members"]
     if with_owner:
         body["project_id"] = group["project_id"]
         body["user_id"] = group["user_id"]
@@ -71,7 +132,8 @@ def view(group: dict[str, Any], with_owner: bool = False) -> dict[str, Any]:
 
 
 def _view(req: Request, group: dict[str, Any]) -> dict[str, Any]:
-    return view(group, microversion.is_supported(req, PROJECT_USER_VERSION))
+    return view(group, microversion.is_supported(req, PROJECT_USER_VERSION),
+                microversion.is_supported(req, GROUP_RULES_VERSION))
 
 
 def _scope(req: Request) -> str | None:
@@ -102,15 +164,18 @@ def index(req: Request) -> Response:
 def create(req: Request) -> Response:
     authorize(req, POLICY_CREATE)
     body = req.json_body()
-    validate(CREATE_SCHEMA_V215 if microversion.is_supported(req, SOFT_POLICIES_VERSION)
-             else CREATE_SCHEMA, body)
+    validate(_create_schema_for(req), body)
     values = body["server_group"]
     check_name(values["name"])
+    if microversion.is_supported(req, GROUP_RULES_VERSION):
+        policy, rules = values["policy"], _rules(values)
+    else:
+        policy, rules = values["policies"][0], {}
     project_id = req.context.project_id
     with db_quotas.locked_write(req.state.db, project_id) as s:
         limits = quota.QuotaEngine(req.state.conf).limits(s, project_id)
         quota.check_server_groups(limits, db_quotas.count_server_groups(s, project_id))
-        group = db_groups.group_add(s, name=values["name"], policy=values["policies"][0],
+        group = db_groups.group_add(s, name=values["name"], policy=policy, rules=rules,
                                     project_id=project_id, user_id=req.context.user_id)
     return json_response({"server_group": _view(req, group)})
 
