@@ -391,3 +391,71 @@ CREATE_SERVER_GROUP_V213 = _with(GET_SERVER_GROUP, ("server_group",), project_id
 GET_SERVER_GROUP_V213 = CREATE_SERVER_GROUP_V213
 LIST_SERVER_GROUPS_V213 = _with(LIST_SERVER_GROUPS, ("server_groups", "items"),
                                 project_id=STRING, user_id=STRING)
+
+# -- microversions 2.51-2.64: instance actions, migrations, server groups ---------------
+# (tempest's v2_23/v2_59 migrations, v2_51/v2_58/v2_62 instance_actions and v2_64
+# server_groups; Nova's schemas/instance_actions.py and migrations.py responses.)
+_MIGRATION = obj({
+    "id": INTEGER, "status": NULLABLE_STRING, "instance_uuid": NULLABLE_STRING,
+    "source_node": NULLABLE_STRING, "source_compute": NULLABLE_STRING,
+    "dest_node": NULLABLE_STRING, "dest_compute": NULLABLE_STRING,
+    "dest_host": NULLABLE_STRING, "old_instance_type_id": {"type": ["integer", "null"]},
+    "new_instance_type_id": {"type": ["integer", "null"]}, "created_at": DATE_TIME,
+    "updated_at": DATE_TIME_OR_NULL,
+}, ["id", "status", "instance_uuid", "source_node", "source_compute", "dest_node",
+    "dest_compute", "dest_host", "old_instance_type_id", "new_instance_type_id",
+    "created_at", "updated_at"])
+LIST_MIGRATIONS = body("migrations", array(_MIGRATION))
+LIST_MIGRATIONS_V223 = _with(LIST_MIGRATIONS, ("migrations", "items"),
+                             migration_type=NULLABLE_STRING)
+LIST_MIGRATIONS_V223["properties"]["migrations"]["items"]["properties"]["links"] = LINKS
+UUID = {"type": "string", "format": "uuid"}
+# 2.59: uuid (required); migrations_links when a page is full.
+LIST_MIGRATIONS_V259 = _with(LIST_MIGRATIONS_V223, ("migrations", "items"), uuid=UUID)
+LIST_MIGRATIONS_V259["properties"]["migrations_links"] = LINKS
+_SERVER_MIGRATION = obj({
+    "id": INTEGER, "server_uuid": STRING, "status": STRING, "source_compute": NULLABLE_STRING,
+    "source_node": NULLABLE_STRING, "dest_compute": NULLABLE_STRING,
+    "dest_node": NULLABLE_STRING, "dest_host": NULLABLE_STRING, "created_at": DATE_TIME,
+    "updated_at": DATE_TIME_OR_NULL,
+    **{k: {"type": ["integer", "null"]} for k in (
+        "disk_processed_bytes", "disk_remaining_bytes", "disk_total_bytes",
+        "memory_processed_bytes", "memory_remaining_bytes", "memory_total_bytes")},
+}, ["id", "server_uuid", "status", "source_compute", "source_node", "dest_compute",
+    "dest_node", "dest_host", "created_at", "updated_at", "disk_processed_bytes",
+    "disk_remaining_bytes", "disk_total_bytes", "memory_processed_bytes",
+    "memory_remaining_bytes", "memory_total_bytes"])
+LIST_SERVER_MIGRATIONS = body("migrations", array(_SERVER_MIGRATION))
+GET_SERVER_MIGRATION = body("migration", _SERVER_MIGRATION)
+LIST_SERVER_MIGRATIONS_V259 = _with(LIST_SERVER_MIGRATIONS, ("migrations", "items"), uuid=UUID)
+GET_SERVER_MIGRATION_V259 = _with(GET_SERVER_MIGRATION, ("migration",), uuid=UUID)
+
+# Instance actions. 2.51: events always there; traceback only for the events
+# policy (admins), so not required.
+_EVENT_V251 = obj({"event": STRING, "start_time": DATE_TIME, "finish_time": DATE_TIME_OR_NULL,
+                   "result": NULLABLE_STRING, "traceback": NULLABLE_STRING},
+                  ["event", "start_time", "finish_time", "result"])
+_ACTION_V251 = copy.deepcopy(_INSTANCE_ACTION)
+_ACTION_V251["properties"]["events"] = array(_EVENT_V251)
+_ACTION_V251["required"].append("events")
+SHOW_INSTANCE_ACTION_V251 = body("instanceAction", _ACTION_V251)
+# 2.58: updated_at in list and show; links in the list.
+LIST_INSTANCE_ACTIONS_V258 = _with(LIST_INSTANCE_ACTIONS, ("instanceActions", "items"),
+                                   updated_at=DATE_TIME_OR_NULL)
+LIST_INSTANCE_ACTIONS_V258["properties"]["links"] = LINKS
+SHOW_INSTANCE_ACTION_V258 = _with(SHOW_INSTANCE_ACTION_V251, ("instanceAction",),
+                                  updated_at=DATE_TIME_OR_NULL)
+# 2.62: every event's hostId (required), host for the events policy.
+SHOW_INSTANCE_ACTION_V262 = copy.deepcopy(SHOW_INSTANCE_ACTION_V258)
+_EVENT_V262 = SHOW_INSTANCE_ACTION_V262["properties"]["instanceAction"]["properties"][
+    "events"]["items"]
+_EVENT_V262["properties"].update(hostId=STRING, host=NULLABLE_STRING)
+_EVENT_V262["required"].append("hostId")
+
+# Server groups 2.64: policy and rules instead of policies and metadata.
+_SERVER_GROUP_V264 = obj({"id": STRING, "name": STRING, "policy": STRING,
+                          "rules": {"type": "object"}, "members": array(STRING),
+                          "project_id": STRING, "user_id": STRING},
+                         ["id", "name", "policy", "rules", "members", "project_id", "user_id"])
+GET_SERVER_GROUP_V264 = body("server_group", _SERVER_GROUP_V264)
+LIST_SERVER_GROUPS_V264 = body("server_groups", array(_SERVER_GROUP_V264))
