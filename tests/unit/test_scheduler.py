@@ -195,3 +195,43 @@ def test_racing_schedulers_keep_anti_affinity(database, conf):
     placed = [h for h in results.values() if h != "none"]
     assert sorted(placed) == ["h0", "h1", "h2", "h3"]
     assert list(results.values()).count("none") == 2
+
+
+def test_racing_schedulers_keep_max_server_per_host(database, conf):
+    """The claim's group check (the late check) honours an anti-affinity
+    group's max_server_per_host rule (2.64) when two schedulers with stale
+    caches place its members at once: two per host, the rest fail."""
+    from stratus.db import server_groups as db_groups
+
+    for i in range(2):
+        add_host(database, f"h{i}", memory_mb=65536)
+    group = db_groups.group_create(database, name="g2", policy="anti-affinity",
+                                   project_id="p", user_id="u",
+                                   rules={"max_server_per_host": 2})
+    members = [new_uuid() for _ in range(6)]
+    db_groups.members_add(database, group["uuid"], members)
+    conf.scheduler.host_state_max_age = 3600
+    schedulers = [SchedulerManager(conf, database), SchedulerManager(conf, database)]
+    for sched in schedulers:
+        sched.cache.refresh()
+    spec_group = dict(spec(), scheduler_hints={"group": group["uuid"]})
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(len(members))
+
+    def boot(i: int) -> None:
+        barrier.wait()
+        try:
+            [sel] = schedulers[i % 2].select_destinations(get_admin_context(), spec_group,
+                                                          [members[i]])
+            results[members[i]] = sel["host"]
+        except exception.NoValidHost:
+            results[members[i]] = "none"
+
+    threads = [threading.Thread(target=boot, args=(i,)) for i in range(len(members))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    placed = [h for h in results.values() if h != "none"]
+    assert sorted(placed) == ["h0", "h0", "h1", "h1"]
+    assert list(results.values()).count("none") == 2
