@@ -21,12 +21,12 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from stratus import quota
+from stratus import exception, quota
 from stratus.api.compute import microversion
 from stratus.api.compute.common import authorize, query_int, validate
 from stratus.api.compute.parameter_types import bool_from_string
-from stratus import exception
-from stratus.api.compute.schemas import check_minimum, check_name, name as name_type, positive_integer
+from stratus.api.compute.schemas import (check_minimum, check_name, name as name_type,
+                                         positive_integer)
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import quotas as db_quotas
 from stratus.db import server_groups as db_groups
