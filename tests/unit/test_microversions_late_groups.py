@@ -358,7 +358,7 @@ def test_2_58_updated_at_and_paging(cloud: InProcessCloud, acted: dict[str, Any]
     newest = actions[0]["updated_at"]
     since = _actions(cloud, "2.58", sid, f"?changes-since={newest}")["instanceActions"]
     assert [a["request_id"] for a in since] == [actions[0]["request_id"]]
-    future = (datetime.datetime.utcnow() + datetime.timedelta(days=1)).isoformat() + "Z"
+    future = (utcnow() + datetime.timedelta(days=1)).isoformat() + "Z"
     assert _actions(cloud, "2.58", sid, f"?changes-since={future}") == {"instanceActions": []}
     assert len(_actions(cloud, "2.58", sid, "?changes-since=2000-01-01T00:00:00Z")[
         "instanceActions"]) == 3
