@@ -116,12 +116,15 @@ class ConductorManager:
                                          image=spec["image"])
 
     def migrate_server(self, ctxt: RequestContext, instance_uuid: str, flavor: dict[str, Any],
-                       migration_type: str) -> None:
+                       migration_type: str, host: str | None = None) -> None:
         """Resize or cold-migrate (Nova's flow): record the migration, have the
         scheduler claim ``flavor`` on a destination under the migration's uuid
         (the instance keeps its allocation on the source), then cast the
         source host's ``resize_instance``. No host: back to the state it was
-        in with a fault, the migration in error."""
+        in with a fault, the migration in error. ``host`` (a cold migration's
+        requested destination, 2.56) is the only host the scheduler may pick:
+        it goes through the forced-host path (no filters; the claim still
+        checks capacity)."""
         uuid = instance_uuid
         try:
             inst = db_instances.instance_get(self.db, uuid)
@@ -143,8 +146,11 @@ class ConductorManager:
             spec["ignore_hosts"] = [inst["host"]]
         else:
             spec.pop("ignore_hosts", None)
-        for key in ("attempt", "last_failure", "admin_pass", "injected_files"):
-            spec.pop(key, None)
+        for key in ("attempt", "last_failure", "admin_pass", "injected_files",
+                    "force_hosts", "force_nodes"):
+            spec.pop(key, None)  # a boot's forced host does not bind a move (Nova's reset)
+        if host:
+            spec["force_hosts"] = [host]
         try:
             selection = self.scheduler.select_destinations(ctxt, spec, [migration["uuid"]])[0]
         except Exception as exc:  # noqa: BLE001 - NoValidHost, scheduler down...
