@@ -335,6 +335,30 @@ def test_2_56_migrate_to_the_named_host(cloud: InProcessCloud, image: str) -> No
         cloud.wait_for(sid, "ACTIVE")
 
 
+def test_2_56_naming_the_host_has_its_own_rule(cloud: InProcessCloud, image: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from stratus import exception
+    from stratus.api.compute import common, server_actions
+
+    allowed = common.authorize
+
+    def deny_host(req: Any, rule: str, target: Any = None) -> None:
+        if rule == server_actions.POLICY_MIGRATE_HOST:
+            raise exception.Forbidden(f"Policy doesn't allow {rule} to be performed.")
+        allowed(req, rule, target)
+
+    monkeypatch.setattr(common, "authorize", deny_host)
+    sid = boot(cloud, image, "mover-policy")["id"]
+    other = next(h for h in HOSTS if h != _host(cloud, sid))
+    resp = action(cloud, "2.56", sid, {"migrate": {"host": other}}, status=403)
+    assert "migrate:host" in fault_message(resp)
+    assert db_instances.instance_get(cloud.db, sid)["task_state"] is None
+    action(cloud, "2.56", sid, {"migrate": {"host": None}})
+    cloud.wait_for(sid, "VERIFY_RESIZE")
+    action(cloud, "2.56", sid, {"revertResize": None})
+    cloud.wait_for(sid, "ACTIVE")
+
+
 def test_2_56_migrate_without_a_host(cloud: InProcessCloud, image: str) -> None:
     for body in ({"migrate": None}, {"migrate": {}}, {"migrate": {"host": None}}):
         sid = boot(cloud, image, "mover-any")["id"]

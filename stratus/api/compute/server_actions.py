@@ -26,6 +26,7 @@ from stratus.api.wsgi import Request, Route, empty_response, json_response
 
 ActionHandler = Callable[[Request, str, Any], "Response | None"]
 POLICY_UNLOCK_OVERRIDE = "os_compute_api:os-lock-server:unlock:unlock_override"
+POLICY_MIGRATE_HOST = "os_compute_api:os-migrate-server:migrate:host"
 # From 2.39 createImage no longer holds its metadata to the metadata_items quota.
 IMAGE_META_QUOTA_DROPPED_VERSION = "2.39"
 # From 2.45 createImage answers {"image_id": ...} (still 202) and no Location.
@@ -168,6 +169,10 @@ def _migrate(req: Request, server_id: str, body: Any) -> None:
     if microversion.is_supported(req, schema.MIGRATE_HOST_VERSION) and \
             body["migrate"] is not None:
         host_name = body["migrate"].get("host")
+    if host_name:
+        # Nova's rule for naming the destination (ADMIN, as the action's own here).
+        instance = req.state.compute_api.get(req.context, server_id)
+        common.authorize(req, POLICY_MIGRATE_HOST, {"project_id": instance["project_id"]})
     try:
         req.state.compute_api.migrate(req.context, server_id, host_name=host_name)
     except exception.ComputeHostNotFound as exc:
