@@ -143,5 +143,5 @@ def filter_clauses(filters: dict[str, Any]) -> list[Any]:
 
 
 __all__ = ["MAX_TAG_COUNT", "InstanceTagNotFound", "tags_get", "tags_get_by_instances",
-           "tag_exists", "tag_add", "tags_set", "tags_add_new", "tag_delete", "tags_delete_all", "tags_destroy",
-           "filter_clauses"]
+           "tag_exists", "tag_add", "tags_set", "tags_add_new", "tag_delete", "tags_delete_all",
+           "tags_destroy", "filter_clauses"]

@@ -1,9 +1,11 @@
 """``POST /v2.1/servers/{id}/action``: the server actions of microversion 2.1
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
 resume, lock, unlock), each answering 202 with an empty body; createImage
-(202, the new image's URL in ``Location``; from 2.45 ``{"image_id": ...}``); rebuild (202, the server with
-its new adminPass); rescue (200 ``{"adminPass": ...}``), unrescue, shelve and unshelve (202); and
-os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
+(202, the new image's URL in ``Location``; from 2.45 ``{"image_id": ...}``
+instead); rebuild (202, the server with its new adminPass; key_name from
+2.54, user_data from 2.57, trusted certificates from 2.63); migrate (202; a
+host may be named from 2.56); rescue (200 ``{"adminPass": ...}``), unrescue,
+shelve and unshelve (202); and os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
 microversion 2.17 trigger_crash_dump (202; an action named before its
 microversion is a 404, as Nova's versioned actions).
 

@@ -1,7 +1,10 @@
 """``/v2.1/servers``: list, detail, create, show, update, delete (as Nova's
 ``nova/api/openstack/compute/servers.py``), up to microversion 2.19: ip6 is a
 filter non-admins may use from 2.5; a ``description`` is taken on create and
-update from 2.19 (the views' changes are in views/servers.py)."""
+update from 2.19; create takes device tags again from 2.42, server ``tags``
+from 2.52, no ``personality`` from 2.57 and ``trusted_image_certificates``
+from 2.63 (the schemas in schemas/servers.py, the views' changes in
+views/servers.py)."""
 from __future__ import annotations
 
 import dataclasses
