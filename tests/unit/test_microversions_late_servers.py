@@ -335,6 +335,35 @@ def test_2_56_migrate_to_the_named_host(cloud: InProcessCloud, image: str) -> No
         cloud.wait_for(sid, "ACTIVE")
 
 
+def _set_disabled(cloud: InProcessCloud, host: str, disabled: bool) -> None:
+    from sqlalchemy import update
+
+    from stratus.db.models import Service
+    with cloud.db.write() as s:
+        s.execute(update(Service).where(Service.host == host,
+                                        Service.binary == "stratus-compute")
+                  .values(disabled=disabled))
+
+
+def test_2_56_a_disabled_host_is_no_valid_host(cloud: InProcessCloud, image: str) -> None:
+    """Nova's filters still run for a requested destination: a disabled
+    host fails the migration (no valid host), the server stays where it was."""
+    from stratus.db import resizes as db_resizes
+
+    sid = boot(cloud, image, "mover-disabled")["id"]
+    source = _host(cloud, sid)
+    target = next(h for h in HOSTS if h != source)
+    _set_disabled(cloud, target, True)
+    try:
+        action(cloud, "2.56", sid, {"migrate": {"host": target}})
+        cloud.wait_for(sid, "ACTIVE")
+    finally:
+        _set_disabled(cloud, target, False)
+    assert _host(cloud, sid) == source
+    [migration] = db_resizes.migrations_for_instance(cloud.db, sid)
+    assert migration["status"] == "error"
+
+
 def test_2_56_naming_the_host_has_its_own_rule(cloud: InProcessCloud, image: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from stratus import exception
