@@ -1,8 +1,9 @@
 """Nova's server request schemas at microversion 2.1
 (``nova/api/openstack/compute/schemas/servers.py`` ``base_create`` with the
 2.1 extension schemas merged in, ``base_update``, ``reboot``, and
-``schemas/server_metadata.py``), plus the query-parameter rules of
-``GET /servers``.
+``schemas/server_metadata.py``), with their microversions up to 2.63 (create:
+2.19, 2.32, 2.33, 2.37, 2.42, 2.52, 2.57, 2.63; rebuild: 2.19, 2.54, 2.57,
+2.63; migrate: 2.56), plus the query-parameter rules of ``GET /servers``.
 
 ``validate_*`` run the schema and then the checks Nova adds to jsonschema
 (see :mod:`stratus.api.compute.schemas`).
@@ -16,12 +17,12 @@ from typing import Any
 from stratus import exception
 from stratus.api.compute import common
 from stratus.api.compute.parameter_types import hostname
-from stratus.db.tags import MAX_TAG_COUNT
 from stratus.api.compute.schemas import (accessIPv4, accessIPv6, admin_password, boolean,
                                          check_base64, check_description, check_minimum,
                                          check_name, description, disk_config,
                                          flavor_ref, image_id_or_empty_string, ip_address,
                                          metadata, name, personality, positive_integer)
+from stratus.db.tags import MAX_TAG_COUNT
 
 MAX_INT = 0x7FFFFFFF
 
