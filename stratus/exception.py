@@ -86,6 +86,10 @@ class ComputeHostNotFound(NotFound):
     msg_fmt = "Compute host %(host)s could not be found."
 
 
+class CannotMigrateToSameHost(Invalid):
+    msg_fmt = "Cannot migrate to the host where the server exists."
+
+
 class ServiceNotFound(NotFound):
     msg_fmt = "Service %(service_id)s could not be found."
 

@@ -459,3 +459,46 @@ _SERVER_GROUP_V264 = obj({"id": STRING, "name": STRING, "policy": STRING,
                          ["id", "name", "policy", "rules", "members", "project_id", "user_id"])
 GET_SERVER_GROUP_V264 = body("server_group", _SERVER_GROUP_V264)
 LIST_SERVER_GROUPS_V264 = body("server_groups", array(_SERVER_GROUP_V264))
+
+
+# -- Servers, microversions 2.26-2.63 (tempest's v2_26, v2_45, v2_47, v2_54, v2_57, v2_63) --
+TAG_LIST = {"type": "array", "maxItems": 50,
+            "items": {"type": "string", "pattern": "^[^,/]*$", "minLength": 1, "maxLength": 60}}
+# 2.26: tags (required) in show, detail, update and rebuild.
+GET_SERVER_V226 = _with(GET_SERVER_V219, ("server",), tags=TAG_LIST)
+LIST_SERVERS_DETAIL_V226 = _with(LIST_SERVERS_DETAIL_V219, ("servers", "items"), tags=TAG_LIST)
+UPDATE_SERVER_V226 = _with(UPDATE_SERVER_V219, ("server",), tags=TAG_LIST)
+REBUILD_SERVER_V226 = _with(REBUILD_SERVER_V219, ("server",), tags=TAG_LIST)
+# 2.45: createImage answers 202 with the image id, no Location.
+CREATE_IMAGE_V245 = obj({"image_id": STRING}, ["image_id"])
+# 2.47: the embedded flavor (extra_specs only when policy shows them).
+EMBEDDED_FLAVOR = obj({
+    "original_name": STRING, "disk": INTEGER, "ephemeral": INTEGER, "ram": INTEGER,
+    "swap": INTEGER, "vcpus": INTEGER,
+    "extra_specs": {"type": "object",
+                    "patternProperties": {r"^[a-zA-Z0-9_\-\. :]+$": STRING}},
+}, ["original_name", "disk", "ephemeral", "ram", "swap", "vcpus"])
+GET_SERVER_V247 = _with(GET_SERVER_V226, ("server",), required=False, flavor=EMBEDDED_FLAVOR)
+LIST_SERVERS_DETAIL_V247 = _with(LIST_SERVERS_DETAIL_V226, ("servers", "items"),
+                                 required=False, flavor=EMBEDDED_FLAVOR)
+UPDATE_SERVER_V247 = _with(UPDATE_SERVER_V226, ("server",), required=False,
+                           flavor=EMBEDDED_FLAVOR)
+REBUILD_SERVER_V247 = _with(REBUILD_SERVER_V226, ("server",), required=False,
+                            flavor=EMBEDDED_FLAVOR)
+# 2.54: key_name (required) in the rebuild answer.
+KEY_NAME_OR_NULL = {"oneOf": [{"type": "string", "minLength": 1, "maxLength": 255},
+                              {"type": "null"}]}
+REBUILD_SERVER_V254 = _with(REBUILD_SERVER_V247, ("server",), key_name=KEY_NAME_OR_NULL)
+# 2.57: user_data (required) in the rebuild answer.
+USER_DATA_OR_NULL = {"oneOf": [{"type": "string", "maxLength": 65535}, {"type": "null"}]}
+REBUILD_SERVER_V257 = _with(REBUILD_SERVER_V254, ("server",), user_data=USER_DATA_OR_NULL)
+# 2.63: trusted_image_certificates (required) in show, detail, update and rebuild.
+TRUSTED_CERTS = {"type": ["array", "null"], "minItems": 1, "maxItems": 50,
+                 "uniqueItems": True, "items": {"type": "string", "minLength": 1}}
+GET_SERVER_V263 = _with(GET_SERVER_V247, ("server",), trusted_image_certificates=TRUSTED_CERTS)
+LIST_SERVERS_DETAIL_V263 = _with(LIST_SERVERS_DETAIL_V247, ("servers", "items"),
+                                 trusted_image_certificates=TRUSTED_CERTS)
+UPDATE_SERVER_V263 = _with(UPDATE_SERVER_V247, ("server",),
+                           trusted_image_certificates=TRUSTED_CERTS)
+REBUILD_SERVER_V263 = _with(REBUILD_SERVER_V257, ("server",),
+                            trusted_image_certificates=TRUSTED_CERTS)

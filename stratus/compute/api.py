@@ -27,6 +27,7 @@ from stratus.db import instances as db_instances
 from stratus.db import quotas as db_quotas
 from stratus.db import resizes as db_resizes
 from stratus.db import services as db_services
+from stratus.db import tags as db_tags
 from stratus.db import flavors as db_flavors
 from stratus.db.models import KeyPair
 from stratus.db.session import Database
@@ -116,10 +117,14 @@ class ComputeAPI:
                access_ip_v4: str | None = None, access_ip_v6: str | None = None,
                admin_pass: str | None = None, config_drive: bool = False,
                scheduler_hints: dict[str, Any] | None = None,
-               injected_files: Sequence[tuple[str, str]] | None = None
+               injected_files: Sequence[tuple[str, str]] | None = None,
+               tags: Sequence[str] | None = None,
+               trusted_certs: Sequence[str] | None = None,
                ) -> tuple[list[dict[str, Any]], str]:
         """Create ``min_count..max_count`` instances (as many as the quota
-        allows, at least min_count) and cast their build to the conductor."""
+        allows, at least min_count) and cast their build to the conductor.
+        ``tags`` (2.52) are stored with the instances, in the transaction
+        that inserts them; ``trusted_certs`` (2.63) on each instance."""
         if min_count > max_count:
             raise exception.Invalid("min_count must be <= max_count")
         flavor = self._flavor_for_boot(ctx, flavor_id)
@@ -151,6 +156,7 @@ class ComputeAPI:
             "config_drive": "True" if config_drive else "",
             "reservation_id": reservation_id, "access_ip_v4": access_ip_v4,
             "access_ip_v6": access_ip_v6, "metadata": metadata,
+            "trusted_certs": list(trusted_certs) if trusted_certs else None,
             "created_at": now, "updated_at": now,
         }
         # Count the project's usage and insert the instances in one transaction
@@ -166,6 +172,9 @@ class ComputeAPI:
             instances = db_instances.instances_add(
                 s, [_nth_instance(common, name, index, count) for index in range(count)],
                 action="create", request_id=ctx.request_id)
+            if tags:
+                for inst in instances:
+                    db_tags.tags_add_new(s, inst["uuid"], tags)
             scheduling.record_members(s, placement, [i["uuid"] for i in instances], limits)
         request_spec = {
             "flavor": flavor, "image": {"id": image["id"], "min_ram": image.get("min_ram", 0),
@@ -415,9 +424,15 @@ class ComputeAPI:
                 admin_pass: str | None, *, preserve_ephemeral: bool = False,
                 name: str | None = None, metadata: dict[str, str] | None = None,
                 access_ip_v4: Any = UNSET, access_ip_v6: Any = UNSET,
-                description: Any = UNSET) -> dict[str, Any]:
+                description: Any = UNSET, key_name: Any = UNSET, user_data: Any = UNSET,
+                trusted_certs: Any = UNSET) -> dict[str, Any]:
         """Re-create the guest from ``image_ref`` on its host, keeping its uuid,
-        flavor, addresses and config drive choice (Nova's rebuild)."""
+        flavor, addresses and config drive choice (Nova's rebuild).
+
+        ``key_name`` (2.54) replaces the key pair (None drops it; an unknown
+        name is KeypairNotFound), ``user_data`` (2.57) and ``trusted_certs``
+        (2.63) replace theirs (None unsets); nothing changes unless all is valid.
+        """
         allowed = (vm_states.ACTIVE, vm_states.STOPPED, vm_states.ERROR)
         inst = self.get(ctx, instance_id)
         self._check_locked(ctx, inst)
@@ -437,6 +452,14 @@ class ComputeAPI:
             raise exception.Invalid("Flavor's disk is too small for requested image.")
         updates: dict[str, Any] = {"task_state": vm_states.REBUILDING, "image_ref": image["id"],
                                    **kernel_and_ramdisk(image)}
+        if key_name is not UNSET:
+            # The caller's key pair (users own keys, projects own servers).
+            updates["key_name"] = key_name or None
+            updates["key_data"] = self._key_data(ctx, key_name) if key_name else None
+        if user_data is not UNSET:
+            updates["user_data"] = user_data
+        if trusted_certs is not UNSET:
+            updates["trusted_certs"] = list(trusted_certs) if trusted_certs else None
         if name is not None:
             updates["display_name"] = name
         if description is not UNSET:
@@ -524,11 +547,23 @@ class ComputeAPI:
         self._begin_resize(ctx, inst, "resize")
         self.conductor.migrate_server(ctx, instance_id, flavor, "resize")
 
-    def migrate(self, ctx: RequestContext, instance_id: str) -> None:
-        """Cold migrate: the same flavor on another host."""
+    def migrate(self, ctx: RequestContext, instance_id: str,
+                host_name: str | None = None) -> None:
+        """Cold migrate: the same flavor on another host; ``host_name``
+        (2.56) asks for that host only (400 if it is the server's own or
+        no compute host has that name, as Nova)."""
         inst = self._check_resize_state(ctx, instance_id, "migrate")
+        if host_name is not None:
+            self._check_migrate_destination(inst, host_name)
         self._begin_resize(ctx, inst, "migrate")
-        self.conductor.migrate_server(ctx, instance_id, inst["flavor"], "migration")
+        self.conductor.migrate_server(ctx, instance_id, inst["flavor"], "migration",
+                                      host=host_name)
+
+    def _check_migrate_destination(self, inst: dict[str, Any], host_name: str) -> None:
+        if host_name == inst.get("host"):
+            raise exception.CannotMigrateToSameHost()
+        if not db_services.compute_node_get_all(self.db, host=host_name):
+            raise exception.ComputeHostNotFound(host=host_name)
 
     def _check_resize_state(self, ctx: RequestContext, instance_id: str,
                             action: str) -> dict[str, Any]:

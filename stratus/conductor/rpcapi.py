@@ -31,10 +31,12 @@ class ConductorAPI:
         self.client.cast(ctxt, "unshelve_instance", instance_uuid=instance_uuid)
 
     def migrate_server(self, ctxt: RequestContext, instance_uuid: str, flavor: dict[str, Any],
-                       migration_type: str) -> None:
-        """Resize (``migration_type`` "resize") or cold-migrate ("migration")."""
+                       migration_type: str, host: str | None = None) -> None:
+        """Resize (``migration_type`` "resize") or cold-migrate ("migration"),
+        to ``host`` only when one is named (2.56)."""
+        extra = {"host": host} if host else {}  # an older conductor takes no host
         self.client.cast(ctxt, "migrate_server", instance_uuid=instance_uuid, flavor=flavor,
-                         migration_type=migration_type)
+                         migration_type=migration_type, **extra)
 
     # -- from compute hosts -----------------------------------------------------
     def wait_until_ready(self, ctxt: RequestContext, attempt_timeout: float = 2.0,

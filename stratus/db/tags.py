@@ -104,6 +104,17 @@ def tags_delete_all(db: Database, uuid: str) -> None:
         s.execute(delete(Tag).where(Tag.resource_id == uuid))
 
 
+def tags_add_new(s: Session, uuid: str, tags: Iterable[str]) -> list[str]:
+    """Tag a new instance inside the caller's transaction (the one that
+    inserts it: a create with tags, 2.52); duplicates count once."""
+    wanted = sorted(set(tags))
+    if len(wanted) > MAX_TAG_COUNT:
+        raise exception.Invalid(
+            f"The number of tags exceeded the per-server limit {MAX_TAG_COUNT}")
+    s.add_all(Tag(resource_id=uuid, tag=t) for t in wanted)
+    return wanted
+
+
 def tags_destroy(s: Session, uuid: str) -> None:
     """Drop the instance's tags inside the caller's transaction (its deletion)."""
     s.execute(delete(Tag).where(Tag.resource_id == uuid))
@@ -132,5 +143,5 @@ def filter_clauses(filters: dict[str, Any]) -> list[Any]:
 
 
 __all__ = ["MAX_TAG_COUNT", "InstanceTagNotFound", "tags_get", "tags_get_by_instances",
-           "tag_exists", "tag_add", "tags_set", "tag_delete", "tags_delete_all", "tags_destroy",
-           "filter_clauses"]
+           "tag_exists", "tag_add", "tags_set", "tags_add_new", "tag_delete", "tags_delete_all",
+           "tags_destroy", "filter_clauses"]

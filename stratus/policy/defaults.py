@@ -73,6 +73,8 @@ def _servers() -> list[RuleDefault]:
         (f"{p}:trigger_crash_dump", "Trigger a crash dump in a server (NMI)."))]
     rules.append(RuleDefault("os_compute_api:os-migrate-server:migrate", ADMIN,
                              "Cold migrate a server to another host."))
+    rules.append(RuleDefault("os_compute_api:os-migrate-server:migrate:host", ADMIN,
+                             "Cold migrate a server to a specified host (2.56)."))
     rules += [RuleDefault("os_compute_api:os-migrations:index", ADMIN,
                           "List the migrations of every server."),
               RuleDefault(f"{p}:migrations:index", ADMIN,

@@ -1,9 +1,11 @@
 """``POST /v2.1/servers/{id}/action``: the server actions of microversion 2.1
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
 resume, lock, unlock), each answering 202 with an empty body; createImage
-(202, the new image's URL in ``Location``); rebuild (202, the server with
-its new adminPass); rescue (200 ``{"adminPass": ...}``), unrescue, shelve and unshelve (202); and
-os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
+(202, the new image's URL in ``Location``; from 2.45 ``{"image_id": ...}``
+instead); rebuild (202, the server with its new adminPass; key_name from
+2.54, user_data from 2.57, trusted certificates from 2.63); migrate (202; a
+host may be named from 2.56); rescue (200 ``{"adminPass": ...}``), unrescue,
+shelve and unshelve (202); and os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
 microversion 2.17 trigger_crash_dump (202; an action named before its
 microversion is a 404, as Nova's versioned actions).
 
@@ -26,8 +28,11 @@ from stratus.api.wsgi import Request, Route, empty_response, json_response
 
 ActionHandler = Callable[[Request, str, Any], "Response | None"]
 POLICY_UNLOCK_OVERRIDE = "os_compute_api:os-lock-server:unlock:unlock_override"
+POLICY_MIGRATE_HOST = "os_compute_api:os-migrate-server:migrate:host"
 # From 2.39 createImage no longer holds its metadata to the metadata_items quota.
 IMAGE_META_QUOTA_DROPPED_VERSION = "2.39"
+# From 2.45 createImage answers {"image_id": ...} (still 202) and no Location.
+IMAGE_ID_IN_BODY_VERSION = "2.45"
 # Control characters Nova strips from console output (all but \t and \n).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f]")
 
@@ -79,18 +84,38 @@ def _rebuild(req: Request, server_id: str, body: Any) -> Response:
     changes = {key: args[field] for field, key in (
         ("name", "name"), ("metadata", "metadata"), ("accessIPv4", "access_ip_v4"),
         ("accessIPv6", "access_ip_v6"), ("description", "description")) if field in args}
+    changes.update(_rebuild_versioned_changes(req, args))
     try:
         instance = req.state.compute_api.rebuild(
             req.context, server_id, id_from_href(args["imageRef"]), password,
             preserve_ephemeral=bool(args.get("preserve_ephemeral", False)), **changes)
     except exception.ImageNotFound:
         raise exception.Invalid("Cannot find requested image")
+    except exception.KeypairNotFound:
+        raise exception.Invalid("Invalid key_name provided.")
     # Nova's rebuild answer before 2.75: the core attributes (tempest's
     # rebuild_server is its update_server), locked from 2.9, description
-    # from 2.19, and the adminPass.
+    # from 2.19, and the adminPass; key_name from 2.54, user_data from 2.57.
     server = ServerViewBuilder.for_request(req).core(instance)
     server["adminPass"] = password
+    if microversion.is_supported(req, schema.REBUILD_KEY_NAME_VERSION):
+        server["key_name"] = instance.get("key_name")
+    if microversion.is_supported(req, schema.REBUILD_USER_DATA_VERSION):
+        server["user_data"] = instance.get("user_data")
     return json_response({"server": server}, status=202)
+
+
+def _rebuild_versioned_changes(req: Request, args: dict[str, Any]) -> dict[str, Any]:
+    """What a rebuild changes from 2.54 on: key_name (2.54), user_data (2.57),
+    trusted certificates (2.63); each only when given (null unsets)."""
+    changes: dict[str, Any] = {}
+    for field, key, since in (("key_name", "key_name", schema.REBUILD_KEY_NAME_VERSION),
+                              ("user_data", "user_data", schema.REBUILD_USER_DATA_VERSION),
+                              ("trusted_image_certificates", "trusted_certs",
+                               schema.TRUSTED_CERTS_VERSION)):
+        if field in args and microversion.is_supported(req, since):
+            changes[key] = args[field]
+    return changes
 
 
 def _rescue(req: Request, server_id: str, body: Any) -> Response:
@@ -118,6 +143,8 @@ def _create_image(req: Request, server_id: str, body: Any) -> Response:
         if quota.is_over(limits["metadata_items"], len(metadata)):
             raise exception.Forbidden("Image metadata limit exceeded")
     image = req.state.compute_api.snapshot(req.context, server_id, args["name"], metadata)
+    if microversion.is_supported(req, IMAGE_ID_IN_BODY_VERSION):
+        return json_response({"image_id": image["id"]}, status=202)
     # Microversion 2.1: no body, the image's URL in Location (clients take its last part).
     location = f"{req.state.conf.api.public_url}/image/v2/images/{image['id']}"
     return empty_response(202, headers={"Location": location})
@@ -136,6 +163,22 @@ def _resize(req: Request, server_id: str, body: Any) -> None:
 
     req.state.compute_api.resize(req.context, server_id,
                                  id_from_href(str(body["resize"]["flavorRef"])))
+
+
+def _migrate(req: Request, server_id: str, body: Any) -> None:
+    """Cold migrate; from 2.56 ``{"migrate": {"host": "name"}}`` picks the host."""
+    host_name = None
+    if microversion.is_supported(req, schema.MIGRATE_HOST_VERSION) and \
+            body["migrate"] is not None:
+        host_name = body["migrate"].get("host")
+    if host_name:
+        # Nova's rule for naming the destination (ADMIN, as the action's own here).
+        instance = req.state.compute_api.get(req.context, server_id)
+        common.authorize(req, POLICY_MIGRATE_HOST, {"project_id": instance["project_id"]})
+    try:
+        req.state.compute_api.migrate(req.context, server_id, host_name=host_name)
+    except exception.ComputeHostNotFound as exc:
+        raise exception.Invalid(exc.message)  # Nova: a 400, not a 404
 
 
 def _confirm_resize(req: Request, server_id: str, body: Any) -> Response:
@@ -157,8 +200,12 @@ ACTION_VERSIONS: dict[str, tuple[int, int]] = {
 
 
 # Actions whose body schema changes with the microversion (rebuild's
-# description, 2.19): validated with the request's version.
-VERSIONED_BODIES = frozenset(["rebuild"])
+# description 2.19, key_name 2.54, user_data 2.57, certificates 2.63;
+# migrate's host 2.56): validated with the request's version.
+VERSIONED_BODIES: dict[str, Callable[[Any, tuple[int, int]], None]] = {
+    "rebuild": schema.validate_rebuild,
+    "migrate": schema.validate_migrate,
+}
 
 
 # action name -> (body validator or None, handler, policy rule); the rule's
@@ -187,8 +234,7 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
                       "os_compute_api:servers:confirm_resize"),
     "revertResize": (schema.validate_revert_resize, _simple("revert_resize"),
                      "os_compute_api:servers:revert_resize"),
-    "migrate": (schema.validate_migrate, _simple("migrate"),
-                "os_compute_api:os-migrate-server:migrate"),
+    "migrate": (None, _migrate, "os_compute_api:os-migrate-server:migrate"),
     "trigger_crash_dump": (schema.validate_trigger_crash_dump, _simple("trigger_crash_dump"),
                            "os_compute_api:servers:trigger_crash_dump"),
 }
@@ -202,7 +248,7 @@ def server_action(req: Request, server_id: str) -> Response:
         raise exception.NotFound("The resource could not be found.")
     validator, handler, rule = ACTIONS[name]
     if name in VERSIONED_BODIES:
-        schema.validate_rebuild(body, tuple(req.api_version))
+        VERSIONED_BODIES[name](body, tuple(req.api_version))
     elif validator is not None:
         validator(body)
     common.get_server(req, server_id, rule)

@@ -1,7 +1,10 @@
 """``/v2.1/servers``: list, detail, create, show, update, delete (as Nova's
 ``nova/api/openstack/compute/servers.py``), up to microversion 2.19: ip6 is a
 filter non-admins may use from 2.5; a ``description`` is taken on create and
-update from 2.19 (the views' changes are in views/servers.py)."""
+update from 2.19; create takes device tags again from 2.42, server ``tags``
+from 2.52, no ``personality`` from 2.57 and ``trusted_image_certificates``
+from 2.63 (the schemas in schemas/servers.py, the views' changes in
+views/servers.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -40,6 +43,9 @@ TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 INVALID_STATUS_REJECTED_VERSION = "2.38"  # before it, an unknown status lists nothing
 UNSUPPORTED_BDM = ("Block Device Mapping is Invalid: only the image as the local boot disk "
                    "(source_type image, destination_type local, boot_index 0) is supported.")
+# Nova's CertificateValidationFailed for a boot from volume with trusted certificates (2.63).
+CERTS_WITH_VOLUME_BOOT = ("Image certificate validation is not supported when booting "
+                          "from volume")
 
 
 def routes() -> list[Route]:
@@ -293,6 +299,18 @@ def boot_image_ref(server: dict[str, Any]) -> str:
     return image_ref
 
 
+def trusted_certs_at_create(server: dict[str, Any], version: tuple[int, int]
+                            ) -> list[str] | None:
+    """2.63's trusted_image_certificates (None when not given or null). Nova
+    refuses them for a boot from volume (no imageRef), before anything else."""
+    if not schema.at_least(version, schema.TRUSTED_CERTS_VERSION):
+        return None
+    certs = server.get("trusted_image_certificates")
+    if certs and not server.get("imageRef"):
+        raise exception.Invalid(CERTS_WITH_VOLUME_BOOT)
+    return list(certs) if certs else None
+
+
 def create(req: Request) -> Response:
     body = req.json_body()
     version = tuple(req.api_version)
@@ -301,6 +319,9 @@ def create(req: Request) -> Response:
     common.authorize(req, POLICY_CREATE, {
         "project_id": req.context.project_id, "user_id": req.context.user_id,
         "availability_zone": server.get("availability_zone")})
+    tags = server.get("tags") if schema.at_least(version, schema.TAGS_AT_CREATE_VERSION) \
+        else None
+    trusted_certs = trusted_certs_at_create(server, version)
     image_ref = boot_image_ref(server)
     if "networks" in server:
         _check_networks(server["networks"])
@@ -334,6 +355,8 @@ def create(req: Request) -> Response:
                                      body.get("OS-SCH-HNT:scheduler_hints")),
             injected_files=[(item.get("path", ""), item.get("contents", ""))
                             for item in server.get("personality", ())],
+            tags=tags,
+            trusted_certs=trusted_certs,
         )
     except exception.FlavorNotFound as exc:
         raise exception.Invalid(exc.message)

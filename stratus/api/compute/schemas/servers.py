@@ -1,8 +1,9 @@
 """Nova's server request schemas at microversion 2.1
 (``nova/api/openstack/compute/schemas/servers.py`` ``base_create`` with the
 2.1 extension schemas merged in, ``base_update``, ``reboot``, and
-``schemas/server_metadata.py``), plus the query-parameter rules of
-``GET /servers``.
+``schemas/server_metadata.py``), with their microversions up to 2.63 (create:
+2.19, 2.32, 2.33, 2.37, 2.42, 2.52, 2.57, 2.63; rebuild: 2.19, 2.54, 2.57,
+2.63; migrate: 2.56), plus the query-parameter rules of ``GET /servers``.
 
 ``validate_*`` run the schema and then the checks Nova adds to jsonschema
 (see :mod:`stratus.api.compute.schemas`).
@@ -15,11 +16,13 @@ from typing import Any
 
 from stratus import exception
 from stratus.api.compute import common
+from stratus.api.compute.parameter_types import hostname
 from stratus.api.compute.schemas import (accessIPv4, accessIPv6, admin_password, boolean,
                                          check_base64, check_description, check_minimum,
                                          check_name, description, disk_config,
                                          flavor_ref, image_id_or_empty_string, ip_address,
                                          metadata, name, personality, positive_integer)
+from stratus.db.tags import MAX_TAG_COUNT
 
 MAX_INT = 0x7FFFFFFF
 
@@ -252,14 +255,48 @@ DEVICE_TAGS_VERSION = (2, 32)
 BDM_TAG_REMOVED_VERSION = (2, 33)
 NETWORKS_REQUIRED_VERSION = (2, 37)
 
+# The create and rebuild schemas' later microversions (Nova's base_create_v242
+# ... v263 and base_rebuild_v254 ... v263); names as the controllers test them.
+DEVICE_TAGS_RESTORED_VERSION = "2.42"  # tag on networks[] and block_device_mapping_v2[] again
+TAGS_AT_CREATE_VERSION = "2.52"        # server tags at create
+REBUILD_KEY_NAME_VERSION = "2.54"      # key_name (or null) on rebuild
+MIGRATE_HOST_VERSION = "2.56"          # {"migrate": {"host": ...}}
+PERSONALITY_REMOVED_VERSION = "2.57"   # no personality on create/rebuild; user_data on rebuild
+REBUILD_USER_DATA_VERSION = PERSONALITY_REMOVED_VERSION
+TRUSTED_CERTS_VERSION = "2.63"         # trusted_image_certificates on create and rebuild
+
+
+def at_least(version: tuple[int, int], since: str) -> bool:
+    """Whether ``version`` is ``since`` ("2.52") or later."""
+    major, minor = since.split(".")
+    return tuple(version) >= (int(major), int(minor))
+
 # Nova's parameter_types.tag (also the server tags' of 2.26).
 tag: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 60,
                        "pattern": "^[^,/]*$"}
 
+# 2.52: the server tags a create may carry (as ``PUT /servers/{id}/tags``).
+server_tags: dict[str, Any] = {"type": "array", "items": tag, "maxItems": MAX_TAG_COUNT}
+
+# Nova's parameter_types.trusted_certs (2.63): 1-50 unique non-empty ids, or null.
+trusted_certs: dict[str, Any] = {
+    "type": ["array", "null"], "minItems": 1, "maxItems": 50, "uniqueItems": True,
+    "items": {"type": "string", "minLength": 1},
+}
+
+# Nova's parameter_types.name_or_none (rebuild's key_name, 2.54).
+name_or_none: dict[str, Any] = {"oneOf": [name, {"type": "null"}]}
+
+# Nova's rebuild user_data (2.57): base64 up to 65535 characters, or null to unset.
+user_data_or_none: dict[str, Any] = {"oneOf": [
+    {"type": "string", "format": "base64", "maxLength": 65535}, {"type": "null"}]}
+
 
 @functools.lru_cache(maxsize=None)
 def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
-                    with_description: bool) -> dict[str, Any]:
+                    with_description: bool, server_tags_allowed: bool = False,
+                    personality_allowed: bool = True,
+                    trusted_certs_allowed: bool = False) -> dict[str, Any]:
     schema = copy.deepcopy(create)
     server = schema["properties"]["server"]
     if with_description:
@@ -267,6 +304,8 @@ def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
     if networks_required:
         item = copy.deepcopy(_network_item)
         item["properties"]["uuid"] = {"type": "string", "format": "uuid"}
+        if network_tag:  # 2.42
+            item["properties"]["tag"] = tag
         server["properties"]["networks"] = {"oneOf": [
             {"type": "array", "items": item},
             {"type": "string", "enum": ["none", "auto"]},
@@ -276,17 +315,27 @@ def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
         server["properties"]["networks"]["oneOf"][0]["items"]["properties"]["tag"] = tag
     if bdm_tag:
         server["properties"]["block_device_mapping_v2"]["items"]["properties"]["tag"] = tag
+    if server_tags_allowed:
+        server["properties"]["tags"] = server_tags
+    if not personality_allowed:
+        del server["properties"]["personality"]
+    if trusted_certs_allowed:
+        server["properties"]["trusted_image_certificates"] = trusted_certs
     return schema
 
 
 def create_schema(version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
-    """Nova's server create schema at ``version`` (2.1 up to 2.37's changes, and 2.19's description)."""
+    """Nova's server create schema at ``version`` (2.1 up to 2.63's changes)."""
     version = tuple(version)  # type: ignore[assignment]
+    tags_restored = at_least(version, DEVICE_TAGS_RESTORED_VERSION)
     return _create_variant(
-        network_tag=DEVICE_TAGS_VERSION <= version < NETWORKS_REQUIRED_VERSION,
-        bdm_tag=DEVICE_TAGS_VERSION <= version < BDM_TAG_REMOVED_VERSION,
+        network_tag=DEVICE_TAGS_VERSION <= version < NETWORKS_REQUIRED_VERSION or tags_restored,
+        bdm_tag=DEVICE_TAGS_VERSION <= version < BDM_TAG_REMOVED_VERSION or tags_restored,
         networks_required=version >= NETWORKS_REQUIRED_VERSION,
-        with_description=version >= DESCRIPTION_VERSION)
+        with_description=version >= DESCRIPTION_VERSION,
+        server_tags_allowed=at_least(version, TAGS_AT_CREATE_VERSION),
+        personality_allowed=not at_least(version, PERSONALITY_REMOVED_VERSION),
+        trusted_certs_allowed=at_least(version, TRUSTED_CERTS_VERSION))
 
 
 def validate_create(body: Any, version: tuple[int, int] = (2, 1)) -> None:
@@ -391,13 +440,42 @@ rebuild_v219: dict[str, Any] = copy.deepcopy(rebuild)
 rebuild_v219["properties"]["rebuild"]["properties"]["description"] = description
 
 
+@functools.lru_cache(maxsize=None)
+def _rebuild_variant(with_description: bool, key_name: bool, user_data: bool,
+                     with_trusted_certs: bool) -> dict[str, Any]:
+    schema = copy.deepcopy(rebuild_v219 if with_description else rebuild)
+    props = schema["properties"]["rebuild"]["properties"]
+    if key_name:  # 2.54
+        props["key_name"] = name_or_none
+    if user_data:  # 2.57: personality goes, user_data comes
+        del props["personality"]
+        props["user_data"] = user_data_or_none
+    if with_trusted_certs:  # 2.63
+        props["trusted_image_certificates"] = trusted_certs
+    return schema
+
+
+def rebuild_schema(version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
+    """Nova's rebuild schema at ``version`` (2.19, 2.54, 2.57, 2.63)."""
+    version = tuple(version)  # type: ignore[assignment]
+    return _rebuild_variant(
+        with_description=version >= DESCRIPTION_VERSION,
+        key_name=at_least(version, REBUILD_KEY_NAME_VERSION),
+        user_data=at_least(version, REBUILD_USER_DATA_VERSION),
+        with_trusted_certs=at_least(version, TRUSTED_CERTS_VERSION))
+
+
 def validate_rebuild(body: Any, version: tuple[int, int] = (2, 1)) -> None:
-    common.validate(rebuild_v219 if version >= DESCRIPTION_VERSION else rebuild, body)
+    common.validate(rebuild_schema(version), body)
     args = body["rebuild"]
     if "name" in args:
         check_name(args["name"])
     if "description" in args:
         check_description(args["description"])
+    if isinstance(args.get("key_name"), str):
+        check_name(args["key_name"])
+    if isinstance(args.get("user_data"), str):
+        check_base64("user_data", args["user_data"])
 
 
 # Nova's rescue schema (microversion 2.1).
@@ -495,7 +573,30 @@ def _null_action(name: str) -> Any:
     return validator
 
 
-validate_migrate = _null_action("migrate")
+_validate_migrate_null = _null_action("migrate")
+
+# Nova's migrate_v2_56: null, or an object with an optional host (an FQDN-ish
+# name, or null for "the scheduler picks").
+migrate_v256: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "migrate": {
+            "type": ["object", "null"],
+            "properties": {"host": {**hostname, "type": ["string", "null"]}},
+            "additionalProperties": False,
+        },
+    },
+    "required": ["migrate"],
+    "additionalProperties": False,
+}
+
+
+def validate_migrate(body: Any, version: tuple[int, int] = (2, 1)) -> None:
+    """Before 2.56 the argument is null (or {}); from 2.56 it may name a host."""
+    if at_least(version, MIGRATE_HOST_VERSION):
+        common.validate(migrate_v256, body)
+    else:
+        _validate_migrate_null(body)
 validate_confirm_resize = _null_action("confirmResize")
 validate_revert_resize = _null_action("revertResize")
 

@@ -9,7 +9,12 @@ os-extended-volumes, config_drive, key_name), up to microversion 2.19:
 - 2.16: ``host_status`` in show and detail, for those the
   ``os_compute_api:servers:show:host_status`` rule allows (UP, DOWN,
   MAINTENANCE, UNKNOWN, or "" without a host);
-- 2.19: ``description`` in show, detail, the update and rebuild answers.
+- 2.19: ``description`` in show, detail, the update and rebuild answers;
+- 2.47: ``flavor`` is the instance's embedded flavor (original_name, vcpus,
+  ram, disk, ephemeral, swap, and extra_specs for those the
+  ``os_compute_api:os-flavor-extra-specs:index`` rule allows), no id or links;
+- 2.63: ``trusted_image_certificates`` (the list, or null) in show, detail,
+  the update and rebuild answers.
 
 A :class:`ServerViewBuilder` is made once per request: the link prefixes and
 the caller's admin flag are computed there, so rendering each server of a
@@ -31,12 +36,15 @@ from stratus.db import tags as db_tags
 
 POLICY_EXTENDED_ATTRIBUTES = "os_compute_api:os-extended-server-attributes"
 POLICY_HOST_STATUS = "os_compute_api:servers:show:host_status"
+POLICY_FLAVOR_EXTRA_SPECS = "os_compute_api:os-flavor-extra-specs:index"
 
 # The microversions that change the server views.
 EXTENDED_ATTRIBUTES_V23 = (2, 3)
 LOCKED_VERSION = (2, 9)
 HOST_STATUS_VERSION = (2, 16)
 DESCRIPTION_VERSION = (2, 19)
+EMBEDDED_FLAVOR_VERSION = "2.47"
+TRUSTED_CERTS_VERSION = "2.63"
 
 # Nova's host statuses (nova/objects/fields.py HostStatus).
 HOST_STATUS_UP = "UP"
@@ -73,6 +81,27 @@ def host_id(project_id: str | None, host: str | None) -> str:
     if not host:
         return ""
     return hashlib.sha224((str(project_id) + host).encode("utf-8")).hexdigest()
+
+
+def _parse(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def embedded_flavor(flavor: dict[str, Any], with_extra_specs: bool) -> dict[str, Any]:
+    """Nova's 2.47 flavor of a server: what the instance was built with (its
+    copy, unchanged by later flavor edits), by the flavor's name at the time."""
+    body: dict[str, Any] = {
+        "vcpus": int(flavor.get("vcpus") or 0),
+        "ram": int(flavor.get("memory_mb") or 0),
+        "disk": int(flavor.get("root_gb") or 0),
+        "ephemeral": int(flavor.get("ephemeral_gb") or 0),
+        "swap": int(flavor.get("swap") or 0),
+        "original_name": flavor.get("name") or "",
+    }
+    if with_extra_specs:
+        body["extra_specs"] = dict(flavor.get("extra_specs") or {})
+    return body
 
 
 def id_from_href(ref: str) -> str:
@@ -129,7 +158,7 @@ class ServerViewBuilder:
                  extended_attributes: bool | None = None,
                  version: tuple[int, int] = (2, 1),
                  host_status: HostStatus | None = None, db: Any = None,
-                 show_tags: bool = False) -> None:
+                 show_tags: bool = False, show_extra_specs: bool = False) -> None:
         self.is_admin = is_admin
         # 2.26: "tags", read from ``db`` (all of a list's at once, see detail()).
         self.show_tags = show_tags
@@ -142,6 +171,10 @@ class ServerViewBuilder:
         self.extended_v23 = version >= EXTENDED_ATTRIBUTES_V23
         self.show_locked = version >= LOCKED_VERSION
         self.show_description = version >= DESCRIPTION_VERSION
+        # 2.47: the embedded flavor, its extra_specs only if the caller may list them.
+        self.flavor_embedded = version >= _parse(EMBEDDED_FLAVOR_VERSION)
+        self.show_extra_specs = show_extra_specs and self.flavor_embedded
+        self.show_trusted_certs = version >= _parse(TRUSTED_CERTS_VERSION)
         # host_status (2.16): a lookup when the caller may see it, else None.
         self.host_status = host_status if version >= HOST_STATUS_VERSION else None
         self._self_prefix = f"{root_url}/v2.1/servers/"
@@ -157,9 +190,13 @@ class ServerViewBuilder:
         if version >= HOST_STATUS_VERSION and can(req, POLICY_HOST_STATUS):
             host_status = host_status_lookup(req.state.db,
                                              req.state.conf.DEFAULT.service_down_time)
+        # Nova asks the extra-specs rule once per request (fatal=False).
+        show_extra_specs = (microversion.is_supported(req, EMBEDDED_FLAVOR_VERSION)
+                            and can(req, POLICY_FLAVOR_EXTRA_SPECS))
         return cls(base_url(req), bool(req.context.is_admin),
                    can(req, POLICY_EXTENDED_ATTRIBUTES), version, host_status,
-                   db=req.state.db, show_tags=microversion.is_supported(req, TAGS_VERSION))
+                   db=req.state.db, show_tags=microversion.is_supported(req, TAGS_VERSION),
+                   show_extra_specs=show_extra_specs)
 
     # -- pieces ------------------------------------------------------------------
     def links(self, uuid: str) -> list[dict[str, str]]:
@@ -200,6 +237,8 @@ class ServerViewBuilder:
     def _flavor(self, flavor: dict[str, Any] | None) -> dict[str, Any]:
         if not flavor or flavor.get("flavorid") is None:
             return {}  # Nova: the flavor was removed from the instance record
+        if self.flavor_embedded:
+            return embedded_flavor(flavor, self.show_extra_specs)
         flavor_id = str(flavor["flavorid"])
         return {"id": flavor_id,
                 "links": [{"rel": "bookmark", "href": self._flavor_prefix + flavor_id}]}
@@ -260,6 +299,8 @@ class ServerViewBuilder:
             server["description"] = instance.get("display_description")
         if self.show_tags:
             server["tags"] = self._tags_of(uuid)
+        if self.show_trusted_certs:
+            server["trusted_image_certificates"] = instance.get("trusted_certs") or None
         return server
 
     def show(self, instance: dict[str, Any]) -> dict[str, Any]:
