@@ -27,8 +27,6 @@ from stratus.utils import new_uuid, utcnow
 
 LOG = logging.getLogger(__name__)
 _UNSET = "__unset__"
-COMPUTE_BINARY = "stratus-compute"
-NO_HOSTS = "There are not enough hosts available."  # the scheduler's NoValidHost reason
 
 
 class ConductorManager:
@@ -124,10 +122,8 @@ class ConductorManager:
         (the instance keeps its allocation on the source), then cast the
         source host's ``resize_instance``. No host: back to the state it was
         in with a fault, the migration in error. ``host`` (a cold migration's
-        requested destination, 2.56) is the only host the scheduler may pick:
-        it goes through the forced-host path (no filters; the claim still
-        checks capacity), after the check Nova's ComputeFilter would make
-        (its compute service enabled and up; else no valid host)."""
+        requested destination, 2.56) is the only host the scheduler may pick,
+        and only when it passes every filter (Nova's requested_destination)."""
         uuid = instance_uuid
         try:
             inst = db_instances.instance_get(self.db, uuid)
@@ -150,13 +146,11 @@ class ConductorManager:
         else:
             spec.pop("ignore_hosts", None)
         for key in ("attempt", "last_failure", "admin_pass", "injected_files",
-                    "force_hosts", "force_nodes"):
+                    "force_hosts", "force_nodes", "requested_destination"):
             spec.pop(key, None)  # a boot's forced host does not bind a move (Nova's reset)
         if host:
-            spec["force_hosts"] = [host]
+            spec["requested_destination"] = {"host": host}
         try:
-            if host:
-                self._check_requested_destination(host)
             selection = self.scheduler.select_destinations(ctxt, spec, [migration["uuid"]])[0]
         except Exception as exc:  # noqa: BLE001 - NoValidHost, scheduler down...
             LOG.warning("Cannot %s %s: %s", migration_type, uuid, exc)
@@ -181,15 +175,6 @@ class ConductorManager:
                  selection["host"])
         self.compute_rpc.instance_action(ctxt, inst["host"], uuid, "resize_instance",
                                          migration=migration)
-
-    def _check_requested_destination(self, host: str) -> None:
-        """NoValidHost unless ``host``'s compute service is enabled and up
-        (the forced-host path the request takes skips the filters that check it)."""
-        services = db_services.service_get_all(self.db, binary=COMPUTE_BINARY, host=host)
-        if not any(not svc.get("disabled") and
-                   db_services.service_is_up(svc, self.conf.DEFAULT.service_down_time)
-                   for svc in services):
-            raise exception.NoValidHost(reason=NO_HOSTS)
 
     def _fail_build(self, ctxt: RequestContext, uuid: str, exc: Exception,
                     with_traceback: bool = True) -> None:

@@ -144,8 +144,11 @@ class Chain:
     def _restricted(self, hosts: Sequence[HostState],
                     by_host: Callable[[str], Sequence[HostState]] | None
                     ) -> Sequence[HostState]:
-        """The hosts to walk: only those some filter names, when one does."""
+        """The hosts to walk: only the requested destination and those some
+        filter names, when there are such."""
         named: frozenset[str] | None = None
+        if self.req.requested_host is not None:
+            named = frozenset((self.req.requested_host,))
         for flt in self.dynamic:
             only = flt.candidates(self.req)
             if only is not None:

@@ -41,6 +41,9 @@ class SchedulingRequest:
     ignore_hosts: frozenset[str] = frozenset()
     force_hosts: tuple[str, ...] = ()
     force_nodes: tuple[str, ...] = ()
+    # A move's requested destination (cold migrate to a host, 2.56): the only
+    # host to consider, through every filter (unlike a forced host).
+    requested_host: str | None = None
     group: GroupInfo | None = None
     same_host: frozenset[str] | None = None       # hosts that must be chosen from
     different_host: frozenset[str] | None = None  # hosts to avoid
@@ -60,7 +63,8 @@ class SchedulingRequest:
                    project_id=spec.get("project_id"),
                    ignore_hosts=frozenset(spec.get("ignore_hosts") or ()),
                    force_hosts=tuple(spec.get("force_hosts") or ()),
-                   force_nodes=tuple(spec.get("force_nodes") or ()))
+                   force_nodes=tuple(spec.get("force_nodes") or ()),
+                   requested_host=(spec.get("requested_destination") or {}).get("host"))
 
     @staticmethod
     def hinted_instances(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -336,6 +336,8 @@ def test_2_56_migrate_to_the_named_host(cloud: InProcessCloud, image: str) -> No
 
 
 def _set_disabled(cloud: InProcessCloud, host: str, disabled: bool) -> None:
+    """Disable or enable ``host``'s compute service, and have the scheduler's
+    cache take it in now (it would at its next refresh)."""
     from sqlalchemy import update
 
     from stratus.db.models import Service
@@ -343,11 +345,14 @@ def _set_disabled(cloud: InProcessCloud, host: str, disabled: bool) -> None:
         s.execute(update(Service).where(Service.host == host,
                                         Service.binary == "stratus-compute")
                   .values(disabled=disabled))
+    [scheduler] = [svc for svc in cloud.services if svc.binary == "stratus-scheduler"]
+    scheduler.manager.cache.refresh(full=True)
 
 
 def test_2_56_a_disabled_host_is_no_valid_host(cloud: InProcessCloud, image: str) -> None:
-    """Nova's filters still run for a requested destination: a disabled
-    host fails the migration (no valid host), the server stays where it was."""
+    """Nova's filters still run for a requested destination (its compute
+    filter here): a disabled host fails the migration (no valid host), the
+    server stays where it was."""
     from stratus.db import resizes as db_resizes
 
     sid = boot(cloud, image, "mover-disabled")["id"]

@@ -154,3 +154,20 @@ def test_forced_host_bypasses_filters():
     assert chain.select(hosts).host == "h0"
     chain = iterators.Chain([ComputeFilter()], [], request(force_hosts=("nope",)))
     assert chain.select(hosts) is None
+
+
+def test_requested_host_is_the_only_candidate_and_still_filtered():
+    """A move's requested destination (2.56): only that host is considered,
+    and only if it passes the filters (unlike a forced host)."""
+    hosts = [host(0, up=False), host(1), host(2)]
+    for _ in range(5):
+        chain = iterators.Chain([ComputeFilter()], [], request(requested_host="h2"))
+        assert chain.select(hosts).host == "h2"
+    chain = iterators.Chain([ComputeFilter()], [], request(requested_host="h0"))
+    assert chain.select(hosts) is None
+    assert chain.rejections.by_filter == {"ComputeFilter": 1}
+    by_host = {h.host: [h] for h in hosts}
+    chain = iterators.Chain([ComputeFilter()], [], request(requested_host="h1"))
+    assert chain.select(hosts, lambda name: by_host.get(name, [])).host == "h1"
+    chain = iterators.Chain([ComputeFilter()], [], request(requested_host="nope"))
+    assert chain.select(hosts, lambda name: by_host.get(name, [])) is None
