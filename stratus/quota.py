@@ -1,8 +1,11 @@
 """Quotas: Nova's compute quotas and Glance's image quotas, in one place.
 
 A project's limit for a resource is its own row in ``quotas`` (set by an
-administrator with ``PUT /os-quota-sets/{project}``) or else the ``[quota]``
-option of the same name; -1 is unlimited. Usage is counted from the
+administrator with ``PUT /os-quota-sets/{project}``), else the ``default``
+quota class's row (``PUT /os-quota-class-sets/default``), else the
+``[quota]`` option of the same name; -1 is unlimited. As in Nova, only the
+``default`` class matters for enforcement; other classes are stored and
+shown. Usage is counted from the
 resources themselves (:mod:`stratus.db.quotas`), never kept in a table that
 could drift.
 
@@ -228,15 +231,37 @@ class QuotaEngine:
     def __init__(self, conf: Any) -> None:
         self.conf = conf
 
-    def defaults(self, resources: Sequence[Resource] = COMPUTE_RESOURCES) -> dict[str, int]:
+    def config_defaults(self, resources: Sequence[Resource] = COMPUTE_RESOURCES
+                        ) -> dict[str, int]:
+        """The ``[quota]`` options (-1 for the never-enforced network quotas)."""
         return {r.name: UNLIMITED if r.option is None else int(getattr(self.conf.quota,
                                                                         r.option))
                 for r in resources}
 
+    def defaults(self, resources: Sequence[Resource] = COMPUTE_RESOURCES,
+                 s: Session | None = None) -> dict[str, int]:
+        """Nova's get_defaults: the ``default`` quota class's rows (read with
+        ``s``; without it, the options alone) over the ``[quota]`` options.
+        Glance's image quotas have no classes."""
+        defaults = self.config_defaults(resources)
+        if s is not None:
+            own = db_quotas.class_limits_get(s, db_quotas.DEFAULT_QUOTA_CLASS)
+            defaults.update({k: v for k, v in own.items()
+                             if k in defaults and k in COMPUTE_NAMES})
+        return defaults
+
+    def class_limits(self, s: Session, class_name: str) -> dict[str, int]:
+        """Nova's get_class_quotas: the class's rows over the defaults."""
+        limits = self.defaults(s=s)
+        own = db_quotas.class_limits_get(s, class_name)
+        limits.update({k: v for k, v in own.items() if k in limits})
+        return limits
+
     def limits(self, s: Session, project_id: str | None,
                resources: Sequence[Resource] = COMPUTE_RESOURCES) -> dict[str, int]:
-        """The project's limits: its own where set, the defaults elsewhere."""
-        limits = self.defaults(resources)
+        """The project's limits: its own where set, the defaults (the
+        ``default`` class, then ``[quota]``) elsewhere."""
+        limits = self.defaults(resources, s)
         if project_id is not None:
             own = db_quotas.limits_get(s, project_id)
             limits.update({k: v for k, v in own.items() if k in limits})
@@ -272,6 +297,12 @@ class QuotaEngine:
                             f"Quota limit {limit} for {name} must be greater than or equal "
                             f"to already used and reserved {usage.get(name, 0)}.")
             db_quotas.limits_set(s, project_id, values)
+
+    @staticmethod
+    def update_class(db: Database, class_name: str, values: Mapping[str, int]) -> None:
+        """Set a quota class's limits (no usage check: a class has none)."""
+        with db.write() as s:
+            db_quotas.class_limits_set(s, class_name, values)
 
     @staticmethod
     def revert(db: Database, project_id: str) -> None:

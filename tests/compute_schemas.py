@@ -502,3 +502,101 @@ UPDATE_SERVER_V263 = _with(UPDATE_SERVER_V247, ("server",),
                            trusted_image_certificates=TRUSTED_CERTS)
 REBUILD_SERVER_V263 = _with(REBUILD_SERVER_V257, ("server",),
                             trusted_image_certificates=TRUSTED_CERTS)
+
+# -- microversions 2.41-2.61: admin resources (tempest's v2_41, v2_50, v2_53, v2_55,
+#    v2_57 and v2_61 schemas) ---------------------------------------------------------
+UUID_STRING = {"type": "string", "format": "uuid"}
+
+# 2.41: aggregates carry their uuid (required) in every body.
+_AGGREGATE_V241 = _with(_AGGREGATE, (), uuid=UUID_STRING)
+GET_AGGREGATE_V241 = body("aggregate", _AGGREGATE_V241)
+LIST_AGGREGATES_V241 = body("aggregates", array(_AGGREGATE_V241))
+_CREATED_AGGREGATE = copy.deepcopy(_AGGREGATE)
+for _key in ("hosts", "metadata"):
+    del _CREATED_AGGREGATE["properties"][_key]
+    _CREATED_AGGREGATE["required"].remove(_key)
+CREATE_AGGREGATE = body("aggregate", _CREATED_AGGREGATE)
+CREATE_AGGREGATE_V241 = body("aggregate", _with(_CREATED_AGGREGATE, (), uuid=UUID_STRING))
+
+# 2.11 / 2.53: services have forced_down; from 2.53 the id is the uuid and a PUT
+# answers the whole service.
+_SERVICE_V211 = _with(LIST_SERVICES["properties"]["services"]["items"], (),
+                      forced_down=BOOLEAN)
+LIST_SERVICES_V211 = body("services", array(_SERVICE_V211))
+_SERVICE_V253 = copy.deepcopy(_SERVICE_V211)
+_SERVICE_V253["properties"]["id"] = UUID_STRING
+LIST_SERVICES_V253 = body("services", array(_SERVICE_V253))
+UPDATE_SERVICE_V253 = body("service", _SERVICE_V253)
+
+# 2.53: hypervisor and service ids are uuids; servers when with_servers is asked.
+_HYPERVISOR_SERVERS_V253 = array(obj({"uuid": UUID_STRING, "name": STRING}))
+_HYPERVISOR_DETAIL_V253 = copy.deepcopy(_HYPERVISOR_DETAIL)
+_HYPERVISOR_DETAIL_V253["properties"].update(
+    id=UUID_STRING, cpu_info={"type": "object"}, servers=_HYPERVISOR_SERVERS_V253)
+_HYPERVISOR_DETAIL_V253["properties"]["service"]["properties"]["id"] = UUID_STRING
+GET_HYPERVISOR_V253 = body("hypervisor", _HYPERVISOR_DETAIL_V253)
+LIST_HYPERVISORS_DETAIL_V253 = body("hypervisors", array(_HYPERVISOR_DETAIL_V253),
+                                    "hypervisors_links")
+_HYPERVISOR_BRIEF_V253 = copy.deepcopy(_HYPERVISOR_BRIEF)
+_HYPERVISOR_BRIEF_V253["properties"].update(id=UUID_STRING, servers=_HYPERVISOR_SERVERS_V253)
+LIST_HYPERVISORS_V253 = body("hypervisors", array(_HYPERVISOR_BRIEF_V253),
+                             "hypervisors_links")
+
+# 2.55: flavors have a description (required), the brief list included; 2.61:
+# extra_specs in the detailed bodies (not required: policy-dependent).
+FLAVOR_DESCRIPTION = {"type": ["string", "null"], "minLength": 0, "maxLength": 65535}
+LIST_FLAVORS_V255 = _with(LIST_FLAVORS, ("flavors", "items"), description=FLAVOR_DESCRIPTION)
+_FLAVOR_V255 = _with(_FLAVOR, (), description=FLAVOR_DESCRIPTION)
+GET_FLAVOR_V255 = body("flavor", _FLAVOR_V255)
+LIST_FLAVORS_DETAIL_V255 = body("flavors", array(_FLAVOR_V255), "flavors_links")
+_FLAVOR_V261 = _with(_FLAVOR_V255, (), required=False, extra_specs={
+    "type": "object", "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": STRING}})
+GET_FLAVOR_V261 = body("flavor", _FLAVOR_V261)
+LIST_FLAVORS_DETAIL_V261 = body("flavors", array(_FLAVOR_V261), "flavors_links")
+
+# os-quota-class-sets: v2_1 (the legacy keys), v2_50 (server groups in, network
+# quotas out) and v2_57 (no injected_file*). Updates answer without "id".
+QUOTA_CLASS_KEYS_V21 = ["instances", "cores", "ram", "floating_ips", "fixed_ips",
+                        "metadata_items", "key_pairs", "security_groups",
+                        "security_group_rules", "injected_files",
+                        "injected_file_content_bytes", "injected_file_path_bytes"]
+QUOTA_CLASS_KEYS_V250 = [k for k in QUOTA_CLASS_KEYS_V21 if k not in (
+    "floating_ips", "fixed_ips", "security_groups", "security_group_rules")] + [
+    "server_groups", "server_group_members"]
+QUOTA_CLASS_KEYS_V257 = [k for k in QUOTA_CLASS_KEYS_V250 if not k.startswith("injected_")]
+
+
+def quota_class_set(keys: list[str], with_id: bool = True) -> dict[str, Any]:
+    names = keys + (["id"] if with_id else [])
+    return body("quota_class_set", obj({**{k: INTEGER for k in keys},
+                                        **({"id": STRING} if with_id else {})}, names))
+
+
+GET_QUOTA_CLASS_SET = quota_class_set(QUOTA_CLASS_KEYS_V21)
+UPDATE_QUOTA_CLASS_SET = quota_class_set(QUOTA_CLASS_KEYS_V21, with_id=False)
+GET_QUOTA_CLASS_SET_V250 = quota_class_set(QUOTA_CLASS_KEYS_V250)
+UPDATE_QUOTA_CLASS_SET_V250 = quota_class_set(QUOTA_CLASS_KEYS_V250, with_id=False)
+GET_QUOTA_CLASS_SET_V257 = quota_class_set(QUOTA_CLASS_KEYS_V257)
+UPDATE_QUOTA_CLASS_SET_V257 = quota_class_set(QUOTA_CLASS_KEYS_V257, with_id=False)
+
+# 2.57: os-quota-sets without injected_file* (on top of 2.36's removals) and
+# limits without maxPersonality / maxPersonalitySize.
+_QUOTA_REQUIRED_V257 = [k for k in _QUOTA_REQUIRED if k not in (
+    "floating_ips", "fixed_ips", "security_groups", "security_group_rules",
+    "injected_files", "injected_file_content_bytes", "injected_file_path_bytes")]
+_QUOTA_NAMES_V257 = _QUOTA_REQUIRED_V257 + ["server_group_members", "server_groups"]
+GET_QUOTA_SET_V257 = body("quota_set", obj({"id": STRING,
+                                            **{n: INTEGER for n in _QUOTA_NAMES_V257}},
+                                           _QUOTA_REQUIRED_V257 + ["id"]))
+UPDATE_QUOTA_SET_V257 = body("quota_set", obj({n: INTEGER for n in _QUOTA_NAMES_V257},
+                                              _QUOTA_REQUIRED_V257))
+GET_QUOTA_SET_DETAILS_V257 = body("quota_set", obj(
+    {"id": STRING, **{n: _QUOTA_DETAIL for n in _QUOTA_NAMES_V257}},
+    _QUOTA_REQUIRED_V257 + ["id"]))
+_ABSOLUTE_V257_NAMES = [n for n in _ABSOLUTE["properties"] if n not in (
+    "maxImageMeta", "maxPersonality", "maxPersonalitySize", "maxSecurityGroupRules",
+    "maxSecurityGroups", "maxTotalFloatingIps", "totalFloatingIpsUsed",
+    "totalSecurityGroupsUsed")]
+GET_LIMITS_V257 = body("limits", obj({
+    "absolute": obj({n: INTEGER for n in _ABSOLUTE_V257_NAMES}, _ABSOLUTE_V257_NAMES),
+    "rate": _RATE}, ["absolute", "rate"]))

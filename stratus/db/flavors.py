@@ -146,6 +146,16 @@ def flavor_get_by_flavorid(db: Database, flavorid: str | int,
         return _as_dict(_get(s, str(flavorid), ctx))
 
 
+def flavor_update_description(db: Database, flavorid: str, description: str | None,
+                              ctx: RequestContext | None = None) -> dict[str, Any]:
+    """Set the flavor's description (PUT /flavors/{id}, 2.55); FlavorNotFound: 404."""
+    with db.write() as s:
+        flavor = _get(s, flavorid, ctx)
+        flavor.description = description
+        s.flush()
+        return _as_dict(flavor)
+
+
 def flavor_get_all(db: Database, ctx: RequestContext | None, *,
                    is_public: bool | None = True, disabled: bool | None = None,
                    min_memory_mb: int | None = None, min_root_gb: int | None = None,

@@ -22,7 +22,8 @@ from sqlalchemy import delete, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stratus.db.models import Image, Instance, InstanceGroup, KeyPair, Quota, QuotaLock
+from stratus.db.models import (Image, Instance, InstanceGroup, KeyPair, Quota, QuotaClass,
+                               QuotaLock)
 from stratus.db.session import Database
 from stratus.utils import utcnow
 
@@ -103,6 +104,37 @@ def limits_set(s: Session, project_id: str, values: Mapping[str, int]) -> None:
 def limits_destroy(s: Session, project_id: str) -> int:
     """Forget the project's own limits (it has the defaults again)."""
     return s.execute(delete(Quota).where(Quota.project_id == project_id)).rowcount or 0
+
+
+# -- quota classes (os-quota-class-sets) -----------------------------------------------
+
+DEFAULT_QUOTA_CLASS = "default"
+
+
+def class_limits_get(s: Session, class_name: str) -> dict[str, int]:
+    """The class's own limits (resources without a row are not in it)."""
+    rows = s.execute(select(QuotaClass.resource, QuotaClass.hard_limit)
+                     .where(QuotaClass.class_name == class_name))
+    return {resource: int(limit) for resource, limit in rows}
+
+
+def class_limits_set(s: Session, class_name: str, values: Mapping[str, int]) -> None:
+    """Insert or update the class's limits (Nova's update_class/create_class)."""
+    if not values:
+        return
+    existing = {q.resource: q for q in s.scalars(
+        select(QuotaClass).where(QuotaClass.class_name == class_name,
+                                 QuotaClass.resource.in_(list(values))))}
+    now = utcnow()
+    for resource, limit in values.items():
+        row = existing.get(resource)
+        if row is None:
+            s.add(QuotaClass(class_name=class_name, resource=resource, hard_limit=limit,
+                             created_at=now))
+        elif row.hard_limit != limit:
+            row.hard_limit = limit
+            row.updated_at = now
+    s.flush()
 
 
 # -- usage -------------------------------------------------------------------------

@@ -146,6 +146,10 @@ def _resources() -> list[RuleDefault]:
         RuleDefault(f"{c}:os-quota-sets:defaults", ANY),
         RuleDefault(f"{c}:os-quota-sets:update", ADMIN),
         RuleDefault(f"{c}:os-quota-sets:delete", ADMIN),
+        RuleDefault(f"{c}:os-quota-class-sets:show", ADMIN, "Show a quota class's limits."),
+        RuleDefault(f"{c}:os-quota-class-sets:update", ADMIN,
+                    "Set a quota class's limits (the 'default' class: every project's "
+                    "defaults)."),
     ]
 
 

@@ -7,9 +7,10 @@ AggregateMultiTenancyIsolation (``filter_tenant_id*``) and the per-aggregate
 weigher multipliers (``ram_weight_multiplier``...). Actions on
 ``POST /os-aggregates/{id}/action``: ``add_host``, ``remove_host``,
 ``set_metadata`` (a null value deletes a key). A host belongs to one zone:
-adding it to an aggregate of another zone is refused (400). The 2.1 view
-has no ``uuid`` (2.41); create answers without ``hosts`` and ``metadata``,
-as Nova does; delete answers 200.
+adding it to an aggregate of another zone is refused (400). Every aggregate
+body has the aggregate's ``uuid`` from 2.41 (``AGGREGATE_UUID_VERSION``);
+create answers without ``hosts`` and ``metadata``, as Nova does; delete
+answers 200.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any, Callable
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import parameter_types
+from stratus.api.compute import microversion, parameter_types
 from stratus.api.compute.common import authorize, validate
 from stratus.api.compute.schemas import check_name, name as name_type
 from stratus.api.wsgi import Request, Route, json_response
@@ -37,6 +38,7 @@ POLICY_REMOVE_HOST = "os_compute_api:os-aggregates:remove_host"
 POLICY_SET_METADATA = "os_compute_api:os-aggregates:set_metadata"
 COMPUTE_BINARY = "stratus-compute"
 INTERNAL_ZONE = "internal"
+AGGREGATE_UUID_VERSION = "2.41"
 
 _ZONE = {"type": ["string", "null"], "minLength": 1, "maxLength": 255}
 _NAME_PADDED = {"type": "string", "minLength": 1, "maxLength": 255}
@@ -63,7 +65,7 @@ REMOVE_HOST_SCHEMA = _body("remove_host", {"host": parameter_types.hostname}, ["
 SET_METADATA_SCHEMA = _body("set_metadata", {"metadata": _METADATA_WITH_NULL}, ["metadata"])
 
 
-def view(agg: dict[str, Any], full: bool = True) -> dict[str, Any]:
+def view(req: Request, agg: dict[str, Any], full: bool = True) -> dict[str, Any]:
     body = {"id": agg["id"], "name": agg["name"],
             "availability_zone": agg["availability_zone"],
             "created_at": isotime_us(agg["created_at"]),
@@ -71,6 +73,8 @@ def view(agg: dict[str, Any], full: bool = True) -> dict[str, Any]:
             "deleted": False, "deleted_at": None}
     if full:
         body.update(hosts=agg["hosts"], metadata=agg["metadata"])
+    if microversion.is_supported(req, AGGREGATE_UUID_VERSION):
+        body["uuid"] = agg["uuid"]
     return body
 
 
@@ -91,7 +95,7 @@ def _check_zone(zone: str | None) -> None:
 
 def index(req: Request) -> Response:
     authorize(req, POLICY_INDEX)
-    return json_response({"aggregates": [view(a) for a in
+    return json_response({"aggregates": [view(req, a) for a in
                                          db_aggregates.aggregate_get_all(req.state.db)]})
 
 
@@ -104,7 +108,7 @@ def create(req: Request) -> Response:
     _check_zone(values.get("availability_zone"))
     agg = db_aggregates.aggregate_create(req.state.db, values["name"].strip(),
                                          values.get("availability_zone"))
-    return json_response({"aggregate": view(agg, full=False)})
+    return json_response({"aggregate": view(req, agg, full=False)})
 
 
 # -- one aggregate -------------------------------------------------------------------
@@ -112,7 +116,7 @@ def create(req: Request) -> Response:
 def show(req: Request, aggregate_id: str) -> Response:
     authorize(req, POLICY_SHOW)
     agg = db_aggregates.aggregate_get(req.state.db, _aggregate_id(aggregate_id))
-    return json_response({"aggregate": view(agg)})
+    return json_response({"aggregate": view(req, agg)})
 
 
 def update(req: Request, aggregate_id: str) -> Response:
@@ -127,7 +131,7 @@ def update(req: Request, aggregate_id: str) -> Response:
                                             "Value: . '' is too short")
     _check_zone(values.get("availability_zone"))
     agg = db_aggregates.aggregate_update(req.state.db, _aggregate_id(aggregate_id), values)
-    return json_response({"aggregate": view(agg)})
+    return json_response({"aggregate": view(req, agg)})
 
 
 def delete(req: Request, aggregate_id: str) -> Response:
@@ -178,7 +182,7 @@ def action(req: Request, aggregate_id: str) -> Response:
     rule, handler = _ACTIONS[name]
     authorize(req, rule)
     agg = handler(req, _aggregate_id(aggregate_id), body)
-    return json_response({"aggregate": view(agg)})
+    return json_response({"aggregate": view(req, agg)})
 
 
 def routes() -> list[Route]:

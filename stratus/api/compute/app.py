@@ -43,6 +43,7 @@ RESOURCE_MODULES: tuple[str, ...] = (
     "availability_zones",
     "limits",
     "quota_sets",
+    "quota_class_sets",
     "servers",
     "server_actions",
     "server_metadata",

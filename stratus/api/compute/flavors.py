@@ -1,25 +1,40 @@
-"""``/flavors``: list, detail, show, create and delete (Nova's flavors.py at 2.1).
+"""``/flavors``: list, detail, show, create, update and delete (Nova's
+flavors.py and flavor_manage.py).
 
 Everyone may list and show the flavors they can see (public ones plus the
-private ones their project was given); only admins create and delete, and
-only admins may filter on ``is_public``.
+private ones their project was given); only admins create, update and
+delete, and only admins may filter on ``is_public``.
+
+From 2.55 (``FLAVOR_DESCRIPTION_VERSION``) every flavor body, the brief list
+included, has a ``description``; create accepts one and ``PUT
+/flavors/{flavor_id}`` changes it (404 before 2.55). From 2.61
+(``FLAVOR_EXTRA_SPECS_VERSION``) the detailed bodies (detail, show, create,
+update) carry ``extra_specs`` when the caller passes the
+``os-flavor-extra-specs:index`` policy.
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import parameter_types
-from stratus.api.compute.common import (authorize, limit_and_marker, next_link,
+from stratus.api.compute import microversion, parameter_types
+from stratus.api.compute.common import (authorize, can, limit_and_marker, next_link,
                                         resource_links, validate)
-from stratus.api.compute.schemas import check_name, name as name_type
+from stratus.api.compute.schemas import check_description, check_name, name as name_type
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import flavors as db_flavors
 
 POLICY_CREATE = "os_compute_api:os-flavor-manage:create"
 POLICY_DELETE = "os_compute_api:os-flavor-manage:delete"
+POLICY_UPDATE = "os_compute_api:os-flavor-manage:update"
+# Who may see a flavor's extra specs in its body (2.61): who may list them.
+POLICY_EXTRA_SPECS_INDEX = "os_compute_api:os-flavor-extra-specs:index"
+
+FLAVOR_DESCRIPTION_VERSION = "2.55"
+FLAVOR_EXTRA_SPECS_VERSION = "2.61"
 
 
 # nova/api/openstack/compute/schemas/flavor_manage.py ``create`` (2.1-2.54).
@@ -52,12 +67,45 @@ CREATE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# 2.55: an optional description, at most 65535 characters (a TEXT column);
+# printable (check_description), or null.
+FLAVOR_DESCRIPTION: dict[str, Any] = {"type": ["string", "null"], "minLength": 0,
+                                      "maxLength": 65535}
+CREATE_SCHEMA_V255: dict[str, Any] = copy.deepcopy(CREATE_SCHEMA)
+CREATE_SCHEMA_V255["properties"]["flavor"]["properties"]["description"] = FLAVOR_DESCRIPTION
+# flavor_manage.update_v2_55: the description is all there is to update.
+UPDATE_SCHEMA_V255: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "flavor": {
+            "type": "object",
+            "properties": {"description": FLAVOR_DESCRIPTION},
+            "required": ["description"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["flavor"],
+    "additionalProperties": False,
+}
+
 
 # -- views ---------------------------------------------------------------------
 
-def flavor_view(req: Request, flavor: dict[str, Any]) -> dict[str, Any]:
-    """A flavor as ``GET /flavors/{id}`` shows it at 2.1 (swap is "" when 0)."""
-    return {
+def _shows_description(req: Request) -> bool:
+    return microversion.is_supported(req, FLAVOR_DESCRIPTION_VERSION)
+
+
+def shows_extra_specs(req: Request) -> bool:
+    """Nova's ``context.can(os-flavor-extra-specs:index, fatal=False)`` from 2.61."""
+    return (microversion.is_supported(req, FLAVOR_EXTRA_SPECS_VERSION)
+            and can(req, POLICY_EXTRA_SPECS_INDEX))
+
+
+def flavor_view(req: Request, flavor: dict[str, Any],
+                extra_specs: bool = False) -> dict[str, Any]:
+    """A flavor as ``GET /flavors/{id}`` shows it (swap is "" when 0), with
+    ``description`` from 2.55 and, when ``extra_specs``, its extra specs."""
+    view = {
         "id": flavor["flavorid"],
         "name": flavor["name"],
         "ram": flavor["memory_mb"],
@@ -70,11 +118,19 @@ def flavor_view(req: Request, flavor: dict[str, Any]) -> dict[str, Any]:
         "rxtx_factor": flavor["rxtx_factor"] or "",
         "links": resource_links(req, "flavors", flavor["flavorid"]),
     }
+    if _shows_description(req):
+        view["description"] = flavor["description"]
+    if extra_specs:
+        view["extra_specs"] = dict(flavor["extra_specs"])
+    return view
 
 
 def flavor_brief_view(req: Request, flavor: dict[str, Any]) -> dict[str, Any]:
-    return {"id": flavor["flavorid"], "name": flavor["name"],
+    view = {"id": flavor["flavorid"], "name": flavor["name"],
             "links": resource_links(req, "flavors", flavor["flavorid"])}
+    if _shows_description(req):
+        view["description"] = flavor["description"]
+    return view
 
 
 # -- queries -------------------------------------------------------------------
@@ -139,13 +195,14 @@ def index(req: Request) -> Response:
 
 def detail(req: Request) -> Response:
     flavors, limit = _list(req)
-    items = [flavor_view(req, f) for f in flavors]
+    extra_specs = shows_extra_specs(req)
+    items = [flavor_view(req, f, extra_specs) for f in flavors]
     return json_response(_list_body(req, items, limit, "flavors/detail"))
 
 
 def show(req: Request, flavor_id: str) -> Response:
     flavor = db_flavors.flavor_get_by_flavorid(req.state.db, flavor_id, req.context)
-    return json_response({"flavor": flavor_view(req, flavor)})
+    return json_response({"flavor": flavor_view(req, flavor, shows_extra_specs(req))})
 
 
 def _rxtx_factor(value: Any) -> float:
@@ -162,8 +219,9 @@ def _rxtx_factor(value: Any) -> float:
 
 def create(req: Request) -> Response:
     body = req.json_body()
-    validate(CREATE_SCHEMA, body)
+    validate(CREATE_SCHEMA_V255 if _shows_description(req) else CREATE_SCHEMA, body)
     check_name(body["flavor"]["name"])
+    check_description(body["flavor"].get("description"))
     authorize(req, POLICY_CREATE)
     vals = body["flavor"]
     flavor = db_flavors.flavor_create(
@@ -178,8 +236,20 @@ def create(req: Request) -> Response:
         rxtx_factor=_rxtx_factor(vals.get("rxtx_factor", 1.0)),
         is_public=parameter_types.bool_from_string(
             vals.get("os-flavor-access:is_public", True)),
+        description=vals.get("description"),
     )
-    return json_response({"flavor": flavor_view(req, flavor)})
+    return json_response({"flavor": flavor_view(req, flavor, shows_extra_specs(req))})
+
+
+def update(req: Request, flavor_id: str) -> Response:
+    """``PUT /flavors/{flavor_id}`` (2.55): change the description."""
+    body = req.json_body()
+    validate(UPDATE_SCHEMA_V255, body)
+    check_description(body["flavor"]["description"])
+    authorize(req, POLICY_UPDATE)
+    flavor = db_flavors.flavor_update_description(
+        req.state.db, flavor_id, body["flavor"]["description"], req.context)
+    return json_response({"flavor": flavor_view(req, flavor, shows_extra_specs(req))})
 
 
 def delete(req: Request, flavor_id: str) -> Response:
@@ -194,5 +264,7 @@ def routes() -> list[Route]:
         Route("GET", "/flavors/detail", detail),
         Route("POST", "/flavors", create),
         Route("GET", "/flavors/<flavor_id>", show),
+        Route("PUT", "/flavors/<flavor_id>",
+              microversion.only_in(update, since=FLAVOR_DESCRIPTION_VERSION)),
         Route("DELETE", "/flavors/<flavor_id>", delete),
     ]

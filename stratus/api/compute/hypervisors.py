@@ -1,4 +1,4 @@
-"""``/os-hypervisors`` up to microversion 2.52 (Nova's hypervisors.py); admin only.
+"""``/os-hypervisors`` (Nova's hypervisors.py); admin only.
 
 A hypervisor is a compute node. Capacity (vcpus, memory_mb, local_gb) is
 what the node reports; usage is what the scheduler claimed on it (the
@@ -7,8 +7,15 @@ allocations) plus the memory and disk the node keeps back for itself.
 service is gone are left out, as Nova does. Ids are the integer node ids.
 
 From 2.28 ``cpu_info`` is a JSON object, not the string the node reports; from
-2.33 the list and detail page (``limit``, ``marker`` = a hypervisor id,
-``hypervisors_links``).
+2.33 the list and detail page (``limit``, ``marker`` = a hypervisor id or
+uuid, ``hypervisors_links``).
+
+From 2.53 (``HYPERVISOR_UUID_VERSION``) a hypervisor's ``id`` and its
+``service.id`` are uuids, and show and uptime take the uuid (anything else is
+a 400). The list and detail take ``hypervisor_hostname_pattern`` (404 when
+nothing matches; with ``limit`` or ``marker`` a 400) and ``with_servers``
+(show takes it too), replacing ``/os-hypervisors/{pattern}/search`` and
+``/servers``, which are 404 from then on; unknown query parameters are 400s.
 """
 from __future__ import annotations
 
@@ -19,8 +26,9 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from stratus import exception
-from stratus.api.compute import microversion
+from stratus.api.compute import microversion, parameter_types
 from stratus.api.compute.common import authorize, limit_and_marker, next_link
+from stratus.api.compute.query import single_param, validate_query
 from stratus.api.compute.services import COMPUTE_BINARY, service_state
 from stratus.api.wsgi import Request, Route, json_response, nova_fault_body
 from stratus.db import instances as db_instances
@@ -28,6 +36,7 @@ from stratus.db import services as db_services
 from stratus.db.models import Instance
 from stratus.db.session import Database
 from stratus.scheduler.capacity import reserved_disk_gb
+from stratus.utils import is_uuid_like
 
 POLICY_LIST = "os_compute_api:os-hypervisors:list"
 POLICY_DETAIL = "os_compute_api:os-hypervisors:list-detail"
@@ -39,7 +48,29 @@ POLICY_UPTIME = "os_compute_api:os-hypervisors:uptime"
 
 CPU_INFO_OBJECT_VERSION = "2.28"
 PAGING_VERSION = "2.33"
+HYPERVISOR_UUID_VERSION = "2.53"
 _NO_USAGE = {"vcpus": 0, "memory_mb": 0, "disk_gb": 0, "instances": 0}
+
+_NON_NEGATIVE_INTEGER = {"type": ["integer", "string"], "pattern": "^[0-9]*$",
+                         "minimum": 0, "minLength": 1}
+# nova/api/openstack/compute/schemas/hypervisors.py index_query_v253 / show_query_v253.
+LIST_QUERY_SCHEMA_V253: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "limit": single_param(_NON_NEGATIVE_INTEGER),
+        "marker": single_param({"type": "string"}),
+        "hypervisor_hostname_pattern": single_param(parameter_types.hostname),
+        "with_servers": single_param(parameter_types.boolean),
+    },
+    "additionalProperties": False,
+}
+SHOW_QUERY_SCHEMA_V253: dict[str, Any] = {
+    "type": "object",
+    "properties": {"with_servers": single_param(parameter_types.boolean)},
+    "additionalProperties": False,
+}
+
+Pair = tuple[dict[str, Any], dict[str, Any]]
 
 
 def node_usage(node: dict[str, Any], claimed: dict[str, int]) -> dict[str, int]:
@@ -93,9 +124,13 @@ class _Inventory:
                 pairs.append((node, service))
         return pairs
 
+    @property
+    def uuid_for_id(self) -> bool:
+        return microversion.is_supported(self.req, HYPERVISOR_UUID_VERSION)
+
     def brief(self, node: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
         return {
-            "id": node["id"],
+            "id": node["uuid"] if self.uuid_for_id else node["id"],
             "hypervisor_hostname": node["hypervisor_hostname"],
             "state": service_state(self.req, service),
             "status": "disabled" if service["disabled"] else "enabled",
@@ -112,7 +147,8 @@ class _Inventory:
             "current_workload": self.workloads.get(node["host"], 0),
             "cpu_info": self.cpu_info(node["cpu_info"]),
             "host_ip": node["host_ip"],
-            "service": {"id": service["id"], "host": node["host"],
+            "service": {"id": service["uuid"] if self.uuid_for_id else service["id"],
+                        "host": node["host"],
                         "disabled_reason": service["disabled_reason"]},
         })
         view.update(node_usage(node, self.usage.get(node["id"], _NO_USAGE)))
@@ -132,65 +168,127 @@ class _Inventory:
             return listed, None
         limit, marker = limit_and_marker(self.req)
         if marker is not None:
-            ids = {str(n["id"]) for n in self.nodes}
-            if marker not in ids:
+            # Nova's HostAPI.compute_node_get_all: a uuid or an id.
+            after = next((n["id"] for n in self.nodes
+                          if marker in (str(n["id"]), n["uuid"])), None)
+            if after is None:
                 raise exception.Invalid(f"marker [{marker}] not found")
-            listed = [(n, s) for n, s in listed if n["id"] > int(marker)]
+            listed = [(n, s) for n, s in listed if n["id"] > after]
         return listed[:limit], limit
+
+    def find(self, hypervisor_id: str) -> Pair:
+        """The listed node ``hypervisor_id`` names: a uuid from 2.53 (else a
+        400), an integer id before (else a 404)."""
+        not_found = exception.NotFound(
+            f"Hypervisor with ID '{hypervisor_id}' could not be found.")
+        if self.uuid_for_id:
+            if not is_uuid_like(hypervisor_id):
+                raise exception.Invalid(f"Invalid uuid {hypervisor_id}")
+            key, wanted = "uuid", hypervisor_id
+        else:
+            try:
+                key, wanted = "id", int(hypervisor_id)
+            except ValueError:
+                raise not_found
+        for node, service in self.listed():
+            if node[key] == wanted:
+                return node, service
+        raise not_found
+
+    def servers_on(self, node: dict[str, Any]) -> list[dict[str, str]]:
+        hosted = db_instances.instances_get_by_host(self.req.state.db, node["host"])
+        return [{"name": i["display_name"], "uuid": i["uuid"]} for i in hosted]
+
+    def with_servers(self, view: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+        """``view`` plus ``servers`` when the host has any (Nova before 2.75)."""
+        hosted = self.servers_on(node)
+        if hosted:
+            view["servers"] = hosted
+        return view
 
     def matching(self, pattern: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """Nodes whose hypervisor_hostname contains ``pattern`` (Nova's LIKE %p%)."""
         return [(n, s) for n, s in self.listed() if pattern in n["hypervisor_hostname"]]
 
 
+def _no_match(pattern: str) -> exception.NotFound:
+    return exception.NotFound(f"No hypervisor matching '{pattern}' could be found.")
+
+
+def _with_servers_param(req: Request) -> bool:
+    """The ``with_servers`` query parameter (already validated), 2.53+."""
+    raw = req.args.get("with_servers")
+    return raw is not None and parameter_types.bool_from_string(raw)
+
+
 def _list(req: Request, detailed: bool) -> Response:
     inventory = _Inventory(req)
-    pairs, limit = inventory.page()
+    pattern: str | None = None
+    with_servers = False
+    if inventory.uuid_for_id:
+        pattern = req.args.get("hypervisor_hostname_pattern")
+        with_servers = _with_servers_param(req)
+    limit: int | None
+    if pattern is not None:
+        if "limit" in req.args or req.args.get("marker"):
+            raise exception.Invalid("Paging over hypervisors with the "
+                                    "hypervisor_hostname_pattern query parameter is not "
+                                    "supported.")
+        pairs, limit = inventory.matching(pattern), None  # no links: they would be 400s
+        if not pairs:
+            raise _no_match(pattern)
+    else:
+        pairs, limit = inventory.page()
     view = inventory.detail if detailed else inventory.brief
-    hypervisors = [view(n, s) for n, s in pairs]
+    hypervisors = []
+    for node, service in pairs:
+        item = view(node, service)
+        hypervisors.append(inventory.with_servers(item, node) if with_servers else item)
     body: dict[str, Any] = {"hypervisors": hypervisors}
     if limit is not None:
         links = next_link(req, "os-hypervisors/detail" if detailed else "os-hypervisors",
-                          hypervisors, limit)
+                          hypervisors, limit)  # the marker is the last id shown
         if links:
             body["hypervisors_links"] = links
     return json_response(body)
 
 
+def _validate_list_query(req: Request) -> None:
+    if microversion.is_supported(req, HYPERVISOR_UUID_VERSION):
+        validate_query(req, LIST_QUERY_SCHEMA_V253)
+
+
 def index(req: Request) -> Response:
+    _validate_list_query(req)
     authorize(req, POLICY_LIST)
     return _list(req, detailed=False)
 
 
 def detail(req: Request) -> Response:
+    _validate_list_query(req)
     authorize(req, POLICY_DETAIL)
     return _list(req, detailed=True)
 
 
 def show(req: Request, hypervisor_id: str) -> Response:
+    with_servers = False
+    if microversion.is_supported(req, HYPERVISOR_UUID_VERSION):
+        validate_query(req, SHOW_QUERY_SCHEMA_V253)
+        with_servers = _with_servers_param(req)
     authorize(req, POLICY_SHOW)
-    not_found = exception.NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
-    try:
-        node_id = int(hypervisor_id)
-    except ValueError:
-        raise not_found
     inventory = _Inventory(req)
-    for node, service in inventory.listed():
-        if node["id"] == node_id:
-            return json_response({"hypervisor": inventory.detail(node, service)})
-    raise not_found
+    node, service = inventory.find(hypervisor_id)
+    view = inventory.detail(node, service)
+    if with_servers:
+        view = inventory.with_servers(view, node)
+    return json_response({"hypervisor": view})
 
 
 def uptime(req: Request, hypervisor_id: str) -> Response:
     """No virt driver reports its host's uptime yet: Nova's 501 for such drivers
-    (after the 404 for an unknown hypervisor)."""
+    (after the 400 for a malformed id at 2.53 and the 404 for an unknown one)."""
     authorize(req, POLICY_UPTIME)
-    try:
-        node_id = int(hypervisor_id)
-    except ValueError:
-        node_id = None
-    if node_id is None or all(n["id"] != node_id for n, _ in _Inventory(req).listed()):
-        raise exception.NotFound(f"Hypervisor with ID '{hypervisor_id}' could not be found.")
+    _Inventory(req).find(hypervisor_id)
     return json_response(nova_fault_body(501, "Virt driver does not implement uptime "
                                               "function."), 501)
 
@@ -219,7 +317,7 @@ def search(req: Request, pattern: str) -> Response:
     inventory = _Inventory(req)
     found = inventory.matching(pattern)
     if not found:
-        raise exception.NotFound(f"No hypervisor matching '{pattern}' could be found.")
+        raise _no_match(pattern)
     return json_response({"hypervisors": [inventory.brief(n, s) for n, s in found]})
 
 
@@ -229,15 +327,9 @@ def servers(req: Request, pattern: str) -> Response:
     inventory = _Inventory(req)
     found = inventory.matching(pattern)
     if not found:
-        raise exception.NotFound(f"No hypervisor matching '{pattern}' could be found.")
-    result = []
-    for node, service in found:
-        view = inventory.brief(node, service)
-        hosted = db_instances.instances_get_by_host(req.state.db, node["host"])
-        if hosted:
-            view["servers"] = [{"name": i["display_name"], "uuid": i["uuid"]} for i in hosted]
-        result.append(view)
-    return json_response({"hypervisors": result})
+        raise _no_match(pattern)
+    return json_response({"hypervisors": [inventory.with_servers(inventory.brief(n, s), n)
+                                          for n, s in found]})
 
 
 def routes() -> list[Route]:
@@ -247,6 +339,9 @@ def routes() -> list[Route]:
         Route("GET", "/os-hypervisors/statistics", statistics),
         Route("GET", "/os-hypervisors/<hypervisor_id>", show),
         Route("GET", "/os-hypervisors/<hypervisor_id>/uptime", uptime),
-        Route("GET", "/os-hypervisors/<pattern>/search", search),
-        Route("GET", "/os-hypervisors/<pattern>/servers", servers),
+        # Replaced by the list's query parameters at 2.53.
+        Route("GET", "/os-hypervisors/<pattern>/search",
+              microversion.only_in(search, until=HYPERVISOR_UUID_VERSION)),
+        Route("GET", "/os-hypervisors/<pattern>/servers",
+              microversion.only_in(servers, until=HYPERVISOR_UUID_VERSION)),
     ]

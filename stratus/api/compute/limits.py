@@ -1,7 +1,8 @@
 """``GET /limits``: the project's absolute limits and what it uses of them.
 
 The limits are the project's quotas (:mod:`stratus.quota`: its own where an
-administrator set them, the ``[quota]`` defaults elsewhere) and the usage is
+administrator set them, the defaults elsewhere: the ``default`` quota
+class's, then ``[quota]``) and the usage is
 counted from its instances that are not deleted. An administrator may ask
 about another project with ``?tenant_id=``.
 """
@@ -23,6 +24,10 @@ POLICY_OTHER_PROJECT = "os_compute_api:limits:other_project"
 NETWORK_LIMITS_REMOVED_VERSION = "2.36"
 NETWORK_QUOTAS = frozenset(["floating_ips", "security_groups", "security_group_rules"])
 IMAGE_META_REMOVED_VERSION = "2.39"
+# 2.57: maxPersonality and maxPersonalitySize go with personality files
+# (Nova's FILTERED_LIMITS_2_57).
+PERSONALITY_LIMITS_REMOVED_VERSION = "2.57"
+PERSONALITY_QUOTAS = frozenset(["injected_files", "injected_file_content_bytes"])
 
 # nova/api/openstack/compute/views/limits.py: quota name -> absolute limit names.
 _LIMIT_NAMES: dict[str, tuple[str, ...]] = {
@@ -79,8 +84,11 @@ def index(req: Request) -> Response:
     with req.state.db.read() as s:
         limits = engine.limits(s, project_id)
         usage = engine.usage(s, project_id)
-    filtered = (NETWORK_QUOTAS if microversion.is_supported(req, NETWORK_LIMITS_REMOVED_VERSION)
-                else frozenset())
+    filtered: frozenset[str] = frozenset()
+    if microversion.is_supported(req, NETWORK_LIMITS_REMOVED_VERSION):
+        filtered = NETWORK_QUOTAS
+    if microversion.is_supported(req, PERSONALITY_LIMITS_REMOVED_VERSION):
+        filtered = filtered | PERSONALITY_QUOTAS
     return json_response(build_limits(
         limits, usage, filtered,
         max_image_meta=not microversion.is_supported(req, IMAGE_META_REMOVED_VERSION)))

@@ -1,13 +1,15 @@
 """``/os-quota-sets/{project_id}`` at microversion 2.1 (Nova's quota_sets.py).
 
-GET shows the project's limits, ``/defaults`` the ``[quota]`` defaults,
+GET shows the project's limits, ``/defaults`` the defaults (the ``default``
+quota class's limits over the ``[quota]`` options, see os-quota-class-sets),
 ``/detail`` each limit with its usage (``in_use``, ``limit``, ``reserved``);
 PUT (admin) sets some of them and answers the whole set without ``id``,
 refusing a limit below what the project already uses unless ``force``;
 DELETE (admin) reverts the project to the defaults (202). An unknown project
 is a 400, as Nova's check against Keystone. ``user_id`` is accepted and
 ignored: quotas here are per project only (PUT with ``user_id`` sets the
-project's limits).
+project's limits). From 2.36 the network quotas leave the answers and the
+PUT schema; from 2.57 the personality-file quotas (``injected_file*``) too.
 """
 from __future__ import annotations
 
@@ -32,6 +34,10 @@ POLICY_DELETE = "os_compute_api:os-quota-sets:delete"
 NETWORK_QUOTAS_REMOVED_VERSION = "2.36"
 NETWORK_QUOTAS: tuple[str, ...] = ("fixed_ips", "floating_ips", "security_group_rules",
                                    "security_groups")
+# 2.57: personality files are gone, and so are their quotas (FILTERED_QUOTAS_2_57).
+PERSONALITY_QUOTAS_REMOVED_VERSION = "2.57"
+PERSONALITY_QUOTAS: tuple[str, ...] = ("injected_files", "injected_file_content_bytes",
+                                       "injected_file_path_bytes")
 
 _QUOTA_VALUE: dict[str, Any] = {
     "type": ["integer", "string"], "pattern": "^-?[0-9]+$",
@@ -59,6 +65,14 @@ UPDATE_SCHEMA_V236: dict[str, Any] = {
                        ["properties"].items() if k not in NETWORK_QUOTAS + ("networks",)},
     }},
 }
+UPDATE_SCHEMA_V257: dict[str, Any] = {
+    **UPDATE_SCHEMA_V236,
+    "properties": {"quota_set": {
+        **UPDATE_SCHEMA_V236["properties"]["quota_set"],
+        "properties": {k: v for k, v in UPDATE_SCHEMA_V236["properties"]["quota_set"]
+                       ["properties"].items() if k not in PERSONALITY_QUOTAS},
+    }},
+}
 
 
 def routes() -> list[Route]:
@@ -72,11 +86,27 @@ def routes() -> list[Route]:
     ]
 
 
+def _hidden(req: Request) -> tuple[str, ...]:
+    """The quotas the request's version does not show."""
+    if microversion.is_supported(req, PERSONALITY_QUOTAS_REMOVED_VERSION):
+        return NETWORK_QUOTAS + PERSONALITY_QUOTAS
+    if microversion.is_supported(req, NETWORK_QUOTAS_REMOVED_VERSION):
+        return NETWORK_QUOTAS
+    return ()
+
+
 def _filtered(req: Request, quotas: dict[str, Any]) -> dict[str, Any]:
     """The quota set as the request's version shows it."""
-    if not microversion.is_supported(req, NETWORK_QUOTAS_REMOVED_VERSION):
-        return quotas
-    return {k: v for k, v in quotas.items() if k not in NETWORK_QUOTAS}
+    hidden = _hidden(req)
+    return {k: v for k, v in quotas.items() if k not in hidden}
+
+
+def _update_schema(req: Request) -> dict[str, Any]:
+    if microversion.is_supported(req, PERSONALITY_QUOTAS_REMOVED_VERSION):
+        return UPDATE_SCHEMA_V257
+    if microversion.is_supported(req, NETWORK_QUOTAS_REMOVED_VERSION):
+        return UPDATE_SCHEMA_V236
+    return UPDATE_SCHEMA
 
 
 def _verify_project(req: Request, project_id: str) -> None:
@@ -105,8 +135,9 @@ def show(req: Request, project_id: str) -> Response:
 def defaults(req: Request, project_id: str) -> Response:
     authorize(req, POLICY_DEFAULTS, {"project_id": project_id})
     _verify_project(req, project_id)
-    return json_response({"quota_set": {"id": project_id,
-                                        **_filtered(req, _engine(req).defaults())}})
+    with req.state.db.read() as s:
+        values = _engine(req).defaults(s=s)
+    return json_response({"quota_set": {"id": project_id, **_filtered(req, values)}})
 
 
 def detail(req: Request, project_id: str) -> Response:
@@ -138,8 +169,7 @@ def _parse_update(quota_set: dict[str, Any]) -> tuple[dict[str, int], bool]:
 
 def update(req: Request, project_id: str) -> Response:
     body = req.json_body()
-    validate(UPDATE_SCHEMA_V236 if microversion.is_supported(req, NETWORK_QUOTAS_REMOVED_VERSION)
-             else UPDATE_SCHEMA, body)
+    validate(_update_schema(req), body)
     authorize(req, POLICY_UPDATE, {"project_id": project_id})
     _verify_project(req, project_id)
     values, force = _parse_update(body["quota_set"])

@@ -1,11 +1,17 @@
-"""``/os-services`` before microversion 2.53 (Nova's services.py); admin only.
+"""``/os-services`` (Nova's services.py); admin only.
 
 A service is "up" while its heartbeats are recent (``[DEFAULT]
 service_down_time``) and it is not forced down. Compute services live in the
-zone they report (default "nova"), all others in "internal". Service ids are
-the integer database ids. Updates go through the action-named paths
-``PUT /os-services/{enable,disable,disable-log-reason}`` (and ``force-down``
-from 2.11) and apply to compute services only.
+zone they report (default "nova"), all others in "internal". Before 2.53
+service ids are the integer database ids and updates go through the
+action-named paths ``PUT /os-services/{enable,disable,disable-log-reason}``
+(and ``force-down`` from 2.11); they apply to compute services only.
+
+From 2.53 (``SERVICE_UUID_VERSION``) a service's ``id`` is its uuid:
+``PUT /os-services/{uuid}`` takes ``status`` (``disabled_reason`` only with
+``disabled``) and/or ``forced_down`` and answers the whole service as GET
+shows it; ``DELETE /os-services/{uuid}``. The action-named paths are gone
+(404), and an id that is not a uuid is a 400.
 
 Clients address the compute service as ``nova-compute``: a ``nova-*`` binary
 in a request means the ``stratus-*`` service of the same name.
@@ -23,9 +29,9 @@ from stratus.api.compute.common import authorize, validate
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import aggregates as db_aggregates
 from stratus.db import services as db_services
-from stratus.db.models import Allocation, ComputeNode, Instance, Service
+from stratus.db.models import AggregateHost, Allocation, ComputeNode, Instance, Service
 from stratus.db.session import Database
-from stratus.utils import isotime_us
+from stratus.utils import is_uuid_like, isotime_us
 
 COMPUTE_BINARY = "stratus-compute"
 DEFAULT_ZONE = "nova"
@@ -36,6 +42,7 @@ POLICY_UPDATE = "os_compute_api:os-services:update"
 POLICY_DELETE = "os_compute_api:os-services:delete"
 
 FORCED_DOWN_VERSION = "2.11"
+SERVICE_UUID_VERSION = "2.53"
 
 _REASON = {"type": "string", "minLength": 1, "maxLength": 255}
 UPDATE_SCHEMA: dict[str, Any] = {
@@ -51,6 +58,19 @@ UPDATE_SCHEMA: dict[str, Any] = {
 UPDATE_SCHEMA_V211: dict[str, Any] = {
     **UPDATE_SCHEMA,
     "properties": {**UPDATE_SCHEMA["properties"], "forced_down": parameter_types.boolean},
+}
+
+
+# nova/api/openstack/compute/schemas/services.py service_update_v2_53: nothing
+# required (the service is on the path); status and/or forced_down.
+UPDATE_SCHEMA_V253: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["enabled", "disabled"]},
+        "disabled_reason": _REASON,
+        "forced_down": parameter_types.boolean,
+    },
+    "additionalProperties": False,
 }
 
 
@@ -80,8 +100,9 @@ def service_state(req: Request, service: dict[str, Any]) -> str:
 
 def service_view(req: Request, service: dict[str, Any],
                  host_zones: dict[str, str] | None = None) -> dict[str, Any]:
+    uuid_for_id = microversion.is_supported(req, SERVICE_UUID_VERSION)
     view = {
-        "id": service["id"],
+        "id": service["uuid"] if uuid_for_id else service["id"],
         "binary": service["binary"],
         "host": service["host"],
         "zone": service_zone(service, host_zones),
@@ -165,6 +186,8 @@ def _actions(req: Request) -> dict[str, _Action]:
 
 
 def update(req: Request, action: str) -> Response:
+    if microversion.is_supported(req, SERVICE_UUID_VERSION):
+        return update_by_uuid(req, action)
     body = req.json_body()
     schema = (UPDATE_SCHEMA_V211 if microversion.is_supported(req, FORCED_DOWN_VERSION)
               else UPDATE_SCHEMA)
@@ -176,15 +199,60 @@ def update(req: Request, action: str) -> Response:
     return json_response(handler(req, body))
 
 
+# -- update by uuid (2.53) ------------------------------------------------------------
+
+def _check_uuid(service_id: str) -> None:
+    if not is_uuid_like(service_id):
+        raise exception.Invalid(f"Invalid uuid {service_id}")
+
+
+def _changes_v253(body: dict[str, Any]) -> dict[str, Any]:
+    """The service columns a 2.53 update body sets; 400 for a reason with
+    ``enabled`` or for a body that sets nothing (Nova's messages)."""
+    values: dict[str, Any] = {}
+    status = body.get("status")
+    if status == "enabled":
+        if body.get("disabled_reason"):
+            raise exception.Invalid("Specifying 'disabled_reason' with status 'enabled' "
+                                    "is invalid.")
+        values.update(disabled=False, disabled_reason=None)
+    elif status == "disabled":
+        values.update(disabled=True, disabled_reason=body.get("disabled_reason"))
+    if "forced_down" in body:
+        values["forced_down"] = parameter_types.bool_from_string(body["forced_down"])
+    if not values:
+        raise exception.Invalid("No updates were requested. Fields 'status' or "
+                                "'forced_down' should be specified.")
+    return values
+
+
+def update_by_uuid(req: Request, service_id: str) -> Response:
+    """``PUT /os-services/{service_uuid}`` (2.53): the whole service back."""
+    body = req.json_body()
+    validate(UPDATE_SCHEMA_V253, body)
+    _check_uuid(service_id)
+    authorize(req, POLICY_UPDATE)
+    service = db_services.service_get(req.state.db, service_id)
+    if service["binary"] != COMPUTE_BINARY:
+        raise exception.Invalid(f"Updating a {service['binary']} service is not supported. "
+                                f"Only {COMPUTE_BINARY} services can be updated.")
+    service = db_services.service_update(req.state.db, service_id, **_changes_v253(body))
+    zones = db_aggregates.host_zones(req.state.db)
+    view = service_view(req, service, zones)
+    return json_response({"service": view})
+
+
 # -- delete --------------------------------------------------------------------
 
-def destroy_service(db: Database, service_id: int) -> None:
-    """Delete a service; a compute service takes its compute nodes with it.
+def destroy_service(db: Database, service_id: int | str) -> None:
+    """Delete a service (by id, or by uuid from 2.53); a compute service takes
+    its compute nodes and its aggregate memberships with it.
 
     A compute service still hosting instances cannot go (409).
     """
     with db.write() as s:
-        service = s.get(Service, service_id)
+        column = Service.id if isinstance(service_id, int) else Service.uuid
+        service = s.scalars(select(Service).where(column == service_id)).one_or_none()
         if service is None:
             raise exception.NotFound(f"Service {service_id} not found.")
         if service.binary == COMPUTE_BINARY:
@@ -197,15 +265,22 @@ def destroy_service(db: Database, service_id: int) -> None:
             node_ids = select(ComputeNode.id).where(ComputeNode.host == service.host)
             s.execute(sql_delete(Allocation).where(Allocation.compute_node_id.in_(node_ids)))
             s.execute(sql_delete(ComputeNode).where(ComputeNode.host == service.host))
+            # Nova removes the host from every aggregate it is in.
+            s.execute(sql_delete(AggregateHost).where(AggregateHost.host == service.host))
         s.delete(service)
 
 
 def delete(req: Request, service_id: str) -> Response:
     authorize(req, POLICY_DELETE)
-    try:
-        ident = int(service_id)
-    except ValueError:
-        raise exception.Invalid("Invalid input received: id must be an integer")
+    ident: int | str
+    if microversion.is_supported(req, SERVICE_UUID_VERSION):
+        _check_uuid(service_id)
+        ident = service_id
+    else:
+        try:
+            ident = int(service_id)
+        except ValueError:
+            raise exception.Invalid("Invalid input received: id must be an integer")
     destroy_service(req.state.db, ident)
     return empty_response(204)
 
