@@ -261,8 +261,16 @@ def test_2_53_delete_a_service_by_uuid(cloud: InProcessCloud) -> None:
     assert fault_message(resp) == f"Invalid uuid {gone['id']}"
     resp = call(cloud, "2.52", "DELETE", f"/os-services/{gone['uuid']}", status=400)
     assert "id must be an integer" in fault_message(resp)
+    agg = call(cloud, "2.53", "POST", "/os-aggregates",
+               {"aggregate": {"name": "agg-of-gone"}}).get_json()["aggregate"]
+    touched = call(cloud, "2.53", "POST", f"/os-aggregates/{agg['id']}/action",
+                   {"add_host": {"host": "gone-253"}}).get_json()["aggregate"]["updated_at"]
     call(cloud, "2.53", "DELETE", f"/os-services/{gone['uuid']}", status=204)
     assert "gone-253" not in {s["host"] for s in _services(cloud, "2.53")}
+    # As Nova, the host leaves its aggregates with its service.
+    left = call(cloud, "2.53", "GET", f"/os-aggregates/{agg['id']}").get_json()["aggregate"]
+    assert left["hosts"] == [] and left["updated_at"] > touched  # the schedulers re-read
+    call(cloud, "2.53", "DELETE", f"/os-aggregates/{agg['id']}")
     resp = call(cloud, "2.53", "DELETE", f"/os-services/{gone['uuid']}", status=404)
     assert fault_message(resp) == f"Service {gone['uuid']} not found."
     old = _fake_service(cloud, "gone-252")

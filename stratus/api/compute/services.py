@@ -10,8 +10,10 @@ action-named paths ``PUT /os-services/{enable,disable,disable-log-reason}``
 From 2.53 (``SERVICE_UUID_VERSION``) a service's ``id`` is its uuid:
 ``PUT /os-services/{uuid}`` takes ``status`` (``disabled_reason`` only with
 ``disabled``) and/or ``forced_down`` and answers the whole service as GET
-shows it; ``DELETE /os-services/{uuid}``. The action-named paths are gone
-(404), and an id that is not a uuid is a 400.
+shows it; ``DELETE /os-services/{uuid}``. An id that is not a uuid is a
+400 (Nova's ``Invalid uuid``): the action-named paths are no more, so a
+``PUT /os-services/disable`` is an update of the service "disable", refused
+as Nova refuses it (400).
 
 Clients address the compute service as ``nova-compute``: a ``nova-*`` binary
 in a request means the ``stratus-*`` service of the same name.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sqlalchemy import delete as sql_delete, func, select
+from sqlalchemy import delete as sql_delete, func, select, update as sql_update
 from werkzeug.wrappers import Response
 
 from stratus import exception
@@ -29,9 +31,10 @@ from stratus.api.compute.common import authorize, validate
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.db import aggregates as db_aggregates
 from stratus.db import services as db_services
-from stratus.db.models import AggregateHost, Allocation, ComputeNode, Instance, Service
+from stratus.db.models import (Aggregate, AggregateHost, Allocation, ComputeNode, Instance,
+                               Service)
 from stratus.db.session import Database
-from stratus.utils import is_uuid_like, isotime_us
+from stratus.utils import is_uuid_like, isotime_us, utcnow
 
 COMPUTE_BINARY = "stratus-compute"
 DEFAULT_ZONE = "nova"
@@ -265,7 +268,12 @@ def destroy_service(db: Database, service_id: int | str) -> None:
             node_ids = select(ComputeNode.id).where(ComputeNode.host == service.host)
             s.execute(sql_delete(Allocation).where(Allocation.compute_node_id.in_(node_ids)))
             s.execute(sql_delete(ComputeNode).where(ComputeNode.host == service.host))
-            # Nova removes the host from every aggregate it is in.
+            # Nova removes the host from every aggregate it is in (touching them:
+            # the schedulers re-read aggregates when one's updated_at moves).
+            in_aggregates = select(AggregateHost.aggregate_id).where(
+                AggregateHost.host == service.host)
+            s.execute(sql_update(Aggregate).where(Aggregate.id.in_(in_aggregates))
+                      .values(updated_at=utcnow()))
             s.execute(sql_delete(AggregateHost).where(AggregateHost.host == service.host))
         s.delete(service)
 
