@@ -148,7 +148,13 @@ def test_osc_admin_commands_at_late_versions(served: tuple[InProcessCloud, str],
     listed = osc(served, capsys, "compute", "service", "list", "--host", "host1",
                  "--service", "stratus-compute", "-f", "json")
     assert listed[0]["Status"] == "disabled"
-    osc(served, capsys, "compute", "service", "set", "--enable", "host1", "stratus-compute")
+    osc(served, capsys, "compute", "service", "set", "--enable", "host1", "nova-compute")
+    osc(served, capsys, "compute", "service", "set", "--down", "host1", "nova-compute")
+    listed = osc(served, capsys, "compute", "service", "list", "--host", "host1",
+                 "--service", "nova-compute", "--long", "-f", "json")
+    assert (listed[0]["Status"], listed[0]["State"], listed[0]["Forced Down"]) == (
+        "enabled", "down", True)
+    osc(served, capsys, "compute", "service", "set", "--up", "host1", "nova-compute")
     hypervisors = osc(served, capsys, "hypervisor", "list", "-f", "json")
     assert len(hypervisors) == 2 and all(is_uuid(h["ID"]) for h in hypervisors)
     shown = osc(served, capsys, "hypervisor", "show", hypervisors[0]["ID"], "-f", "json")
