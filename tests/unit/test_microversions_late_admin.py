@@ -475,6 +475,8 @@ def test_2_55_update_a_flavor_description(cloud: InProcessCloud, demo: Tenant) -
             ({"flavor": {"description": "x", "name": "y"}}, "Additional properties"),
             ({"flavor": {"description": "x" * 65536}}, "is too long"),
             ({"flavor": {"description": "bell\x07"}}, "printable characters"),
+            ({"flavor": {"description": "emoji \U0001F600"}}, "printable characters"),
+            ({"flavor": {"description": "line\u2028sep"}}, "printable characters"),
             ({"description": "x"}, "'flavor' is a required property")):
         resp = call(cloud, "2.55", "PUT", path, bad, status=400)
         assert expected in fault_message(resp), bad

@@ -15,6 +15,7 @@ update) carry ``extra_specs`` when the caller passes the
 from __future__ import annotations
 
 import copy
+import unicodedata
 from typing import Any
 
 from werkzeug.wrappers import Response
@@ -68,7 +69,7 @@ CREATE_SCHEMA: dict[str, Any] = {
 }
 
 # 2.55: an optional description, at most 65535 characters (a TEXT column);
-# printable (check_description), or null.
+# printable (check_flavor_description), or null.
 FLAVOR_DESCRIPTION: dict[str, Any] = {"type": ["string", "null"], "minLength": 0,
                                       "maxLength": 65535}
 CREATE_SCHEMA_V255: dict[str, Any] = copy.deepcopy(CREATE_SCHEMA)
@@ -87,6 +88,22 @@ UPDATE_SCHEMA_V255: dict[str, Any] = {
     "required": ["flavor"],
     "additionalProperties": False,
 }
+
+
+# Nova builds its description pattern from the Basic Multilingual Plane only.
+_BMP_LIMIT = 0xFFFF
+
+
+def check_flavor_description(value: Any) -> None:
+    """Nova's ``valid_description_regex``: printable characters of the BMP,
+    no separator but the space kind (``Zs``); same 400 as a server's."""
+    check_description(value)
+    if isinstance(value, str) and any(
+            ord(ch) >= _BMP_LIMIT or unicodedata.category(ch) in ("Zl", "Zp")
+            for ch in value):
+        raise exception.ValidationError(
+            f"Invalid input for field/attribute description. Value: {value}. "
+            f"{value!r} does not match the printable characters pattern")
 
 
 # -- views ---------------------------------------------------------------------
@@ -221,7 +238,7 @@ def create(req: Request) -> Response:
     body = req.json_body()
     validate(CREATE_SCHEMA_V255 if _shows_description(req) else CREATE_SCHEMA, body)
     check_name(body["flavor"]["name"])
-    check_description(body["flavor"].get("description"))
+    check_flavor_description(body["flavor"].get("description"))
     authorize(req, POLICY_CREATE)
     vals = body["flavor"]
     flavor = db_flavors.flavor_create(
@@ -245,7 +262,7 @@ def update(req: Request, flavor_id: str) -> Response:
     """``PUT /flavors/{flavor_id}`` (2.55): change the description."""
     body = req.json_body()
     validate(UPDATE_SCHEMA_V255, body)
-    check_description(body["flavor"]["description"])
+    check_flavor_description(body["flavor"]["description"])
     authorize(req, POLICY_UPDATE)
     flavor = db_flavors.flavor_update_description(
         req.state.db, flavor_id, body["flavor"]["description"], req.context)
