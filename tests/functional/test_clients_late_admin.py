@@ -165,3 +165,10 @@ def test_osc_admin_commands_at_late_versions(served: tuple[InProcessCloud, str],
     osc(served, capsys, "flavor", "set", "--description", "osc changed", "osc-desc")
     assert osc(served, capsys, "flavor", "show", "osc-desc", "-f", "json")[
         "description"] == "osc changed"
+    # Quota classes: the default class's limits are every project's defaults.
+    # (``quota set --default`` writes the "default" quota class).
+    osc(served, capsys, "quota", "set", "--default", "--cores", "31")
+    shown = osc(served, capsys, "quota", "show", "--default", "--compute", "-f", "json")
+    limits = shown if isinstance(shown, dict) else {q["Resource"]: q["Limit"] for q in shown}
+    assert limits["cores"] == 31
+    osc(served, capsys, "quota", "set", "--default", "--cores", "20")
