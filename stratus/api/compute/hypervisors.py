@@ -70,6 +70,7 @@ SHOW_QUERY_SCHEMA_V253: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# A compute node and its compute service.
 Pair = tuple[dict[str, Any], dict[str, Any]]
 
 
@@ -115,7 +116,7 @@ class _Inventory:
     def service_for(self, node: dict[str, Any]) -> dict[str, Any] | None:
         return self.services.get(node["host"])
 
-    def listed(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def listed(self) -> list[Pair]:
         """(node, service) pairs of the nodes whose compute service exists."""
         pairs = []
         for node in self.nodes:
@@ -160,7 +161,7 @@ class _Inventory:
             return raw
         return json.loads(raw) if raw else {}
 
-    def page(self) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], int | None]:
+    def page(self) -> tuple[list[Pair], int | None]:
         """The listed nodes of the requested page (2.33+; all before) and the
         page's limit (None before 2.33), in id order."""
         listed = sorted(self.listed(), key=lambda pair: pair[0]["id"])
@@ -206,7 +207,7 @@ class _Inventory:
             view["servers"] = hosted
         return view
 
-    def matching(self, pattern: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    def matching(self, pattern: str) -> list[Pair]:
         """Nodes whose hypervisor_hostname contains ``pattern`` (Nova's LIKE %p%)."""
         return [(n, s) for n, s in self.listed() if pattern in n["hypervisor_hostname"]]
 
