@@ -9,6 +9,7 @@ import jsonschema
 
 from stratus import exception, policy
 from stratus.api.compute.parameter_types import SQL_INT_MAX
+from stratus.api.compute.query import query_error
 from stratus.api.wsgi import Request
 from stratus.utils import is_uuid_like
 
@@ -87,17 +88,11 @@ def query_int(req: Request, name: str, minimum: int = 0,
     try:
         value = int(raw)
     except ValueError:
-        raise exception.ValidationError(
-            f"Invalid input for query parameters {name}. Value: {raw}. "
-            f"'{raw}' is not a 'integer'")
+        raise query_error(name, raw, f"'{raw}' is not a 'integer'")
     if value < minimum:
-        raise exception.ValidationError(
-            f"Invalid input for query parameters {name}. Value: {raw}. "
-            f"{value} is less than the minimum of {minimum}")
+        raise query_error(name, raw, f"{value} is less than the minimum of {minimum}")
     if maximum is not None and value > maximum:
-        raise exception.ValidationError(
-            f"Invalid input for query parameters {name}. Value: {raw}. "
-            f"{value} is greater than the maximum of {maximum}")
+        raise query_error(name, raw, f"{value} is greater than the maximum of {maximum}")
     return value
 
 

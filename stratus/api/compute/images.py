@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 from stratus import exception
 from stratus.api.compute import common, microversion
 from stratus.api.compute.parameter_types import bool_from_string
+from stratus.api.compute.query import query_error
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.image.service import ImageService, ListQuery, PatchOp, parse_time_filter
@@ -134,9 +135,8 @@ def _list_query(req: Request) -> ListQuery:
         try:
             query.updated_at = [("gte", parse_time_filter(args["changes-since"])[1])]
         except exception.Invalid:
-            raise exception.ValidationError(
-                f"Invalid input for query parameters changes-since. Value: "
-                f"{args['changes-since']}. It is not a valid date-time")
+            raise query_error("changes-since", args["changes-since"],
+                              "It is not a valid date-time")
     if "server" in args:
         query.properties["instance_uuid"] = args["server"].rstrip("/").rsplit("/", 1)[-1]
     if "type" in args:

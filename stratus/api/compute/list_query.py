@@ -13,32 +13,24 @@ import datetime
 from typing import Any, Callable, Sequence
 
 from stratus import exception
+from stratus.api.compute.query import (multi_params, query_error, single_param,
+                                        validate_query)
 from stratus.api.wsgi import Request
 from stratus.utils import parse_isotime
 
 PAGING_PARAMS = ("limit", "marker", "changes-since")
 
 
-def query_error(name: str, value: Any, message: str) -> exception.ValidationError:
-    return exception.ValidationError(
-        f"Invalid input for query parameters {name}. Value: {value}. {message}")
-
-
 def check_strict(req: Request, allowed: Sequence[str],
                  single: Sequence[str] = PAGING_PARAMS) -> None:
     """Nova's ``additionalProperties: false`` query schema: a 400 for a
     parameter not in ``allowed``, or one of ``single`` given more than once."""
-    unexpected = sorted(k for k in req.args.keys() if k not in allowed)
-    if unexpected:
-        names = ", ".join(repr(k) for k in unexpected)
-        verb = "were" if len(unexpected) > 1 else "was"
-        raise exception.ValidationError(
-            f"Invalid input for query parameters. Additional properties are not "
-            f"allowed ({names} {verb} unexpected)")
-    for key in single:
-        values = req.args.getlist(key)
-        if len(values) > 1:
-            raise query_error(key, values, f"{values!r} is too long")
+    validate_query(req, {
+        "type": "object",
+        "properties": {name: single_param({}) if name in single else multi_params({})
+                       for name in allowed},
+        "additionalProperties": False,
+    })
 
 
 def changes_since(req: Request) -> datetime.datetime | None:

@@ -17,6 +17,12 @@ from stratus import exception
 from stratus.api.wsgi import Request
 
 
+def query_error(name: str, value: Any, message: str) -> exception.ValidationError:
+    """Nova's 400 for one bad query parameter."""
+    return exception.ValidationError(
+        f"Invalid input for query parameters {name}. Value: {value}. {message}")
+
+
 def multi_params(schema: dict[str, Any]) -> dict[str, Any]:
     """A query parameter that may be repeated, each value matching ``schema``."""
     return {"type": "array", "items": schema}
@@ -39,8 +45,5 @@ def validate_query(req: Request, schema: dict[str, Any]) -> None:
         return
     names = [p for p in error.absolute_path if not isinstance(p, int)]
     if names:
-        msg = (f"Invalid input for query parameters {names[-1]}. "
-               f"Value: {error.instance}. {error.message}")
-    else:
-        msg = error.message
-    raise exception.ValidationError(msg)
+        raise query_error(names[-1], error.instance, error.message)
+    raise exception.ValidationError(error.message)

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import common, microversion
+from stratus.api.compute.query import query_error
 from stratus.api.compute.schemas import bool_from_string
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.compute.views.servers import TAGS_VERSION, ServerViewBuilder, id_from_href
@@ -93,11 +94,6 @@ def _last(req: Request, key: str) -> str:
     return req.args.getlist(key)[-1]
 
 
-def _query_error(name: str, value: Any, message: str) -> exception.ValidationError:
-    return exception.ValidationError(
-        f"Invalid input for query parameters {name}. Value: {value}. {message}")
-
-
 def _parse_all_tenants(raw: str) -> bool:
     """Nova's is_all_tenants: present and empty means yes; else a strict boolean."""
     if raw == "":
@@ -119,7 +115,7 @@ def _check_regex(name: str, value: str) -> None:
     except re.error:
         valid = False
     if not valid:
-        raise _query_error(name, value, f"{value!r} is not a 'regex'")
+        raise query_error(name, value, f"{value!r} is not a 'regex'")
 
 
 def _sort_params(req: Request, is_admin: bool) -> tuple[list[str], list[str]]:
@@ -130,7 +126,7 @@ def _sort_params(req: Request, is_admin: bool) -> tuple[list[str], list[str]]:
     dirs = [d.strip() for d in req.args.getlist("sort_dir")]
     for key in keys:
         if key not in schema.SORT_KEYS:
-            raise _query_error("sort_key", key, f"{key!r} is not one of {schema.SORT_KEYS!r}")
+            raise query_error("sort_key", key, f"{key!r} is not one of {schema.SORT_KEYS!r}")
     kept_keys: list[str] = []
     kept_dirs: list[str] = []
     for index, key in enumerate(keys):
@@ -199,7 +195,7 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
         try:
             filters["changes-since"] = parse_isotime(raw)
         except ValueError:
-            raise _query_error("changes-since", raw, f"{raw!r} is not a 'date-time'")
+            raise query_error("changes-since", raw, f"{raw!r} is not a 'date-time'")
 
     all_tenants = _parse_all_tenants(opts["all_tenants"]) if "all_tenants" in opts else False
     if all_tenants:
