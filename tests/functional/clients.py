@@ -1,10 +1,12 @@
 """Helpers for the client-compatibility tests (test_novaclient.py,
-test_compute_cli.py): the two kinds of cloud they run against, and the
-unmodified ``openstack`` and ``nova`` command-line clients.
+test_compute_cli.py, test_clients_*.py): the kinds of cloud they run
+against, and the unmodified ``openstack`` and ``nova`` command-line clients.
 
 * :func:`all_in_one`: ``stratus all-in-one`` (memory transport, SQLite);
 * :func:`deployment`: api, conductor, scheduler and two computes as separate
-  processes over a throw-away RabbitMQ vhost and PostgreSQL database.
+  processes over a throw-away RabbitMQ vhost and PostgreSQL database;
+* :func:`served_in_process`: the in-process test cloud served over real HTTP
+  on a thread, with :func:`sdk_connect` and :func:`osc_in_process`.
 
 Both yield an object with ``url``, ``password``, ``clouds_yaml`` and
 ``connect()`` (openstacksdk).
@@ -17,9 +19,12 @@ import os
 import subprocess
 import sys
 import time
+import logging
+import threading
 from typing import Any, Iterator
 
 
+from tests.cloud import ADMIN_PASSWORD, InProcessCloud
 from tests.functional import harness
 
 BIN_DIR = os.path.dirname(sys.executable)
@@ -121,3 +126,57 @@ def osc_batch(cloud: Any, *commands: str) -> list[Any]:
     expected = sum(" -f json" in c for c in commands)
     assert len(docs) == expected, f"{len(docs)} outputs for {expected} commands:\n{text}"
     return docs
+
+
+@contextlib.contextmanager
+def served_in_process(tmp: Any, hosts: tuple[str, ...] = ("host1", "host2"),
+                      ) -> Iterator[tuple[InProcessCloud, str]]:
+    """An in-process cloud served over HTTP on a thread: (cloud, base URL)."""
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = harness.free_port()
+    cloud = InProcessCloud(tmp, hosts=hosts, overrides={("api", "port"): port})
+    server = make_server("127.0.0.1", port, cloud.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield cloud, f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        cloud.close()
+
+
+def sdk_connect(url: str) -> Any:
+    """openstacksdk as the in-process cloud's admin."""
+    import openstack
+
+    return openstack.connect(auth_url=f"{url}/identity", username="admin",
+                             password=ADMIN_PASSWORD, project_name="admin",
+                             user_domain_name="Default", project_domain_name="Default",
+                             region_name="RegionOne", identity_api_version="3")
+
+
+def osc_in_process(url: str, capture: Any, *args: str) -> Any:
+    """``openstack *args`` as the admin, run in this process (so a
+    monkeypatched maximum microversion applies); JSON parsed with ``-f json``.
+
+    OSC caches each service's client on descriptors of its ClientManager
+    *class* (osc_lib's ClientCache), so a second cloud in the same process
+    would be sent to the first one's endpoints: the handles are dropped first.
+    """
+    from openstackclient import shell
+    from osc_lib import clientmanager
+
+    for attribute in vars(clientmanager.ClientManager).values():
+        if isinstance(attribute, clientmanager.ClientCache):
+            attribute._handle = None
+    capture.readouterr()
+    rc = shell.main(["--os-auth-url", f"{url}/identity", "--os-username", "admin",
+                     "--os-password", ADMIN_PASSWORD, "--os-project-name", "admin",
+                     "--os-user-domain-name", "Default", "--os-project-domain-name",
+                     "Default", "--os-identity-api-version", "3", "--os-region-name",
+                     "RegionOne", *args])
+    captured = capture.readouterr()
+    assert rc == 0, captured.out + captured.err
+    return json.loads(captured.out) if "json" in args else captured.out

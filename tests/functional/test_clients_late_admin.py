@@ -6,63 +6,28 @@ cloud is served over real HTTP on a thread; the clients negotiate their
 versions as they do against Nova."""
 from __future__ import annotations
 
-import json
-import logging
-import threading
 import uuid
 from typing import Any, Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
-from stratus.api.compute import microversion
-from tests.cloud import ADMIN_PASSWORD, InProcessCloud
-from tests.functional.harness import free_port
-
-LATE_MAX = "2.64"
-
+from tests.cloud import InProcessCloud
+from tests.functional.clients import osc_in_process, sdk_connect, served_in_process
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessCloud, str]]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(microversion, "MAX_VERSION", LATE_MAX)
-        port = free_port()
-        cloud = InProcessCloud(tmp_path_factory.mktemp("clients-late-admin"),
-                               hosts=("host1", "host2"), overrides={("api", "port"): port})
-        server = make_server("127.0.0.1", port, cloud.app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield cloud, f"http://127.0.0.1:{port}"
-        finally:
-            server.shutdown()
-            cloud.close()
+    with served_in_process(tmp_path_factory.mktemp("clients-late-admin")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def conn(served: tuple[InProcessCloud, str]) -> Any:
-    import openstack
-
-    return openstack.connect(auth_url=f"{served[1]}/identity", username="admin",
-                             password=ADMIN_PASSWORD, project_name="admin",
-                             user_domain_name="Default", project_domain_name="Default",
-                             region_name="RegionOne", identity_api_version="3")
+    return sdk_connect(served[1])
 
 
 def osc(served: tuple[InProcessCloud, str], capsys: pytest.CaptureFixture[str],
         *args: str) -> Any:
-    from openstackclient import shell
-
-    capsys.readouterr()
-    rc = shell.main(["--os-auth-url", f"{served[1]}/identity", "--os-username", "admin",
-                     "--os-password", ADMIN_PASSWORD, "--os-project-name", "admin",
-                     "--os-user-domain-name", "Default", "--os-project-domain-name",
-                     "Default", "--os-identity-api-version", "3", "--os-region-name",
-                     "RegionOne", *args])
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    return json.loads(out) if "json" in args else out
+    return osc_in_process(served[1], capsys, *args)
 
 
 def is_uuid(value: Any) -> bool:

@@ -4,49 +4,23 @@ server groups with a policy and rules (2.64), instance actions (2.51/2.58/
 on a thread; the SDK negotiates its versions as it does against Nova."""
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any, Iterator
 
 import pytest
-from werkzeug.serving import make_server
 
-from stratus.api.compute import microversion
-from tests.cloud import ADMIN_PASSWORD, InProcessCloud
-from tests.functional.harness import free_port
-
-
-@pytest.fixture(scope="module", autouse=True)
-def max_version_2_64() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(microversion, "MAX_VERSION", "2.64")
-        yield
+from tests.cloud import InProcessCloud
+from tests.functional.clients import sdk_connect, served_in_process
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessCloud, str]]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    cloud = InProcessCloud(tmp_path_factory.mktemp("clients-late-groups"),
-                           hosts=("host1", "host2"), overrides={("api", "port"): port})
-    server = make_server("127.0.0.1", port, cloud.app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield cloud, f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        cloud.close()
+    with served_in_process(tmp_path_factory.mktemp("clients-late-groups")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def conn(served: tuple[InProcessCloud, str]) -> Any:
-    import openstack
-
-    return openstack.connect(auth_url=f"{served[1]}/identity", username="admin",
-                             password=ADMIN_PASSWORD, project_name="admin",
-                             user_domain_name="Default", project_domain_name="Default",
-                             region_name="RegionOne", identity_api_version="3")
+    return sdk_connect(served[1])
 
 
 @pytest.fixture(scope="module")

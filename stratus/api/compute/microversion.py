@@ -21,8 +21,8 @@ from stratus import exception
 
 MIN_VERSION = "2.1"
 # Advertise only what is fully implemented (every change up to it); raise as
-# features land. 2.2-2.19: see NOTES.md "Microversions 2.2-2.19".
-MAX_VERSION = "2.40"
+# features land. See NOTES.md "Compute API microversions".
+MAX_VERSION = "2.64"
 
 SERVICE_TYPE = "compute"
 HEADER = "OpenStack-API-Version"
