@@ -1,9 +1,9 @@
 """Microversions 2.41-2.61 of the admin resources: aggregate uuids (2.41),
 os-services and os-hypervisors by uuid (2.53), flavor descriptions (2.55)
-and extra specs (2.61), os-quota-class-sets (2.50, 2.57) and the 2.57
-quota-set and limits keys. Each change is checked at the version before it
-and at the version itself, on the in-process cloud, bodies against tempest's
-schemas. The advertised maximum is raised to 2.64 for these tests only."""
+and extra specs (2.61), os-quota-class-sets (2.50, 2.57) and the 2.57 quota-
+set and limits keys. Each change is checked at the version before it and at
+the version itself, on the in-process cloud, bodies against tempest's
+schemas. Every request names its version explicitly."""
 from __future__ import annotations
 
 import uuid
@@ -12,27 +12,20 @@ from typing import Any, Iterator
 import pytest
 
 from stratus import policy
-from stratus.api.compute import microversion
 from stratus.db.models import Service
 from stratus.utils import new_uuid, utcnow
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
+from tests.versioned import UNLIMITED_SERVERS, call, fault_message
 
-LATE_MAX = "2.64"
 UNKNOWN = "6b0a3b3c-8d55-4f0c-9d3e-5a4b9b7f1e01"
 DEMO_PASSWORD = "late-admin-pw"
-
-
-@pytest.fixture(autouse=True)
-def late_max(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(microversion, "MAX_VERSION", LATE_MAX)
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCloud]:
     c = InProcessCloud(tmp_path_factory.mktemp("mvlateadmin"), hosts=("host1", "host2"),
-                       overrides={("quota", "instances"): -1, ("quota", "cores"): -1,
-                                  ("quota", "ram"): -1})
+                       overrides=UNLIMITED_SERVERS)
     yield c
     c.close()
 
@@ -63,24 +56,6 @@ class Tenant:
 @pytest.fixture(scope="module")
 def demo(cloud: InProcessCloud) -> Tenant:
     return Tenant(cloud, "late-demo")
-
-
-def at(version: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {version}"}
-
-
-def call(cloud: InProcessCloud, version: str, method: str, path: str, body: Any = None,
-         status: int | None = 200, **kw: Any) -> Any:
-    resp = cloud.compute(method, path, body, headers=at(version), **kw)
-    if status is not None:
-        assert resp.status_code == status, (version, method, path,
-                                            resp.get_data(as_text=True))
-    assert resp.headers["OpenStack-API-Version"] == f"compute {version}"
-    return resp
-
-
-def fault_message(resp: Any) -> str:
-    return next(iter(resp.get_json().values()))["message"]
 
 
 def is_uuid(value: Any) -> bool:

@@ -1,8 +1,7 @@
 """Microversions 2.51, 2.58, 2.59, 2.62 and 2.64: instance actions,
 migrations and server groups, each checked at the version before it and at
-the version itself on the in-process cloud (two fake hosts). The advertised
-maximum is raised to 2.64 for these tests only; every request names its
-version explicitly."""
+the version itself on the in-process cloud (two fake hosts). Every request
+names its version explicitly."""
 from __future__ import annotations
 
 import datetime
@@ -12,7 +11,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from stratus.api.compute import microversion
 from stratus.db import server_groups as db_groups
 from stratus.db.models import InstanceGroup, Migration
 from stratus.scheduler.filters.affinity import ServerGroupAntiAffinityFilter
@@ -20,23 +18,15 @@ from stratus.scheduler.request import GroupInfo, SchedulingRequest
 from stratus.utils import new_uuid, utcnow
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
-from tests.unit.test_microversions_mid import _role_token, at, fault_message
+from tests.versioned import UNLIMITED_SERVERS, call, fault_message, role_token
 
 HOSTS = ("host1", "host2")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def max_version_2_64() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(microversion, "MAX_VERSION", "2.64")
-        yield
 
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCloud]:
     c = InProcessCloud(tmp_path_factory.mktemp("mvlate"), hosts=HOSTS,
-                       overrides={("quota", "instances"): -1, ("quota", "cores"): -1,
-                                  ("quota", "ram"): -1, ("quota", "server_groups"): -1,
+                       overrides={**UNLIMITED_SERVERS, ("quota", "server_groups"): -1,
                                   ("quota", "server_group_members"): -1})
     yield c
     c.close()
@@ -50,17 +40,7 @@ def image(cloud: InProcessCloud) -> str:
 @pytest.fixture(scope="module")
 def member(cloud: InProcessCloud) -> str:
     """A token of a non-admin member of the admin project."""
-    return _role_token(cloud, "late-member", "member")
-
-
-def call(cloud: InProcessCloud, version: str, method: str, path: str, body: Any = None,
-         status: int | None = 200, **kw: Any) -> Any:
-    resp = cloud.compute(method, path, body, headers=at(version), **kw)
-    if status is not None:
-        assert resp.status_code == status, (version, method, path,
-                                            resp.get_data(as_text=True))
-    assert resp.headers["OpenStack-API-Version"] == f"compute {version}"
-    return resp
+    return role_token(cloud, "late-member", "member")
 
 
 def host_of(server: dict[str, Any]) -> str:

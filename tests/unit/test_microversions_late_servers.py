@@ -1,39 +1,29 @@
 """Microversions 2.42-2.63, the server changes: each checked at the version
 before it and at the version itself, on the in-process cloud (three fake
-hosts). The advertised maximum is raised to 2.64 for these tests only; every
-request names its version explicitly."""
+hosts). Every request names its version explicitly."""
 from __future__ import annotations
 
 import base64
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from stratus.api.compute import microversion
 from stratus.api.compute.views import servers as views_servers
 from stratus.db import instances as db_instances
 from stratus.db import tags as db_tags
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
+from tests.versioned import UNLIMITED_SERVERS, at, call, fault_message
 
 UUID = "6b0a3b3c-8d55-4f0c-9d3e-5a4b9b7f1e01"
 VOLUME = "0e3b0c52-7f1a-4c1e-8d8e-2d7c2b8c9a11"
 HOSTS = ("host1", "host2", "host3")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def late_max_version() -> Iterator[None]:
-    patch = pytest.MonkeyPatch()
-    patch.setattr(microversion, "MAX_VERSION", "2.64")
-    yield
-    patch.undo()
-
-
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
     c = InProcessCloud(tmp_path_factory.mktemp("mvlate"), hosts=HOSTS,
-                       overrides={("quota", "instances"): -1, ("quota", "cores"): -1,
-                                  ("quota", "ram"): -1})
+                       overrides=UNLIMITED_SERVERS)
     yield c
     c.close()
 
@@ -41,24 +31,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def image(cloud: InProcessCloud) -> str:
     return cloud.create_image("mvlate")
-
-
-def at(version: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {version}"}
-
-
-def call(cloud: InProcessCloud, version: str, method: str, path: str, body: Any = None,
-         status: int | None = 200, **kw: Any) -> Any:
-    resp = cloud.compute(method, path, body, headers=at(version), **kw)
-    if status is not None:
-        assert resp.status_code == status, (version, method, path,
-                                            resp.get_data(as_text=True))
-    assert resp.headers["OpenStack-API-Version"] == f"compute {version}"
-    return resp
-
-
-def fault_message(resp: Any) -> str:
-    return next(iter(resp.get_json().values()))["message"]
 
 
 def boot(cloud: InProcessCloud, image: str, name: str, **extra: Any) -> dict[str, Any]:

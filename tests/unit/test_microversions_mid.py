@@ -1,7 +1,6 @@
 """Microversions 2.20-2.40 (except 2.23): each change checked at the version
-before it and at the version itself, on the in-process cloud. The advertised
-maximum is raised to 2.40 for these tests only; every request names its
-version explicitly."""
+before it and at the version itself, on the in-process cloud. Every request
+names its version explicitly."""
 from __future__ import annotations
 
 import copy
@@ -14,6 +13,7 @@ from stratus.db import instances as db_instances
 from stratus.db import tags as db_tags
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
+from tests.versioned import UNLIMITED_SERVERS, call, fault_message, role_token
 
 UUID = "6b0a3b3c-8d55-4f0c-9d3e-5a4b9b7f1e01"
 
@@ -21,8 +21,7 @@ UUID = "6b0a3b3c-8d55-4f0c-9d3e-5a4b9b7f1e01"
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
     c = InProcessCloud(tmp_path_factory.mktemp("mvmid"), hosts=("host1", "host2"),
-                       overrides={("quota", "instances"): -1, ("quota", "cores"): -1,
-                                  ("quota", "ram"): -1})
+                       overrides=UNLIMITED_SERVERS)
     yield c
     c.close()
 
@@ -30,24 +29,6 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def image(cloud: InProcessCloud) -> str:
     return cloud.create_image("mvmid")
-
-
-def at(version: str) -> dict[str, str]:
-    return {"OpenStack-API-Version": f"compute {version}"}
-
-
-def call(cloud: InProcessCloud, version: str, method: str, path: str, body: Any = None,
-         status: int | None = 200, **kw: Any) -> Any:
-    resp = cloud.compute(method, path, body, headers=at(version), **kw)
-    if status is not None:
-        assert resp.status_code == status, (version, method, path,
-                                            resp.get_data(as_text=True))
-    assert resp.headers["OpenStack-API-Version"] == f"compute {version}"
-    return resp
-
-
-def fault_message(resp: Any) -> str:
-    return next(iter(resp.get_json().values()))["message"]
 
 
 def boot(cloud: InProcessCloud, image: str, name: str, **extra: Any) -> dict[str, Any]:
@@ -201,22 +182,10 @@ def test_2_26_tag_filters_and_detail(cloud: InProcessCloud, image: str) -> None:
     assert all("tags" not in s for s in old["servers"])
 
 
-def _role_token(cloud: InProcessCloud, name: str, role_name: str) -> str:
-    ident = "/identity/v3"
-    user = cloud.request("POST", f"{ident}/users", {"user": {
-        "name": name, "password": "pw", "domain_id": "default"}}).get_json()["user"]
-    role = cloud.request("GET", f"{ident}/roles?name={role_name}").get_json()["roles"][0]
-    project = cloud.project_id()
-    resp = cloud.request("PUT", f"{ident}/projects/{project}/users/{user['id']}/roles/"
-                                f"{role['id']}")
-    assert resp.status_code == 204
-    return cloud.token(name, "pw", "admin")
-
-
 def test_2_26_members_tag_and_filter_readers_only_read(cloud: InProcessCloud,
                                                         image: str) -> None:
-    member = _role_token(cloud, "mv-member", "member")
-    reader = _role_token(cloud, "mv-reader", "reader")
+    member = role_token(cloud, "mv-member", "member")
+    reader = role_token(cloud, "mv-reader", "reader")
     sid = boot(cloud, image, "m-tagged")["id"]
     boot(cloud, image, "m-plain")
     call(cloud, "2.26", "PUT", f"/servers/{sid}/tags/mine", status=201, token=member)
