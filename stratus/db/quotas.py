@@ -16,7 +16,7 @@ themselves (Nova's counting quotas, no usage table that could drift).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from sqlalchemy import delete, false, func, select
 from sqlalchemy.exc import IntegrityError
@@ -84,17 +84,23 @@ def limits_get(s: Session, project_id: str) -> dict[str, int]:
 def limits_set(s: Session, project_id: str, values: Mapping[str, int]) -> None:
     """Insert or update the project's limits (call it holding the project's
     lock: two updaters then never race for the same unique row)."""
+    _upsert_limits(s, Quota, Quota.project_id, project_id, values)
+
+
+def _upsert_limits(s: Session, model: type[Quota] | type[QuotaClass], owner_column: Any,
+                   owner: str, values: Mapping[str, int]) -> None:
+    """Insert or update the limit rows of one owner (a project or a class)."""
     if not values:
         return
     existing = {q.resource: q for q in s.scalars(
-        select(Quota).where(Quota.project_id == project_id,
-                            Quota.resource.in_(list(values))))}
+        select(model).where(owner_column == owner, model.resource.in_(list(values))))}
     now = utcnow()
     for resource, limit in values.items():
         row = existing.get(resource)
         if row is None:
-            s.add(Quota(project_id=project_id, resource=resource, hard_limit=limit,
-                        created_at=now))
+            row = model(resource=resource, hard_limit=limit, created_at=now)
+            setattr(row, owner_column.key, owner)
+            s.add(row)
         elif row.hard_limit != limit:
             row.hard_limit = limit
             row.updated_at = now
@@ -120,21 +126,7 @@ def class_limits_get(s: Session, class_name: str) -> dict[str, int]:
 
 def class_limits_set(s: Session, class_name: str, values: Mapping[str, int]) -> None:
     """Insert or update the class's limits (Nova's update_class/create_class)."""
-    if not values:
-        return
-    existing = {q.resource: q for q in s.scalars(
-        select(QuotaClass).where(QuotaClass.class_name == class_name,
-                                 QuotaClass.resource.in_(list(values))))}
-    now = utcnow()
-    for resource, limit in values.items():
-        row = existing.get(resource)
-        if row is None:
-            s.add(QuotaClass(class_name=class_name, resource=resource, hard_limit=limit,
-                             created_at=now))
-        elif row.hard_limit != limit:
-            row.hard_limit = limit
-            row.updated_at = now
-    s.flush()
+    _upsert_limits(s, QuotaClass, QuotaClass.class_name, class_name, values)
 
 
 # -- usage -------------------------------------------------------------------------

@@ -7,23 +7,12 @@ versions as they do against Nova."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from tests.cloud import InProcessCloud
-from tests.functional.clients import osc_in_process, sdk_connect, served_in_process
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessCloud, str]]:
-    with served_in_process(tmp_path_factory.mktemp("clients-late-admin")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def conn(served: tuple[InProcessCloud, str]) -> Any:
-    return sdk_connect(served[1])
-
+from tests.functional.clients import osc_in_process
 
 def osc(served: tuple[InProcessCloud, str], capsys: pytest.CaptureFixture[str],
         *args: str) -> Any:

@@ -4,23 +4,11 @@ server groups with a policy and rules (2.64), instance actions (2.51/2.58/
 on a thread; the SDK negotiates its versions as it does against Nova."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from tests.cloud import InProcessCloud
-from tests.functional.clients import sdk_connect, served_in_process
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessCloud, str]]:
-    with served_in_process(tmp_path_factory.mktemp("clients-late-groups")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def conn(served: tuple[InProcessCloud, str]) -> Any:
-    return sdk_connect(served[1])
 
 
 @pytest.fixture(scope="module")

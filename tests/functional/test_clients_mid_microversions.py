@@ -5,23 +5,12 @@ served over real HTTP on a thread, the clients negotiating their versions as
 they do against Nova. OSC runs in this process (``openstackclient.shell``)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from tests.cloud import InProcessCloud
-from tests.functional.clients import osc_in_process, sdk_connect, served_in_process
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessCloud, str]]:
-    with served_in_process(tmp_path_factory.mktemp("clients-mid")) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def conn(served: tuple[InProcessCloud, str]) -> Any:
-    return sdk_connect(served[1])
+from tests.functional.clients import osc_in_process
 
 
 @pytest.fixture(scope="module")

@@ -158,23 +158,14 @@ def test_scheduling_the_same_instance_again_replaces_its_claim(database, conf):
     assert sum(u["instances"] for u in usage.values()) == 1
 
 
-def test_racing_schedulers_keep_anti_affinity(database, conf):
-    """Members of one anti-affinity group placed at once by two schedulers
-    (stale caches, no shared lock): the claim's group check keeps one per
-    host; the members that find no host left fail."""
-    from stratus.db import server_groups as db_groups
-
-    for i in range(4):
-        add_host(database, f"h{i}", memory_mb=65536)
-    group = db_groups.group_create(database, name="g", policy="anti-affinity",
-                                   project_id="p", user_id="u")
-    members = [new_uuid() for _ in range(6)]
-    db_groups.members_add(database, group["uuid"], members)
+def race_group_members(database, conf, group_uuid: str, members: list[str]) -> dict[str, str]:
+    """Two schedulers with caches that never refresh place the group's
+    members all at once, alternating; each member's host, or "none"."""
     conf.scheduler.host_state_max_age = 3600
     schedulers = [SchedulerManager(conf, database), SchedulerManager(conf, database)]
     for sched in schedulers:
         sched.cache.refresh()
-    spec_group = dict(spec(), scheduler_hints={"group": group["uuid"]})
+    spec_group = dict(spec(), scheduler_hints={"group": group_uuid})
     results: dict[str, str] = {}
     barrier = threading.Barrier(len(members))
 
@@ -192,6 +183,22 @@ def test_racing_schedulers_keep_anti_affinity(database, conf):
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def test_racing_schedulers_keep_anti_affinity(database, conf):
+    """Members of one anti-affinity group placed at once by two schedulers
+    (stale caches, no shared lock): the claim's group check keeps one per
+    host; the members that find no host left fail."""
+    from stratus.db import server_groups as db_groups
+
+    for i in range(4):
+        add_host(database, f"h{i}", memory_mb=65536)
+    group = db_groups.group_create(database, name="g", policy="anti-affinity",
+                                   project_id="p", user_id="u")
+    members = [new_uuid() for _ in range(6)]
+    db_groups.members_add(database, group["uuid"], members)
+    results = race_group_members(database, conf, group["uuid"], members)
     placed = [h for h in results.values() if h != "none"]
     assert sorted(placed) == ["h0", "h1", "h2", "h3"]
     assert list(results.values()).count("none") == 2
@@ -210,28 +217,7 @@ def test_racing_schedulers_keep_max_server_per_host(database, conf):
                                    rules={"max_server_per_host": 2})
     members = [new_uuid() for _ in range(6)]
     db_groups.members_add(database, group["uuid"], members)
-    conf.scheduler.host_state_max_age = 3600
-    schedulers = [SchedulerManager(conf, database), SchedulerManager(conf, database)]
-    for sched in schedulers:
-        sched.cache.refresh()
-    spec_group = dict(spec(), scheduler_hints={"group": group["uuid"]})
-    results: dict[str, str] = {}
-    barrier = threading.Barrier(len(members))
-
-    def boot(i: int) -> None:
-        barrier.wait()
-        try:
-            [sel] = schedulers[i % 2].select_destinations(get_admin_context(), spec_group,
-                                                          [members[i]])
-            results[members[i]] = sel["host"]
-        except exception.NoValidHost:
-            results[members[i]] = "none"
-
-    threads = [threading.Thread(target=boot, args=(i,)) for i in range(len(members))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race_group_members(database, conf, group["uuid"], members)
     placed = [h for h in results.values() if h != "none"]
     assert sorted(placed) == ["h0", "h0", "h1", "h1"]
     assert list(results.values()).count("none") == 2

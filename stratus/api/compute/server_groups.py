@@ -46,19 +46,14 @@ MAX_PER_HOST_RULE = "max_server_per_host"
 POLICIES_V21 = ("affinity", "anti-affinity")
 
 
-def _create_schema(policies: tuple[str, ...]) -> dict[str, Any]:
+def _create_schema(group: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
             "server_group": {
                 "type": "object",
-                "properties": {
-                    "name": name_type,
-                    "policies": {"type": "array", "minItems": 1, "maxItems": 1,
-                                 "items": [{"type": "string", "enum": list(policies)}],
-                                 "uniqueItems": True, "additionalItems": False},
-                },
-                "required": ["name", "policies"],
+                "properties": {"name": name_type, **group},
+                "required": ["name", *required],
                 "additionalProperties": False,
             },
         },
@@ -67,30 +62,23 @@ def _create_schema(policies: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-CREATE_SCHEMA = _create_schema(POLICIES_V21)
-CREATE_SCHEMA_V215 = _create_schema(db_groups.POLICIES)
+def _policies(policies: tuple[str, ...]) -> dict[str, Any]:
+    return {"policies": {"type": "array", "minItems": 1, "maxItems": 1,
+                         "items": [{"type": "string", "enum": list(policies)}],
+                         "uniqueItems": True, "additionalItems": False}}
+
+
+CREATE_SCHEMA = _create_schema(_policies(POLICIES_V21), ["policies"])
+CREATE_SCHEMA_V215 = _create_schema(_policies(db_groups.POLICIES), ["policies"])
 # Nova's create_v264: one policy, optional rules.
-CREATE_SCHEMA_V264: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "server_group": {
-            "type": "object",
-            "properties": {
-                "name": name_type,
-                "policy": {"type": "string", "enum": list(db_groups.POLICIES)},
-                "rules": {
-                    "type": "object",
-                    "properties": {MAX_PER_HOST_RULE: positive_integer},
-                    "additionalProperties": False,
-                },
-            },
-            "required": ["name", "policy"],
-            "additionalProperties": False,
-        },
+CREATE_SCHEMA_V264 = _create_schema({
+    "policy": {"type": "string", "enum": list(db_groups.POLICIES)},
+    "rules": {
+        "type": "object",
+        "properties": {MAX_PER_HOST_RULE: positive_integer},
+        "additionalProperties": False,
     },
-    "required": ["server_group"],
-    "additionalProperties": False,
-}
+}, ["policy"])
 
 
 def _create_schema_for(req: Request) -> dict[str, Any]:
