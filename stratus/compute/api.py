@@ -689,6 +689,18 @@ class ComputeAPI:
             "locked": True,
             "locked_by": "owner" if inst["project_id"] == ctx.project_id else "admin"})
 
+    def reset_state(self, ctx: RequestContext, instance_id: str, vm_state: str) -> None:
+        """Nova's os-resetState (an admin's repair): the vm state becomes
+        ``vm_state`` (active or error) and the task state none, whatever they
+        were and whether or not the server is locked; recorded as a
+        ``resetState`` action. An operation still running on the host then
+        finds its task state gone and stands down, as it does when overtaken."""
+        self.get(ctx, instance_id)
+        db_instances.action_start(self.db, instance_id, "resetState", ctx.request_id,
+                                  ctx.user_id, ctx.project_id)
+        db_instances.instance_update(self.db, instance_id,
+                                     {"vm_state": vm_state, "task_state": None})
+
     def unlock(self, ctx: RequestContext, instance_id: str) -> None:
         self.get(ctx, instance_id)
         db_instances.action_start(self.db, instance_id, "unlock", ctx.request_id,

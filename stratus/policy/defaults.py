@@ -71,6 +71,8 @@ def _servers() -> list[RuleDefault]:
         (f"{p}:confirm_resize", "Confirm a server's resize or migration."),
         (f"{p}:revert_resize", "Revert a server's resize or migration."),
         (f"{p}:trigger_crash_dump", "Trigger a crash dump in a server (NMI)."))]
+    rules.append(RuleDefault("os_compute_api:os-admin-actions:reset_state", ADMIN,
+                             "Reset a server's state to active or error."))
     rules.append(RuleDefault("os_compute_api:os-migrate-server:migrate", ADMIN,
                              "Cold migrate a server to another host."))
     rules.append(RuleDefault("os_compute_api:os-migrate-server:migrate:host", ADMIN,

@@ -78,3 +78,15 @@ def test_osc_reads_at_2_64(served: tuple[InProcessCloud, str],
     usage = osc(served, capsys, "usage", "list", "-f", "json")
     assert usage and usage[0]["Project"]
     osc(served, capsys, "limits", "show", "--absolute", "-f", "json")
+
+
+def test_osc_resets_a_server_state(served: tuple[InProcessCloud, str],
+                                   capsys: pytest.CaptureFixture[str], image: str) -> None:
+    """os-resetState, as ``openstack server set --state`` sends it."""
+    osc(served, capsys, "server", "create", "--image", image, "--flavor", "1", "--wait",
+        "osc-reset", "-f", "json")
+    osc(served, capsys, "server", "set", "--state", "error", "--auto-approve", "osc-reset")
+    assert osc(served, capsys, "server", "show", "osc-reset", "-f", "json")["status"] == "ERROR"
+    osc(served, capsys, "server", "set", "--state", "active", "--auto-approve", "osc-reset")
+    assert osc(served, capsys, "server", "show", "osc-reset", "-f", "json")["status"] == "ACTIVE"
+    osc(served, capsys, "server", "delete", "--wait", "osc-reset")

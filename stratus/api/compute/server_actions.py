@@ -5,7 +5,7 @@ resume, lock, unlock), each answering 202 with an empty body; createImage
 instead); rebuild (202, the server with its new adminPass; key_name from
 2.54, user_data from 2.57, trusted certificates from 2.63); migrate (202; a
 host may be named from 2.56); rescue (200 ``{"adminPass": ...}``), unrescue,
-shelve and unshelve (202); and os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
+shelve and unshelve (202); os-resetState (202, an admin's); and os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
 microversion 2.17 trigger_crash_dump (202; an action named before its
 microversion is a 404, as Nova's versioned actions).
 
@@ -25,6 +25,7 @@ from stratus import exception, quota
 from stratus.api.compute import common, microversion
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.wsgi import Request, Route, empty_response, json_response
+from stratus.compute import vm_states
 
 ActionHandler = Callable[[Request, str, Any], "Response | None"]
 POLICY_UNLOCK_OVERRIDE = "os_compute_api:os-lock-server:unlock:unlock_override"
@@ -33,6 +34,8 @@ POLICY_MIGRATE_HOST = "os_compute_api:os-migrate-server:migrate:host"
 IMAGE_META_QUOTA_DROPPED_VERSION = "2.39"
 # From 2.45 createImage answers {"image_id": ...} (still 202) and no Location.
 IMAGE_ID_IN_BODY_VERSION = "2.45"
+# os-resetState's states and the vm states they set (Nova's state_map).
+RESET_STATES = {"active": vm_states.ACTIVE, "error": vm_states.ERROR}
 # Control characters Nova strips from console output (all but \t and \n).
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0b-\x1f]")
 
@@ -158,6 +161,11 @@ def _unlock(req: Request, server_id: str, body: Any) -> None:
     req.state.compute_api.unlock(req.context, server_id)
 
 
+def _reset_state(req: Request, server_id: str, body: Any) -> None:
+    req.state.compute_api.reset_state(req.context, server_id,
+                                      RESET_STATES[body["os-resetState"]["state"]])
+
+
 def _resize(req: Request, server_id: str, body: Any) -> None:
     from stratus.api.compute.views.servers import id_from_href
 
@@ -237,6 +245,8 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
     "migrate": (None, _migrate, "os_compute_api:os-migrate-server:migrate"),
     "trigger_crash_dump": (schema.validate_trigger_crash_dump, _simple("trigger_crash_dump"),
                            "os_compute_api:servers:trigger_crash_dump"),
+    "os-resetState": (schema.validate_reset_state, _reset_state,
+                      "os_compute_api:os-admin-actions:reset_state"),
 }
 
 

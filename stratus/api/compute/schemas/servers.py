@@ -601,6 +601,26 @@ validate_confirm_resize = _null_action("confirmResize")
 validate_revert_resize = _null_action("revertResize")
 
 
+# Nova's reset_server_state.reset_state (os-admin-actions).
+reset_state: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "os-resetState": {
+            "type": "object",
+            "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+            "required": ["state"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["os-resetState"],
+    "additionalProperties": False,
+}
+
+
+def validate_reset_state(body: Any) -> None:
+    common.validate(reset_state, body)
+
+
 # Nova's trigger_crash_dump schema (microversion 2.17): the argument is null.
 trigger_crash_dump: dict[str, Any] = {
     "type": "object",
