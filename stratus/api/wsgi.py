@@ -73,6 +73,8 @@ class Request(_Request):
     state: Any = None
     api_version: tuple[int, int] = (2, 1)
     request_id: str = ""
+    # The project id of a ``/v2.1/{project_id}/...`` URL (compute), else None.
+    url_project_id: str | None = None
 
     def json_body(self) -> Any:
         """The parsed JSON body; malformed JSON is a 400 that changes nothing."""

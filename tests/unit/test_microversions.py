@@ -399,6 +399,18 @@ def test_2_18_project_id_in_urls(cloud: InProcessCloud, server: dict[str, Any],
     for path in (f"/{project}/servers/{server['id']}", f"/servers/{server['id']}"):
         assert get(cloud, path, version)["server"]["id"] == server["id"]
     assert get(cloud, f"/{project}/flavors", version)["flavors"]
+    # Links name the project when the URL did (Nova's _get_project_id), not otherwise.
+    root = cloud.conf.api.public_url + "/compute"
+    for prefix, versioned, bookmark in (
+            (f"/{project}", f"{root}/v2.1/{project}", f"{root}/{project}"),
+            ("", f"{root}/v2.1", root)):
+        shown = get(cloud, f"{prefix}/servers/{server['id']}", version)["server"]
+        assert [link["href"] for link in shown["links"]] == [
+            f"{versioned}/servers/{server['id']}", f"{bookmark}/servers/{server['id']}"]
+        assert shown["flavor"]["links"][0]["href"].startswith(f"{bookmark}/flavors/")
+        flavors = get(cloud, f"{prefix}/flavors?limit=1", version)
+        assert flavors["flavors"][0]["links"][0]["href"].startswith(f"{versioned}/flavors/")
+        assert flavors["flavors_links"][0]["href"].startswith(f"{versioned}/flavors?")
     other = "0123456789abcdef0123456789abcdef"
     msg = fault(cloud.compute("GET", f"/{other}/servers", headers=v(version)), 400)
     assert msg == (f"Malformed request URL: URL's project_id '{other}' doesn't match "

@@ -11,6 +11,7 @@ the app can be assembled while resources are still being written.
 Every resource is also served under ``/v2.1/{project_id}/`` (the project in
 the URL, as Nova's routes have it at every microversion; 2.18 made it
 optional, so both forms work); a project id other than the token's is a 400.
+Links in the answers then carry the project id too, as Nova's.
 """
 from __future__ import annotations
 
@@ -82,6 +83,7 @@ def _versioned(handler: Handler) -> Handler:
 
         def call(r: Request) -> Response:
             _check_url_project(r, project_id)
+            r.url_project_id = project_id
             return handler(r, **params)
         return microversion.middleware(req, call)
     wrapped.__name__ = getattr(handler, "__name__", "handler")

@@ -109,12 +109,21 @@ def base_url(req: Request) -> str:
     return req.state.conf.api.public_url + "/compute"
 
 
+def link_prefixes(req: Request) -> tuple[str, str]:
+    """The prefixes of Nova's links: (versioned, bookmark), e.g.
+    ``.../compute/v2.1`` and ``.../compute``; each followed by the project id
+    when the request's URL held one (``/v2.1/{project_id}/...``)."""
+    root = base_url(req)
+    project = f"/{req.url_project_id}" if req.url_project_id else ""
+    return f"{root}/v2.1{project}", f"{root}{project}"
+
+
 def resource_links(req: Request, collection: str, ident: str) -> list[dict[str, str]]:
     """Nova's ``links``: a versioned ``self`` and an unversioned ``bookmark``."""
-    root = base_url(req)
+    versioned, bookmark = link_prefixes(req)
     return [
-        {"rel": "self", "href": f"{root}/v2.1/{collection}/{ident}"},
-        {"rel": "bookmark", "href": f"{root}/{collection}/{ident}"},
+        {"rel": "self", "href": f"{versioned}/{collection}/{ident}"},
+        {"rel": "bookmark", "href": f"{bookmark}/{collection}/{ident}"},
     ]
 
 
@@ -126,4 +135,4 @@ def next_link(req: Request, collection: str, items: list[dict[str, Any]], limit:
     params = [(k, v) for k, v in req.args.items(multi=True) if k != "marker"]
     params.append(("marker", str(items[-1][marker_key])))
     return [{"rel": "next",
-             "href": f"{base_url(req)}/v2.1/{collection}?{urlencode(params)}"}]
+             "href": f"{link_prefixes(req)[0]}/{collection}?{urlencode(params)}"}]

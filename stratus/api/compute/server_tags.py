@@ -91,7 +91,7 @@ def update(req: Request, server_id: str, tag: str) -> Response:
             f"'/' and ','. Validation error message: {exc.message}")
     if not db_tags.tag_add(req.state.db, server_id, tag):
         return empty_response(204)
-    location = f"{common.base_url(req)}/v2.1/servers/{server_id}/tags/{quote(tag)}"
+    location = f"{common.link_prefixes(req)[0]}/servers/{server_id}/tags/{quote(tag)}"
     return empty_response(201, headers={"Location": location})
 
 

@@ -28,7 +28,7 @@ import hashlib
 from typing import Any, Callable, Iterable
 
 from stratus.api.compute import microversion
-from stratus.api.compute.common import base_url, can
+from stratus.api.compute.common import can, link_prefixes
 from stratus.api.wsgi import Request
 from stratus.compute.vm_states import status_from_state
 from stratus.db import services as db_services
@@ -158,7 +158,10 @@ class ServerViewBuilder:
                  extended_attributes: bool | None = None,
                  version: tuple[int, int] = (2, 1),
                  host_status: HostStatus | None = None, db: Any = None,
-                 show_tags: bool = False, show_extra_specs: bool = False) -> None:
+                 show_tags: bool = False, show_extra_specs: bool = False,
+                 versioned_url: str | None = None) -> None:
+        """``root_url`` prefixes the bookmark links, ``versioned_url`` (default
+        ``{root_url}/v2.1``) the self links (see ``common.link_prefixes``)."""
         self.is_admin = is_admin
         # 2.26: "tags", read from ``db`` (all of a list's at once, see detail()).
         self.show_tags = show_tags
@@ -177,7 +180,7 @@ class ServerViewBuilder:
         self.show_trusted_certs = version >= _parse(TRUSTED_CERTS_VERSION)
         # host_status (2.16): a lookup when the caller may see it, else None.
         self.host_status = host_status if version >= HOST_STATUS_VERSION else None
-        self._self_prefix = f"{root_url}/v2.1/servers/"
+        self._self_prefix = f"{versioned_url or root_url + '/v2.1'}/servers/"
         self._bookmark_prefix = f"{root_url}/servers/"
         self._image_prefix = f"{root_url}/images/"
         self._flavor_prefix = f"{root_url}/flavors/"
@@ -193,10 +196,11 @@ class ServerViewBuilder:
         # Nova asks the extra-specs rule once per request (fatal=False).
         show_extra_specs = (microversion.is_supported(req, EMBEDDED_FLAVOR_VERSION)
                             and can(req, POLICY_FLAVOR_EXTRA_SPECS))
-        return cls(base_url(req), bool(req.context.is_admin),
+        versioned_url, bookmark_url = link_prefixes(req)
+        return cls(bookmark_url, bool(req.context.is_admin),
                    can(req, POLICY_EXTENDED_ATTRIBUTES), version, host_status,
                    db=req.state.db, show_tags=microversion.is_supported(req, TAGS_VERSION),
-                   show_extra_specs=show_extra_specs)
+                   show_extra_specs=show_extra_specs, versioned_url=versioned_url)
 
     # -- pieces ------------------------------------------------------------------
     def links(self, uuid: str) -> list[dict[str, str]]:
