@@ -562,6 +562,23 @@ def test_list_filters(api: Api) -> None:
     assert web["id"]
 
 
+def test_a_catastrophic_name_regex_is_a_400_within_its_budget(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``(a|aa)+$`` against 40 a's and a "!" backtracks for minutes; the list
+    gives up after NAME_FILTER_BUDGET seconds with a 400 instead of holding
+    an API thread, and an ordinary pattern on the same names still works."""
+    from stratus.db import instances as db_instances
+
+    monkeypatch.setattr(db_instances, "NAME_FILTER_BUDGET", 0.3)
+    api.create(name="a" * 40 + "!")
+    started = time.monotonic()
+    resp = api.request("GET", "/v2.1/servers?name=(a%7Caa)%2B%24")
+    assert time.monotonic() - started < 5
+    assert "takes too long to match" in fault(resp, 400)
+    resp = api.request("GET", "/v2.1/servers?name=%5Ea%2B!%24")
+    assert [s["name"] for s in resp.json_body["servers"]] == ["a" * 40 + "!"]
+
+
 def test_list_filters_by_several_statuses(api: Api) -> None:
     """Nova ORs repeated status filters (ComputeAPI gets them as a list)."""
     api.create(name="building")

@@ -8,10 +8,10 @@ views/servers.py)."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import secrets
 from typing import Any
 
+import regex
 from werkzeug.wrappers import Response
 
 from stratus import exception
@@ -111,8 +111,8 @@ def _parse_all_tenants(raw: str) -> bool:
 def _check_regex(name: str, value: str) -> None:
     """Nova's ``format: regex`` on pattern-matched filters (a non-empty regex)."""
     try:
-        valid = bool(value) and re.compile(value) is not None
-    except re.error:
+        valid = bool(value) and regex.compile(value) is not None
+    except regex.error:
         valid = False
     if not valid:
         raise query_error(name, value, f"{value!r} is not a 'regex'")
