@@ -9,6 +9,7 @@ frees the destination.
 """
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -157,10 +158,15 @@ def unconfirmed(db: Database, dest_host: str, older_than: Any) -> list[dict[str,
             Migration.updated_at < older_than).order_by(Migration.id))]
 
 
-def migrations_list(db: Database, filters: dict[str, Any]) -> list[dict[str, Any]]:
+def migrations_list(db: Database, filters: dict[str, Any], *,
+                    since: datetime.datetime | None = None, after: str | None = None,
+                    limit: int | None = None) -> list[dict[str, Any]]:
     """Every migration matching ``filters`` (os-migrations): ``host`` (either
     end), ``status``, ``instance_uuid``, ``source_compute``, ``migration_type``,
-    ``in_progress`` (bool); newest first, as Nova lists them."""
+    ``in_progress`` (bool); newest first, as Nova lists them. The 2.59 paging
+    runs here too: ``since`` (updated at or after it), ``after`` (the uuid of
+    the last migration seen, whatever the filters; MigrationNotFound when
+    there is none) and ``limit``."""
     query = select(Migration)
     if filters.get("host"):
         query = query.where((Migration.source_compute == filters["host"])
@@ -170,6 +176,24 @@ def migrations_list(db: Database, filters: dict[str, Any]) -> list[dict[str, Any
             query = query.where(getattr(Migration, key) == filters[key])
     if filters.get("in_progress"):
         query = query.where(Migration.status.in_(IN_PROGRESS))
+    if since is not None:
+        query = query.where(Migration.updated_at >= since)
     with db.read() as s:
-        return [_as_dict(m) for m in s.scalars(
-            query.order_by(Migration.created_at.desc(), Migration.id.desc()))]
+        if after is not None:
+            pivot = s.scalars(select(Migration).where(Migration.uuid == after)).first()
+            if pivot is None:
+                raise MigrationNotFound(migration=after)
+            query = query.where(_listed_after(pivot))
+        query = query.order_by(Migration.created_at.desc(), Migration.id.desc())
+        return [_as_dict(m) for m in s.scalars(query if limit is None else query.limit(limit))]
+
+
+def _listed_after(pivot: Migration) -> Any:
+    """Rows after ``pivot`` in the (created_at, id) descending order; a null
+    created_at counts as the earliest time."""
+    if pivot.created_at is None:
+        return (Migration.created_at.is_(None)) & (Migration.id < pivot.id)
+    return ((Migration.created_at < pivot.created_at) | Migration.created_at.is_(None)
+            | ((Migration.created_at == pivot.created_at) & (Migration.id < pivot.id)))
+
+

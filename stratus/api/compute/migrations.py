@@ -72,33 +72,6 @@ def _in_progress(migration: dict[str, Any]) -> bool:
     return migration["status"] in db_resizes.IN_PROGRESS
 
 
-def _after_marker(req: Request, migrations: list[dict[str, Any]],
-                  marker: str | None) -> list[dict[str, Any]]:
-    """The migrations listed after ``marker`` (a migration uuid, found whatever
-    the filters, as Nova's), newest first; a 400 when there is none."""
-    if marker is None:
-        return migrations
-    try:
-        pivot = db_resizes.migration_get(req.state.db, marker)
-    except db_resizes.MigrationNotFound:
-        raise exception.Invalid(f"Marker {marker} could not be found.")
-    return [m for m in migrations if _sort_key(m) < _sort_key(pivot)]
-
-
-def _sort_key(m: dict[str, Any]) -> tuple[datetime.datetime, int]:
-    created = m["created_at"]
-    return (datetime.datetime.fromisoformat(created) if created else datetime.datetime.min,
-            m["id"])
-
-
-def _page(req: Request, migrations: list[dict[str, Any]]
-          ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    since = list_query.changes_since(req)
-    limit, marker = limit_and_marker(req)
-    page = list_query.updated_since(_after_marker(req, migrations, marker), since)[:limit]
-    return page, next_link(req, "os-migrations", page, limit, marker_key="uuid")
-
-
 def _migration_view(req: Request, m: dict[str, Any], flavor_ids: dict[str, int],
                     host_ips: dict[str, str]) -> dict[str, Any]:
     item = {
@@ -127,10 +100,18 @@ def index(req: Request) -> Response:
         limit_and_marker(req)
     authorize(req, POLICY_INDEX)
     filters = {key: req.args.getlist(key)[-1] for key in FILTERS if req.args.get(key)}
-    migrations = db_resizes.migrations_list(req.state.db, filters)
     links: list[dict[str, str]] = []
     if paged:
-        migrations, links = _page(req, migrations)
+        limit, marker = limit_and_marker(req)
+        try:
+            migrations = db_resizes.migrations_list(
+                req.state.db, filters, since=list_query.changes_since(req), after=marker,
+                limit=limit)
+        except db_resizes.MigrationNotFound:
+            raise exception.Invalid(f"Marker {marker} could not be found.")
+        links = next_link(req, "os-migrations", migrations, limit, marker_key="uuid")
+    else:
+        migrations = db_resizes.migrations_list(req.state.db, filters)
     flavor_ids, host_ips = _flavor_ids(req), _host_ips(req)
     body: dict[str, Any] = {"migrations": [_migration_view(req, m, flavor_ids, host_ips)
                                            for m in migrations]}
