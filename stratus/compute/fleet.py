@@ -142,20 +142,30 @@ class FakeFleet:
     def start(self) -> None:
         LOG.info("Starting %d fake compute hosts (%s ... %s)", len(self.hosts), self.hosts[0],
                  self.hosts[-1])
+        self.init_hosts()
+        self.server.start()
+        for chunk in self._chunks():
+            self.send_heartbeats(chunk)
+        self.periodic.start()
+        LOG.info("%d fake compute hosts are up", len(self.hosts))
+
+    def init_hosts(self) -> None:
+        """Every host's ``ComputeManager.init_host``, with one query per chunk
+        of hosts: match the drivers and the database, resolve the resizes
+        each host was part of, report the resources."""
         ctxt = get_admin_context()
         for manager in self.managers.values():
             manager.driver.init_host(manager.host)
         self.conductor.wait_until_ready(ctxt)
         for chunk in self._chunks():
             ours = self.conductor.instances_get_by_hosts(ctxt, chunk)
+            moving = self.conductor.migrations_in_progress_by_hosts(ctxt, chunk)
             for host in chunk:
-                self.managers[host].reconcile(ctxt, ours.get(host, []))
+                # What ComputeManager.init_host does, with one query per chunk.
+                self.managers[host].reconcile(ctxt, ours.get(host, []), moving.get(host))
+                if host in moving:
+                    self.managers[host].recover_resizes(ctxt, moving[host])
             self.send_reports(chunk)
-        self.server.start()
-        for chunk in self._chunks():
-            self.send_heartbeats(chunk)
-        self.periodic.start()
-        LOG.info("%d fake compute hosts are up", len(self.hosts))
 
     def stop(self, timeout: float = 30.0) -> None:
         if self._stopped.is_set():

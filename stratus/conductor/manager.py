@@ -238,6 +238,10 @@ class ConductorManager:
     def migrations_in_progress(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
         return db_resizes.migrations_in_progress(self.db, host)
 
+    def migrations_in_progress_by_hosts(self, ctxt: RequestContext, hosts: list[str]
+                                        ) -> dict[str, list[dict[str, Any]]]:
+        return db_resizes.migrations_in_progress_by_hosts(self.db, hosts)
+
     def confirm_unconfirmed_resizes(self, ctxt: RequestContext, dest_host: str,
                                     window: float) -> list[dict[str, Any]]:
         """Start confirming the resizes onto ``dest_host`` that waited in

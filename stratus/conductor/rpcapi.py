@@ -136,6 +136,10 @@ class ConductorAPI:
     def migrations_in_progress(self, ctxt: RequestContext, host: str) -> list[dict[str, Any]]:
         return self.client.call(ctxt, "migrations_in_progress", host=host)
 
+    def migrations_in_progress_by_hosts(self, ctxt: RequestContext, hosts: list[str]
+                                        ) -> dict[str, list[dict[str, Any]]]:
+        return self.client.call(ctxt, "migrations_in_progress_by_hosts", hosts=hosts)
+
     def confirm_unconfirmed_resizes(self, ctxt: RequestContext, dest_host: str,
                                     window: float) -> list[dict[str, Any]]:
         return self.client.call(ctxt, "confirm_unconfirmed_resizes", dest_host=dest_host,

@@ -123,14 +123,27 @@ def migrations_in_progress(db: Database, host: str) -> list[dict[str, Any]]:
     """The migrations not in a final or waiting status with ``host`` at
     either end (what a compute host resolves when it starts), each with
     ``dest_allocated``: whether the destination still holds its allocation."""
+    return migrations_in_progress_by_hosts(db, [host]).get(host, [])
+
+
+def migrations_in_progress_by_hosts(db: Database, hosts: list[str]
+                                    ) -> dict[str, list[dict[str, Any]]]:
+    """:func:`migrations_in_progress` of many hosts in one query, by host (a
+    migration between two of them is under both; hosts without any absent)."""
     with db.read() as s:
         rows = s.scalars(select(Migration).where(
             Migration.status.in_(IN_PROGRESS),
-            (Migration.source_compute == host) | (Migration.dest_compute == host))
+            Migration.source_compute.in_(hosts) | Migration.dest_compute.in_(hosts))
             .order_by(Migration.id)).all()
         held = set(s.scalars(select(Allocation.consumer_uuid).where(
             Allocation.consumer_uuid.in_([m.uuid for m in rows])))) if rows else set()
-        return [dict(_as_dict(m), dest_allocated=m.uuid in held) for m in rows]
+        migrations = [dict(_as_dict(m), dest_allocated=m.uuid in held) for m in rows]
+    wanted = set(hosts)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for migration in migrations:
+        for host in {migration["source_compute"], migration["dest_compute"]} & wanted:
+            found.setdefault(host, []).append(migration)
+    return found
 
 
 def start_confirm(db: Database, instance_uuid: str, request_id: str) -> dict[str, Any] | None:

@@ -81,3 +81,39 @@ def test_heartbeats_keep_every_host_up_and_reports_carry_usage(fleet_cloud):
     while node_of()["running_vms"] != 1:
         assert time.monotonic() < deadline, "the fleet did not report the guest"
         time.sleep(0.1)
+
+
+def test_a_restarted_fleet_rolls_back_a_resize_its_source_died_in(tmp_path, monkeypatch):
+    """The fleet's start-up does what each compute's init_host does, resize
+    recovery included: the source "dies" after setting the disks aside, the
+    fleet starts again (``init_hosts``), the server is back ACTIVE on its
+    source with the old flavor and only the source holds it."""
+    from stratus.db import resizes as db_resizes
+    from tests.unit.test_resize_recovery import die
+
+    c = InProcessCloud(tmp_path, hosts=("fake",), fake_hosts=2,
+                       overrides={("scheduler", "host_state_max_age"): 0.0})
+    try:
+        the_fleet = c.computes["fake"]
+        server = c.boot("moving", image=c.create_image(), flavor="1")
+        source = server["OS-EXT-SRV-ATTR:host"]
+        died = die(monkeypatch, the_fleet.managers[source].driver,
+                   "migrate_disk_and_power_off", after=True)
+        resp = c.compute("POST", f"/servers/{server['id']}/action",
+                         {"resize": {"flavorRef": "3"}})
+        assert resp.status_code == 202, resp.get_data(as_text=True)
+        assert died.wait(10)
+        shown = c.compute("GET", f"/servers/{server['id']}").get_json()["server"]
+        assert shown["OS-EXT-STS:task_state"] == "resize_migrating"
+        monkeypatch.undo()
+
+        the_fleet.init_hosts()  # the fleet's process starts again
+
+        shown = c.wait_for(server["id"], "ACTIVE")
+        assert shown["OS-EXT-SRV-ATTR:host"] == source and shown["flavor"]["id"] == "1"
+        [migration] = db_resizes.migrations_for_instance(c.db, server["id"])
+        assert migration["status"] == "error"
+        used = {n["host"]: n["vcpus_used"] for n in db_services.compute_node_get_all(c.db)}
+        assert used[source] == 1 and sum(used.values()) == 1
+    finally:
+        c.close()
