@@ -3,9 +3,12 @@
 Every operation follows one pattern (:meth:`ComputeManager._run_action`):
 record the instance-action event, call the virt driver, then move the
 instance to its resting state with a compare-and-swap on the task state the
-API set. A failure records an instance fault, puts the task state back and
-marks the event as Error, so no instance is left mid-operation. Operations
-on one instance are serialised by a per-instance lock.
+API set (the prologue :meth:`ComputeManager._task`, the epilogue
+:meth:`ComputeManager._finish_task`; an operation overtaken meanwhile by a
+delete, another request or os-resetState stands down). A failure records
+an instance fault, puts the task state back and marks the event as Error,
+so no instance is left mid-operation. Operations on one instance are
+serialised by a per-instance lock.
 
 The host holds no database credentials: all reads and writes go through the
 conductor (:class:`stratus.conductor.rpcapi.ConductorAPI`).
@@ -291,19 +294,77 @@ class ComputeManager:
         except exception.InstanceNotFound:
             return None
 
+    # -- the task's prologue and epilogue ------------------------------------------------
+    def _claim(self, ctxt: RequestContext, uuid: str, op: str, expected_task: str,
+               event: str, updates: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The prologue's compare-and-swap (the caller holds the instance's
+        lock): the instance is still in ``expected_task``, the task state the
+        API set; in the same transaction it takes ``updates`` and ``event``
+        (the instance-action event) starts on this host. None, logged, when
+        the operation was overtaken: the instance was deleted, or another
+        request or an admin's os-resetState changed its task state."""
+        try:
+            return self.conductor.instance_update(ctxt, uuid, updates or {},
+                                                  expected_task_state=[expected_task],
+                                                  event=_start(event, self.host))
+        except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+            LOG.info("Skipping %s of %s: %s", op, uuid, exc)
+            return None
+
+    @contextlib.contextmanager
+    def _task(self, ctxt: RequestContext, uuid: str, op: str, expected_task: str,
+              event: str, updates: dict[str, Any] | None = None,
+              ) -> Iterator[dict[str, Any] | None]:
+        """:meth:`_claim` under the instance's lock, held for the ``with``
+        body; yields the instance, or None when overtaken (nothing to do)."""
+        with self._instance_lock(uuid):
+            yield self._claim(ctxt, uuid, op, expected_task, event, updates)
+
+    def _finish_task(self, ctxt: RequestContext, uuid: str, op: str, expected_task: str,
+                     event: str, updates: dict[str, Any], release_allocations: bool = False,
+                     finish_event_if_overtaken: bool = False) -> dict[str, Any] | None:
+        """The epilogue's compare-and-swap: the instance, still in
+        ``expected_task``, takes ``updates`` (its resting state) and ``event``
+        finishes as Success in one transaction, with ``release_allocations``
+        its claimed resources given back. Returns the updated instance, or
+        None, logged, when overtaken meanwhile; ``finish_event_if_overtaken``
+        then still finishes ``event`` as Success."""
+        try:
+            return self.conductor.instance_update(ctxt, uuid, updates,
+                                                  expected_task_state=[expected_task],
+                                                  event=_finish(event, "Success"),
+                                                  release_allocations=release_allocations)
+        except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+            LOG.info("%s of %s overtaken: %s", op, uuid, exc)
+            if finish_event_if_overtaken:
+                self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+            return None
+
+    def _finish_migration_task(self, ctxt: RequestContext, uuid: str, op: str,
+                               expected_task: str, event: str, migration: dict[str, Any],
+                               status: str, updates: dict[str, Any], keep: str | None,
+                               fault: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """:meth:`_finish_task` for a resize step that ends its migration:
+        ``conductor.migration_finish`` with the migration's ``status``, the
+        allocation ``keep`` holds and an optional instance ``fault``."""
+        try:
+            return self.conductor.migration_finish(ctxt, migration["uuid"], status, uuid,
+                                                   updates, keep=keep,
+                                                   expected_task_state=[expected_task],
+                                                   event=_finish(event, "Success"), fault=fault)
+        except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
+            LOG.info("%s of %s overtaken: %s", op, uuid, exc)
+            return None
+
     # -- build / delete ------------------------------------------------------------------
     def build_and_run_instance(self, ctxt: RequestContext, instance: dict[str, Any],
                                request_spec: dict[str, Any]) -> None:
         uuid = instance["uuid"]
         event = "compute_build_and_run_instance"
         with self._build_slots, self._instance_lock(uuid), self._counting_build():
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {"task_state": vm_states.SPAWNING},
-                    expected_task_state=[vm_states.SCHEDULING],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Not building %s: %s", uuid, exc)
+            inst = self._claim(ctxt, uuid, "build", vm_states.SCHEDULING, event,
+                               {"task_state": vm_states.SPAWNING})
+            if inst is None:
                 return
             self._notify(ctxt, "instance.create.start", inst)
             started = time.monotonic()
@@ -397,14 +458,8 @@ class ComputeManager:
                     operate: Callable[[dict[str, Any]], None], final: dict[str, Any],
                     notify: str) -> None:
         event = f"compute_{name}"
-        with self._instance_lock(uuid):
-            try:
-                # Still ours? Checks the task state the API set and opens the event.
-                inst = self.conductor.instance_update(ctxt, uuid, {},
-                                                      expected_task_state=[expected_task],
-                                                      event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping %s of %s: %s", name, uuid, exc)
+        with self._task(ctxt, uuid, name, expected_task, event) as inst:
+            if inst is None:
                 return
             self._notify(ctxt, f"instance.{notify}.start", inst)
             try:
@@ -422,13 +477,9 @@ class ComputeManager:
                 self._notify(ctxt, f"instance.{notify}.error", inst, error=True)
                 return
             updates = dict(final, task_state=None, power_state=self._power_state(inst))
-            try:
-                inst = self.conductor.instance_update(ctxt, uuid, updates,
-                                                      expected_task_state=[expected_task],
-                                                      event=_finish(event, "Success"))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("%s of %s overtaken: %s", name, uuid, exc)
-                self.conductor.action_event_finish(ctxt, uuid, event, "Success")
+            inst = self._finish_task(ctxt, uuid, name, expected_task, event, updates,
+                                     finish_event_if_overtaken=True)
+            if inst is None:
                 return
             self._notify(ctxt, f"instance.{notify}.end", inst)
             LOG.info("%s of instance %s done", name, uuid)
@@ -505,13 +556,8 @@ class ComputeManager:
         stopped. Failure puts the instance in ERROR with a fault, as Nova."""
         uuid = instance_uuid
         event = "compute_rebuild_instance"
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {}, expected_task_state=[vm_states.REBUILDING],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping rebuild of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "rebuild", vm_states.REBUILDING, event) as inst:
+            if inst is None:
                 return
             self._notify(ctxt, "instance.rebuild.start", inst)
             stopped = inst["vm_state"] == vm_states.STOPPED
@@ -530,15 +576,11 @@ class ComputeManager:
                                          event=_finish(event, "Error", details))
                 self._notify(ctxt, "instance.rebuild.error", failed or inst, error=True)
                 return
-            try:
-                inst = self.conductor.instance_update(ctxt, uuid, {
-                    "vm_state": vm_states.STOPPED if stopped else vm_states.ACTIVE,
-                    "task_state": None, "power_state": self._power_state(inst),
-                    "launched_at": isotime_us(utcnow())},
-                    expected_task_state=[vm_states.REBUILDING],
-                    event=_finish(event, "Success"))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Rebuild of %s overtaken: %s", uuid, exc)
+            inst = self._finish_task(ctxt, uuid, "rebuild", vm_states.REBUILDING, event, {
+                "vm_state": vm_states.STOPPED if stopped else vm_states.ACTIVE,
+                "task_state": None, "power_state": self._power_state(inst),
+                "launched_at": isotime_us(utcnow())})
+            if inst is None:
                 return
             self._notify(ctxt, "instance.rebuild.end", inst)
             LOG.info("Instance %s rebuilt", uuid)
@@ -551,13 +593,8 @@ class ComputeManager:
         instance gets a fault and its task state back to None."""
         uuid = instance_uuid
         event = "compute_snapshot_instance"
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {}, expected_task_state=[vm_states.IMAGE_SNAPSHOT],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping snapshot of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "snapshot", vm_states.IMAGE_SNAPSHOT, event) as inst:
+            if inst is None:
                 return
             self._notify(ctxt, "instance.snapshot.start", inst)
             current = {"task": vm_states.IMAGE_SNAPSHOT}
@@ -593,12 +630,10 @@ class ComputeManager:
                                "host": self.host})
                 self._notify(ctxt, "instance.snapshot.error", inst, error=True)
                 return
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {"task_state": None, "power_state": self._power_state(inst)},
-                    expected_task_state=[current["task"]], event=_finish(event, "Success"))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Snapshot of %s overtaken: %s", uuid, exc)
+            inst = self._finish_task(
+                ctxt, uuid, "snapshot", current["task"], event,
+                {"task_state": None, "power_state": self._power_state(inst)})
+            if inst is None:
                 return
             self._notify(ctxt, "instance.snapshot.end", inst)
             LOG.info("Snapshot %s of instance %s uploaded in %.2f s", image_id, uuid,
@@ -614,13 +649,8 @@ class ComputeManager:
         resources back: SHELVED_OFFLOADED with no host."""
         uuid = instance_uuid
         event = "compute_shelve_instance"
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {}, expected_task_state=[vm_states.SHELVING],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping shelve of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "shelve", vm_states.SHELVING, event) as inst:
+            if inst is None:
                 return
             self._notify(ctxt, "instance.shelve.start", inst)
             current = {"task": vm_states.SHELVING}
@@ -659,15 +689,12 @@ class ComputeManager:
                                "host": self.host})
                 self._notify(ctxt, "instance.shelve.error", inst, error=True)
                 return
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {"vm_state": vm_states.SHELVED_OFFLOADED, "task_state": None,
-                                 "power_state": power_state.SHUTDOWN, "host": None,
-                                 "node": None},
-                    expected_task_state=[vm_states.SHELVING_OFFLOADING],
-                    event=_finish(event, "Success"), release_allocations=True)
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Shelve of %s overtaken: %s", uuid, exc)
+            inst = self._finish_task(
+                ctxt, uuid, "shelve", vm_states.SHELVING_OFFLOADING, event,
+                {"vm_state": vm_states.SHELVED_OFFLOADED, "task_state": None,
+                 "power_state": power_state.SHUTDOWN, "host": None, "node": None},
+                release_allocations=True)
+            if inst is None:
                 return
             self._notify(ctxt, "instance.shelve_offload.end", inst)
             LOG.info("Instance %s shelved and offloaded (image %s)", uuid, image_id)
@@ -679,13 +706,9 @@ class ComputeManager:
         SHELVED_OFFLOADED with no host and a fault."""
         uuid = instance_uuid
         event = "compute_unshelve_instance"
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {"task_state": vm_states.SPAWNING},
-                    expected_task_state=[vm_states.UNSHELVING], event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping unshelve of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "unshelve", vm_states.UNSHELVING, event,
+                        {"task_state": vm_states.SPAWNING}) as inst:
+            if inst is None:
                 return
             self._notify(ctxt, "instance.unshelve.start", inst)
             try:
@@ -708,14 +731,11 @@ class ComputeManager:
                 return
             spec = {k: v for k, v in (inst.get("request_spec") or {}).items()
                     if k != "shelved_image_id"}
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {"vm_state": vm_states.ACTIVE, "task_state": None,
-                                 "power_state": self._power_state(inst),
-                                 "request_spec": spec},
-                    expected_task_state=[vm_states.SPAWNING], event=_finish(event, "Success"))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Unshelve of %s overtaken: %s", uuid, exc)
+            inst = self._finish_task(
+                ctxt, uuid, "unshelve", vm_states.SPAWNING, event,
+                {"vm_state": vm_states.ACTIVE, "task_state": None,
+                 "power_state": self._power_state(inst), "request_spec": spec})
+            if inst is None:
                 return
             if self.image_api is not None and image.get("id"):
                 try:
@@ -757,13 +777,9 @@ class ComputeManager:
         destination, then cast the destination's ``finish_resize``."""
         uuid = instance_uuid
         event = "compute_resize_instance"
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {"task_state": vm_states.RESIZE_MIGRATING},
-                    expected_task_state=[vm_states.RESIZE_PREP], event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping resize of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "resize", vm_states.RESIZE_PREP, event,
+                        {"task_state": vm_states.RESIZE_MIGRATING}) as inst:
+            if inst is None:
                 with contextlib.suppress(Exception):
                     self.conductor.migration_update(ctxt, migration["uuid"], {"status": "error"},
                                                     release_dest=True)
@@ -778,16 +794,11 @@ class ComputeManager:
                 self._migration_failed(ctxt, uuid, migration, event, exc, tb.format_exc(),
                                        {"power_state": self._power_state(inst)})
                 return
-            try:
-                self.conductor.migration_update(ctxt, migration["uuid"],
-                                                {"status": "post-migrating"})
-                self.conductor.instance_update(
-                    ctxt, uuid, {"task_state": vm_states.RESIZE_MIGRATED,
-                                 "power_state": power_state.SHUTDOWN},
-                    expected_task_state=[vm_states.RESIZE_MIGRATING],
-                    event=_finish(event, "Success"))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Resize of %s overtaken: %s", uuid, exc)
+            # migration_update raises neither InstanceNotFound nor UnexpectedTaskStateError.
+            self.conductor.migration_update(ctxt, migration["uuid"], {"status": "post-migrating"})
+            if self._finish_task(ctxt, uuid, "resize", vm_states.RESIZE_MIGRATING, event,
+                                 {"task_state": vm_states.RESIZE_MIGRATED,
+                                  "power_state": power_state.SHUTDOWN}) is None:
                 return
         self.compute_rpc.instance_action(ctxt, migration["dest_compute"], uuid,
                                          "finish_resize", migration=migration,
@@ -802,16 +813,11 @@ class ComputeManager:
         flavor = migration["new_flavor"]
         sizes = {"flavor": flavor, "vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
                  "root_gb": flavor["root_gb"], "ephemeral_gb": flavor["ephemeral_gb"]}
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {"task_state": vm_states.RESIZE_FINISH},
-                    expected_task_state=[vm_states.RESIZE_MIGRATED],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping finish_resize of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "finish_resize", vm_states.RESIZE_MIGRATED, event,
+                        {"task_state": vm_states.RESIZE_FINISH}) as claimed:
+            if claimed is None:
                 return
-            inst = dict(inst, **sizes, swap=flavor.get("swap", 0))
+            inst = dict(claimed, **sizes, swap=flavor.get("swap", 0))
             power_on = migration.get("old_vm_state") != vm_states.STOPPED
             try:
                 self.driver.finish_migration(
@@ -825,18 +831,14 @@ class ComputeManager:
                 self._migration_failed(ctxt, uuid, migration, event, exc, details,
                                        {"power_state": power_state.NOSTATE})
                 return
-            try:
-                inst = self.conductor.migration_finish(
-                    ctxt, migration["uuid"], "finished", uuid,
-                    {**sizes, "vm_state": vm_states.RESIZED, "task_state": None,
-                     "host": self.host, "node": migration["dest_node"],
-                     "power_state": self._power_state(inst)},
-                    keep=None, expected_task_state=[vm_states.RESIZE_FINISH],
-                    event=_finish(event, "Success"))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("finish_resize of %s overtaken: %s", uuid, exc)
+            done = self._finish_migration_task(
+                ctxt, uuid, "finish_resize", vm_states.RESIZE_FINISH, event, migration,
+                "finished", {**sizes, "vm_state": vm_states.RESIZED, "task_state": None,
+                             "host": self.host, "node": migration["dest_node"],
+                             "power_state": self._power_state(inst)}, keep=None)
+            if done is None:
                 return
-            self._notify(ctxt, "instance.resize.end", inst)
+            self._notify(ctxt, "instance.resize.end", done)
             LOG.info("Instance %s resized onto %s: VERIFY_RESIZE", uuid, self.host)
 
     def confirm_resize(self, ctxt: RequestContext, instance_uuid: str,
@@ -844,13 +846,9 @@ class ComputeManager:
         """Source side: drop the kept disks and the source's allocation."""
         uuid = instance_uuid
         event = "compute_confirm_resize"
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {}, expected_task_state=[vm_states.RESIZE_CONFIRMING],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping confirm_resize of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "confirm_resize", vm_states.RESIZE_CONFIRMING,
+                        event) as inst:
+            if inst is None:
                 return
             try:
                 self.driver.confirm_migration(ctxt, migration, inst, None)
@@ -868,14 +866,10 @@ class ComputeManager:
                 return
             final = vm_states.STOPPED if migration.get("old_vm_state") == vm_states.STOPPED \
                 else vm_states.ACTIVE
-            try:
-                inst = self.conductor.migration_finish(
-                    ctxt, migration["uuid"], "confirmed", uuid,
-                    {"vm_state": final, "task_state": None}, keep="dest",
-                    expected_task_state=[vm_states.RESIZE_CONFIRMING],
-                    event=_finish(event, "Success"))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("confirm_resize of %s overtaken: %s", uuid, exc)
+            inst = self._finish_migration_task(
+                ctxt, uuid, "confirm_resize", vm_states.RESIZE_CONFIRMING, event, migration,
+                "confirmed", {"vm_state": final, "task_state": None}, keep="dest")
+            if inst is None:
                 return
             self._notify(ctxt, "instance.resize_confirm.end", inst)
 
@@ -885,13 +879,9 @@ class ComputeManager:
         allocation, then cast the source's ``finish_revert_resize``."""
         uuid = instance_uuid
         event = "compute_revert_resize"
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {}, expected_task_state=[vm_states.RESIZE_REVERTING],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping revert_resize of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "revert_resize", vm_states.RESIZE_REVERTING,
+                        event) as inst:
+            if inst is None:
                 return
             try:
                 self.driver.destroy(ctxt, inst, destroy_disks=True)
@@ -916,15 +906,11 @@ class ComputeManager:
         flavor = migration["old_flavor"]
         sizes = {"flavor": flavor, "vcpus": flavor["vcpus"], "memory_mb": flavor["memory_mb"],
                  "root_gb": flavor["root_gb"], "ephemeral_gb": flavor["ephemeral_gb"]}
-        with self._instance_lock(uuid):
-            try:
-                inst = self.conductor.instance_update(
-                    ctxt, uuid, {}, expected_task_state=[vm_states.RESIZE_REVERTING],
-                    event=_start(event, self.host))
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("Skipping finish_revert_resize of %s: %s", uuid, exc)
+        with self._task(ctxt, uuid, "finish_revert_resize", vm_states.RESIZE_REVERTING,
+                        event) as claimed:
+            if claimed is None:
                 return
-            inst = dict(inst, **sizes, swap=flavor.get("swap", 0))
+            inst = dict(claimed, **sizes, swap=flavor.get("swap", 0))
             old_state = migration.get("old_vm_state") or vm_states.ACTIVE
             try:
                 self._restore_source(ctxt, inst, migration, old_state != vm_states.STOPPED)
@@ -935,21 +921,17 @@ class ComputeManager:
                                         "node": migration["source_node"],
                                         "power_state": power_state.NOSTATE})
                 return
-            try:
-                inst = self.conductor.migration_finish(
-                    ctxt, migration["uuid"], "error" if interrupted else "reverted", uuid,
-                    {**sizes, "vm_state": old_state, "task_state": None, "host": self.host,
-                     "node": migration["source_node"],
-                     "power_state": self._power_state(inst)},
-                    keep="source", expected_task_state=[vm_states.RESIZE_REVERTING],
-                    event=_finish(event, "Success"),
-                    fault=None if interrupted is None else {
-                        "code": 500, "message": interrupted, "details": interrupted,
-                        "host": self.host})
-            except (exception.InstanceNotFound, exception.UnexpectedTaskStateError) as exc:
-                LOG.info("finish_revert_resize of %s overtaken: %s", uuid, exc)
+            done = self._finish_migration_task(
+                ctxt, uuid, "finish_revert_resize", vm_states.RESIZE_REVERTING, event,
+                migration, "error" if interrupted else "reverted",
+                {**sizes, "vm_state": old_state, "task_state": None, "host": self.host,
+                 "node": migration["source_node"], "power_state": self._power_state(inst)},
+                keep="source", fault=None if interrupted is None else {
+                    "code": 500, "message": interrupted, "details": interrupted,
+                    "host": self.host})
+            if done is None:
                 return
-            self._notify(ctxt, "instance.resize_revert.end", inst)
+            self._notify(ctxt, "instance.resize_revert.end", done)
             LOG.info("Resize of instance %s reverted onto %s", uuid, self.host)
 
     # -- console -------------------------------------------------------------------------
