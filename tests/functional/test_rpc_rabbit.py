@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from kombu.connection import Connection
@@ -20,6 +20,8 @@ from kombu.connection import Connection
 from stratus import exception, rpc
 from stratus.context import RequestContext
 from stratus.rpc import serializer
+from tests import rpc_helpers
+from tests.rpc_helpers import Blocking, Endpoint, wait_for
 
 HOST, PORT = "127.0.0.1", 5672
 URL = f"rabbit://guest:guest@{HOST}:{PORT}/"
@@ -41,42 +43,7 @@ pytestmark = [
 ]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-class Endpoint:
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.values: list[Any] = []
-        self.lock = threading.Lock()
-
-    def echo(self, ctxt: RequestContext, **kwargs: Any) -> dict[str, Any]:
-        return {"server": self.name, "kwargs": kwargs, "request_id": ctxt.request_id}
-
-    def note(self, ctxt: RequestContext, value: Any) -> None:
-        with self.lock:
-            self.values.append(value)
-
-    def not_found(self, ctxt: RequestContext) -> None:
-        raise exception.InstanceNotFound(instance_id="gone")
-
-
-class Blocking:
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.finished: list[Any] = []
-
-    def slow(self, ctxt: RequestContext, value: Any) -> None:
-        self.started.set()
-        self.release.wait(30)
-        self.finished.append(value)
+make_server = rpc_helpers.make_server  # the fixture, with this module's transport and topic
 
 
 @pytest.fixture
@@ -103,22 +70,6 @@ def topic() -> Iterator[str]:
                 channel.queue_delete(queue)
         with contextlib.suppress(Exception):
             conn.channel().exchange_delete(f"{name}_fanout")
-
-
-@pytest.fixture
-def make_server(transport: rpc.Transport, topic: str) -> Iterator[Callable[..., rpc.RPCServer]]:
-    servers: list[rpc.RPCServer] = []
-
-    def make(server: str, endpoints: list[object], **kw: Any) -> rpc.RPCServer:
-        srv = rpc.RPCServer(transport, topic, server, endpoints, **kw)
-        srv.start()
-        assert srv.ready
-        servers.append(srv)
-        return srv
-
-    yield make
-    for srv in servers:
-        srv.stop(graceful=False, timeout=1)
 
 
 def test_call_cast_fanout_and_routing(make_server: Any, transport: rpc.Transport, topic: str,

@@ -11,61 +11,20 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from stratus import context, exception, rpc
+from stratus import exception, rpc
 from stratus.context import RequestContext
 from stratus.rpc import memory, serializer
+from tests import rpc_helpers
+from tests.rpc_helpers import Blocking, Endpoint, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
-
-
-class Endpoint:
-    """Records what it handled; a few methods to exercise dispatch."""
-
-    def __init__(self, name: str = "ep") -> None:
-        self.name = name
-        self.handled: list[tuple[str, Any]] = []
-        self.lock = threading.Lock()
-        self.request_ids: list[str | None] = []
-
-    def _record(self, method: str, value: Any) -> None:
-        with self.lock:
-            self.handled.append((method, value))
-
-    def echo(self, ctxt: RequestContext, **kwargs: Any) -> dict[str, Any]:
-        current = context.current()
-        self.request_ids.append(current.request_id if current else None)
-        return {"kwargs": kwargs, "server": self.name, "user": ctxt.user_id}
-
-    def add(self, ctxt: RequestContext, a: int, b: int) -> int:
-        return a + b
-
-    def note(self, ctxt: RequestContext, value: Any) -> None:
-        self._record("note", value)
-
-    def not_found(self, ctxt: RequestContext, instance_id: str) -> None:
-        raise exception.InstanceNotFound(instance_id=instance_id)
-
-    def bad_value(self, ctxt: RequestContext) -> None:
-        raise ValueError("that value is wrong")
-
-    def unserializable(self, ctxt: RequestContext) -> object:
-        return object()
-
-    def _secret(self, ctxt: RequestContext) -> str:
-        return "never dispatched"
+make_server = rpc_helpers.make_server  # the fixture, with this module's transport and topic
 
 
 @pytest.fixture
@@ -83,24 +42,6 @@ def topic() -> str:
 @pytest.fixture
 def ctxt() -> RequestContext:
     return RequestContext(user_id="u1", project_id="p1", roles=["member"])
-
-
-@pytest.fixture
-def make_server(transport: rpc.Transport, topic: str) -> Iterator[Callable[..., rpc.RPCServer]]:
-    servers: list[rpc.RPCServer] = []
-
-    def make(server: str = "h1", endpoints: list[object] | None = None,
-             topic_: str | None = None, **kw: Any) -> rpc.RPCServer:
-        srv = rpc.RPCServer(transport, topic_ or topic, server,
-                            endpoints if endpoints is not None else [Endpoint(server)], **kw)
-        srv.start()
-        assert srv.ready
-        servers.append(srv)
-        return srv
-
-    yield make
-    for srv in servers:
-        srv.stop(graceful=False, timeout=1)
 
 
 def test_call_returns_value(make_server: Any, transport: rpc.Transport, topic: str,
@@ -278,21 +219,6 @@ def test_concurrent_calls_from_20_threads(make_server: Any, transport: rpc.Trans
         t.join(30)
     assert not errors
     assert results == {n: [n + i for i in range(25)] for n in range(20)}
-
-
-class Blocking:
-    """A handler that blocks until released."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.finished: list[Any] = []
-
-    def slow(self, ctxt: RequestContext, value: Any) -> str:
-        self.started.set()
-        self.release.wait(10)
-        self.finished.append(value)
-        return "done"
 
 
 def test_graceful_stop_waits_for_inflight_handler(make_server: Any, transport: rpc.Transport,
