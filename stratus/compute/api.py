@@ -255,8 +255,9 @@ class ComputeAPI:
                                for sel in vm_states.states_from_status(status)]
             if [st.upper() for st in statuses] == ["DELETED"]:
                 query["deleted"] = True  # admins may list what was deleted
-        if filters.get("changes-since") is not None:
-            query["changes_since"] = filters["changes-since"]
+        for key in ("changes-since", "changes-before"):
+            if filters.get(key) is not None:
+                query[key.replace("-", "_")] = filters[key]
         return db_instances.instance_get_all(self.db, query, limit=limit, marker=marker,
                                              sort_keys=sort_keys, sort_dirs=sort_dirs)
 

@@ -166,9 +166,10 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
                      marker: str | None = None, sort_keys: list[str] | None = None,
                      sort_dirs: list[str] | None = None) -> list[dict[str, Any]]:
     """Instances matching ``filters`` (keys: project_id, user_id, host, name
-    (regex), states (from vm_states.states_from_status), changes_since
-    (datetime; includes deleted), deleted (bool), flavor, image, reservation_id,
-    uuids, and the tag filters of db.tags.filter_clauses), newest first unless
+    (regex), states (from vm_states.states_from_status), changes_since and
+    changes_before (datetimes bounding updated_at; either includes deleted),
+    deleted (bool), flavor, image, reservation_id, uuids, and the tag
+    filters of db.tags.filter_clauses), newest first unless
     ``sort_keys`` say otherwise; ``marker`` is the uuid of the last instance of
     the previous page."""
     sort_keys = list(sort_keys or ["created_at"])
@@ -181,9 +182,12 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
         sort_dirs.append(sort_dirs[0] if sort_dirs else "desc")
     with db.read() as s:
         q = select(_INSTANCES)
-        changes_since = filters.get("changes_since")
-        if changes_since is not None:
-            q = q.where(Instance.updated_at >= changes_since)
+        changes_since, changes_before = filters.get("changes_since"), filters.get("changes_before")
+        if changes_since is not None or changes_before is not None:
+            if changes_since is not None:
+                q = q.where(Instance.updated_at >= changes_since)
+            if changes_before is not None:
+                q = q.where(Instance.updated_at <= changes_before)
         elif "deleted" in filters:
             q = q.where(Instance.deleted.is_(bool(filters["deleted"])))
         else:

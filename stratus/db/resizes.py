@@ -172,12 +172,14 @@ def unconfirmed(db: Database, dest_host: str, older_than: Any) -> list[dict[str,
 
 
 def migrations_list(db: Database, filters: dict[str, Any], *,
-                    since: datetime.datetime | None = None, after: str | None = None,
+                    since: datetime.datetime | None = None,
+                    before: datetime.datetime | None = None, after: str | None = None,
                     limit: int | None = None) -> list[dict[str, Any]]:
     """Every migration matching ``filters`` (os-migrations): ``host`` (either
     end), ``status``, ``instance_uuid``, ``source_compute``, ``migration_type``,
     ``in_progress`` (bool); newest first, as Nova lists them. The 2.59 paging
-    runs here too: ``since`` (updated at or after it), ``after`` (the uuid of
+    runs here too: ``since`` (updated at or after it), ``before`` (at or
+    before it, 2.66), ``after`` (the uuid of
     the last migration seen, whatever the filters; MigrationNotFound when
     there is none) and ``limit``."""
     query = select(Migration)
@@ -191,6 +193,8 @@ def migrations_list(db: Database, filters: dict[str, Any], *,
         query = query.where(Migration.status.in_(IN_PROGRESS))
     if since is not None:
         query = query.where(Migration.updated_at >= since)
+    if before is not None:
+        query = query.where(Migration.updated_at <= before)
     with db.read() as s:
         if after is not None:
             pivot = s.scalars(select(Migration).where(Migration.uuid == after)).first()

@@ -1,7 +1,8 @@
-"""Unmodified openstacksdk against a cloud that advertises microversion 2.64:
+"""Unmodified openstacksdk against a cloud that advertises microversion 2.66:
 server groups with a policy and rules (2.64), instance actions (2.51/2.58/
-2.62) and migrations (2.59). The in-process cloud is served over real HTTP
-on a thread; the SDK negotiates its versions as it does against Nova."""
+2.62) and migrations (2.59), changes-before (2.66). The in-process cloud is
+served over real HTTP on a thread; the SDK negotiates its versions as it
+does against Nova."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,8 +17,8 @@ def image(served: tuple[InProcessCloud, str]) -> str:
     return served[0].create_image("cirros")
 
 
-def test_sdk_negotiates_2_64(conn: Any) -> None:
-    assert conn.compute.get_endpoint_data().max_microversion == (2, 64)
+def test_sdk_negotiates_2_66(conn: Any) -> None:
+    assert conn.compute.get_endpoint_data().max_microversion == (2, 66)
 
 
 def test_sdk_server_groups_with_rules(conn: Any, image: str) -> None:
@@ -72,7 +73,7 @@ def test_sdk_instance_actions_and_migrations(conn: Any, image: str) -> None:
     assert [a.action for a in actions] == ["confirmResize", "migrate", "create"]
     # 2.58's updated_at and paging (the SDK keeps no attribute for updated_at).
     raw = conn.compute.get(f"/servers/{server.id}/os-instance-actions?limit=2",
-                           microversion="2.64").json()
+                           microversion="2.66").json()
     assert [a["request_id"] for a in raw["instanceActions"]] == [
         a.request_id for a in actions[:2]]
     assert all(a["updated_at"] for a in raw["instanceActions"])
@@ -84,6 +85,13 @@ def test_sdk_instance_actions_and_migrations(conn: Any, image: str) -> None:
     since = list(conn.compute.server_actions(server, changes_since=actions[0].start_time))
     assert actions[0].request_id in [a.request_id for a in since]
     assert len(since) < len(actions)
+    # 2.66: changes-before, on actions, servers and migrations.
+    past, future = "2000-01-01T00:00:00Z", "2999-01-01T00:00:00Z"
+    assert list(conn.compute.server_actions(server, changes_before=past)) == []
+    assert len(list(conn.compute.server_actions(server, changes_before=future))) == 3
+    assert list(conn.compute.servers(changes_before=past)) == []
+    assert server.id in [s.id for s in conn.compute.servers(changes_before=future)]
+    assert list(conn.compute.migrations(instance_uuid=server.id, changes_before=past)) == []
 
     migrations = list(conn.compute.migrations(instance_uuid=server.id))
     assert len(migrations) == 1

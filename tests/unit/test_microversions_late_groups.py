@@ -1,4 +1,4 @@
-"""Microversions 2.51, 2.58, 2.59, 2.62 and 2.64: instance actions,
+"""Microversions 2.51, 2.58, 2.59, 2.62, 2.64 and 2.66: instance actions,
 migrations and server groups, each checked at the version before it and at
 the version itself on the in-process cloud (two fake hosts). Every request
 names its version explicitly."""
@@ -9,10 +9,10 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from stratus.db import server_groups as db_groups
-from stratus.db.models import InstanceGroup, Migration
+from stratus.db.models import Instance, InstanceAction, InstanceGroup, Migration
 from stratus.scheduler.filters.affinity import ServerGroupAntiAffinityFilter
 from stratus.scheduler.request import GroupInfo, SchedulingRequest
 from stratus.utils import new_uuid, utcnow
@@ -489,3 +489,102 @@ def test_2_59_server_migrations_have_uuid(cloud: InProcessCloud,
     old_shown = call(cloud, "2.58", "GET", f"{path}/{running['id']}").get_json()
     S.validate(S.GET_SERVER_MIGRATION, old_shown)
 
+
+# -- 2.66: changes-before (servers, instance actions, migrations) ------------------------
+# (2.65, aborting queued live migrations, changes nothing here: no live migration.)
+
+WINDOW_ERROR = "The value of changes-since must be less than or equal to changes-before."
+
+
+def iso(when: datetime.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def stamped(cloud: InProcessCloud, image: str) -> dict[str, Any]:
+    """Three servers with known update times: old (T), deleted (T+5 min,
+    deleted), new (T+10 min)."""
+    base = (utcnow() - datetime.timedelta(days=2)).replace(microsecond=0)
+    servers = {name: cloud.boot(f"w-{name}", image=image)["id"]
+               for name in ("old", "deleted", "new")}
+    assert cloud.compute("DELETE", f"/servers/{servers['deleted']}").status_code == 204
+    cloud.wait_for(servers["deleted"], "DELETED")
+    with cloud.db.write() as s:
+        for minutes, name in ((0, "old"), (5, "deleted"), (10, "new")):
+            s.execute(update(Instance).where(Instance.uuid == servers[name]).values(
+                updated_at=base + datetime.timedelta(minutes=minutes)))
+    return {"base": base, **servers}
+
+
+def _names(cloud: InProcessCloud, version: str, query: str, **kw: Any) -> list[str]:
+    body = call(cloud, version, "GET", f"/servers/detail?name=%5Ew-&{query}", **kw).get_json()
+    return sorted(s["name"] for s in body["servers"])
+
+
+def test_2_66_servers_changes_before(cloud: InProcessCloud, stamped: dict[str, Any],
+                                member: str) -> None:
+    base = stamped["base"]
+    before = iso(base + datetime.timedelta(minutes=6))
+    # 2.65: an unknown filter, dropped: the live servers, whatever their time.
+    assert _names(cloud, "2.65", f"changes-before={before}") == ["w-new", "w-old"]
+    # 2.66: updated at or before it, deleted ones too (as changes-since).
+    assert _names(cloud, "2.66", f"changes-before={before}") == ["w-deleted", "w-old"]
+    assert _names(cloud, "2.66", f"changes-before={iso(base)}") == ["w-old"]
+    since = iso(base + datetime.timedelta(minutes=1))
+    assert _names(cloud, "2.66", f"changes-since={since}&changes-before={before}") == [
+        "w-deleted"]
+    # A member keeps it (Nova adds it to the filters non-admins may use).
+    assert _names(cloud, "2.66", f"changes-before={before}", token=member) == [
+        "w-deleted", "w-old"]
+    resp = call(cloud, "2.66", "GET", f"/servers?changes-since={before}&changes-before={since}",
+                status=400)
+    assert fault_message(resp) == WINDOW_ERROR
+    resp = call(cloud, "2.66", "GET", "/servers?changes-before=yesterday", status=400)
+    assert "changes-before" in fault_message(resp)
+
+
+def test_2_66_instance_actions_changes_before(cloud: InProcessCloud, acted: dict[str, Any]) -> None:
+    sid = acted["id"]
+    base = (utcnow() - datetime.timedelta(days=1)).replace(microsecond=0)
+    listed = _actions(cloud, "2.66", sid)["instanceActions"]
+    order = [a["request_id"] for a in reversed(listed)]  # create, stop, start
+    with cloud.db.write() as s:
+        for minutes, request_id in zip((0, 5, 10), order):
+            s.execute(update(InstanceAction).where(
+                InstanceAction.instance_uuid == sid, InstanceAction.request_id == request_id
+            ).values(updated_at=base + datetime.timedelta(minutes=minutes)))
+    before = iso(base + datetime.timedelta(minutes=6))
+    query = f"?changes-before={before}"
+    assert "changes-before" in fault_message(_raw_actions(cloud, "2.65", sid, query, 400))
+    got = _actions(cloud, "2.66", sid, query)["instanceActions"]
+    assert [a["request_id"] for a in got] == [order[1], order[0]]
+    since = iso(base + datetime.timedelta(minutes=1))
+    got = _actions(cloud, "2.66", sid, f"{query}&changes-since={since}")["instanceActions"]
+    assert [a["request_id"] for a in got] == [order[1]]
+    resp = _raw_actions(cloud, "2.66", sid, f"?changes-since={before}&changes-before={since}",
+                        400)
+    assert fault_message(resp) == WINDOW_ERROR
+    assert "changes-before" in fault_message(
+        _raw_actions(cloud, "2.66", sid, "?changes-before=a&changes-before=b", 400))
+
+
+def _raw_actions(cloud: InProcessCloud, version: str, sid: str, query: str,
+                 status: int) -> Any:
+    return call(cloud, version, "GET", f"/servers/{sid}/os-instance-actions{query}",
+                status=status)
+
+
+def test_2_66_migrations_changes_before(cloud: InProcessCloud, history: dict[str, Any]) -> None:
+    sid, rows = history["server"]["id"], history["rows"]
+    before = rows[1]["updated_at"].isoformat()
+    query = f"?instance_uuid={sid}&changes-before={before}"
+    assert "changes-before" in fault_message(_migrations(cloud, "2.65", query, status=400))
+    got = _migrations(cloud, "2.66", query).get_json()["migrations"]
+    # At or before it, newest first; the one never updated (null) not at all.
+    assert [m["uuid"] for m in got] == [rows[1]["uuid"], rows[0]["uuid"]]
+    since = rows[1]["updated_at"].isoformat()
+    got = _migrations(cloud, "2.66", f"{query}&changes-since={since}").get_json()["migrations"]
+    assert [m["uuid"] for m in got] == [rows[1]["uuid"]]
+    resp = _migrations(cloud, "2.66", f"?changes-since={rows[2]['updated_at'].isoformat()}"
+                                      f"&changes-before={before}", status=400)
+    assert fault_message(resp) == WINDOW_ERROR

@@ -32,6 +32,7 @@ POLICY_EVENTS = "os_compute_api:os-instance-actions:events"
 DELETED_SERVERS_VERSION = "2.21"
 EVENTS_FOR_ALL_VERSION = "2.51"    # events for non-admins (no traceback)
 PAGING_VERSION = "2.58"            # limit/marker/changes-since, updated_at, links
+# (changes-before from 2.66: list_query.CHANGES_BEFORE_VERSION)
 EVENT_HOST_VERSION = "2.62"        # hostId for all, host for the events policy
 
 
@@ -75,10 +76,10 @@ def _action_keys(req: Request) -> tuple[str, ...]:
 def _page(req: Request, server_id: str,
           actions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """2.58: the page of ``actions`` (newest first) the query asks for, and its links."""
-    since = list_query.changes_since(req)
+    since, before = list_query.changes_window(req)
     limit, marker = limit_and_marker(req)
     rest = list_query.after_marker(actions, marker, lambda a: a["request_id"])
-    page = list_query.updated_since(rest, since)[:limit]
+    page = list_query.updated_within(rest, since, before)[:limit]
     links = next_link(req, f"servers/{server_id}/os-instance-actions", page, limit,
                       marker_key="request_id")
     return page, links
@@ -87,8 +88,8 @@ def _page(req: Request, server_id: str,
 def index(req: Request, server_id: str) -> Response:
     paged = microversion.is_supported(req, PAGING_VERSION)
     if paged:  # Nova validates the query before it looks the server up
-        list_query.check_strict(req, list_query.PAGING_PARAMS)
-        list_query.changes_since(req)
+        list_query.check_strict(req, list_query.paging_params(req))
+        list_query.changes_window(req)
         limit_and_marker(req)
     get_server(req, server_id, POLICY_LIST, read_deleted=_deleted_too(req))
     actions = req.state.compute_api.get_actions(req.context, server_id, _deleted_too(req))

@@ -39,7 +39,12 @@ TYPE_VERSION = "2.23"  # migration_type, links and /servers/{id}/migrations
 PAGING_VERSION = "2.59"  # uuid, limit/marker/changes-since, migrations_links
 FILTERS = ("host", "status", "instance_uuid", "source_compute", "migration_type")
 # Nova's list_query_params_v259 (``hidden`` is accepted and ignored, as Nova's API does).
-QUERY_V259 = ("hidden",) + FILTERS + list_query.PAGING_PARAMS
+QUERY_V259 = ("hidden",) + FILTERS
+
+
+def _query_params(req: Request) -> tuple[str, ...]:
+    """Nova's list_query_params_v259 (and _v266: changes-before)."""
+    return QUERY_V259 + list_query.paging_params(req)
 _BYTES = ("disk_processed_bytes", "disk_remaining_bytes", "disk_total_bytes",
           "memory_processed_bytes", "memory_remaining_bytes", "memory_total_bytes")
 
@@ -95,18 +100,18 @@ def _migration_view(req: Request, m: dict[str, Any], flavor_ids: dict[str, int],
 def index(req: Request) -> Response:
     paged = microversion.is_supported(req, PAGING_VERSION)
     if paged:  # Nova validates the query first
-        list_query.check_strict(req, QUERY_V259)
-        list_query.changes_since(req)
+        list_query.check_strict(req, _query_params(req))
+        list_query.changes_window(req)
         limit_and_marker(req)
     authorize(req, POLICY_INDEX)
     filters = {key: req.args.getlist(key)[-1] for key in FILTERS if req.args.get(key)}
     links: list[dict[str, str]] = []
     if paged:
         limit, marker = limit_and_marker(req)
+        since, before = list_query.changes_window(req)
         try:
             migrations = db_resizes.migrations_list(
-                req.state.db, filters, since=list_query.changes_since(req), after=marker,
-                limit=limit)
+                req.state.db, filters, since=since, before=before, after=marker, limit=limit)
         except db_resizes.MigrationNotFound:
             raise exception.Invalid(f"Marker {marker} could not be found.")
         links = next_link(req, "os-migrations", migrations, limit, marker_key="uuid")

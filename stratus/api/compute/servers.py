@@ -16,13 +16,14 @@ from werkzeug.wrappers import Response
 
 from stratus import exception
 from stratus.api.compute import common, microversion
+from stratus.api.compute.list_query import check_window, parse_time
 from stratus.api.compute.query import query_error
 from stratus.api.compute.schemas import bool_from_string
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.compute.views.servers import TAGS_VERSION, ServerViewBuilder, id_from_href
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.compute import vm_states
-from stratus.utils import is_uuid_like, parse_isotime
+from stratus.utils import is_uuid_like
 
 # Nova's utils.generate_password: 12 characters, no look-alikes, one of each group.
 PASSWORD_LENGTH = 12
@@ -163,8 +164,12 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     is_admin = bool(ctx.is_admin)
     names = [k for k in req.args.keys() if k not in ("sort_key", "sort_dir", "limit", "marker")]
     tag_filters = microversion.is_supported(req, TAGS_VERSION)
+    version = tuple(req.api_version)
+    if version < schema.CHANGES_BEFORE_VERSION:
+        names = [k for k in names if k != "changes-before"]  # unknown before 2.66: dropped
     if not common.can(req, POLICY_ALL_FILTERS):
-        allowed = (schema.USER_FILTERS_V25 if tuple(req.api_version) >= schema.IP6_FILTER_VERSION
+        allowed = (schema.USER_FILTERS_V266 if version >= schema.CHANGES_BEFORE_VERSION
+                   else schema.USER_FILTERS_V25 if version >= schema.IP6_FILTER_VERSION
                    else schema.USER_FILTERS)
         names = [k for k in names if k in allowed or (tag_filters and k in TAG_FILTERS)]
     else:
@@ -190,12 +195,12 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
             raise exception.Forbidden("Only administrators may list deleted instances")
         filters["status"] = known[0] if len(known) == 1 else known
 
-    if "changes-since" in opts:
-        raw = opts["changes-since"]
-        try:
-            filters["changes-since"] = parse_isotime(raw)
-        except ValueError:
-            raise query_error("changes-since", raw, f"{raw!r} is not a 'date-time'")
+    # changes-since, and from 2.66 changes-before: a time window that also
+    # lists deleted servers (Nova's polling filters).
+    for key in ("changes-since", "changes-before"):
+        if key in opts:
+            filters[key] = parse_time(key, opts[key])
+    check_window(filters.get("changes-since"), filters.get("changes-before"))
 
     all_tenants = _parse_all_tenants(opts["all_tenants"]) if "all_tenants" in opts else False
     if all_tenants:

@@ -237,6 +237,8 @@ USER_FILTERS: frozenset[str] = frozenset([
 # From microversion 2.5 non-admins may filter by ip6 too.
 IP6_FILTER_VERSION = (2, 5)
 USER_FILTERS_V25: frozenset[str] = USER_FILTERS | {"ip6"}
+CHANGES_BEFORE_VERSION = (2, 66)
+USER_FILTERS_V266: frozenset[str] = USER_FILTERS_V25 | {"changes-before"}
 # Filters naming joined tables: a 400 for admins (non-admins never get this far).
 JOINED_TABLE_FILTERS: frozenset[str] = frozenset([
     "block_device_mapping", "services", "metadata", "system_metadata", "info_cache",
