@@ -518,6 +518,17 @@ class ComputeAPI:
         return self._snapshot_and_cast(ctx, inst, "createImage", name, metadata,
                                        vm_states.IMAGE_SNAPSHOT, "snapshot_instance")
 
+    def backup(self, ctx: RequestContext, instance_id: str, name: str, backup_type: str,
+               rotation: int, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """createBackup: a snapshot with ``image_type=backup`` and ``backup_type``
+        (Nova's backup); the compute host uploads it, then deletes this
+        instance's backups of that type beyond the ``rotation`` newest."""
+        inst = self._check_snapshot_state(ctx, instance_id, "createBackup")
+        return self._snapshot_and_cast(
+            ctx, inst, "createBackup", name, metadata, vm_states.IMAGE_BACKUP,
+            "backup_instance", image_type="backup", extra={"backup_type": backup_type},
+            cast_args={"backup_type": backup_type, "rotation": rotation})
+
     # -- resize and cold migrate ---------------------------------------------------
     def resize(self, ctx: RequestContext, instance_id: str, flavor_id: str) -> None:
         """Nova's resize: a different flavor, ACTIVE or STOPPED, within quota."""
@@ -608,9 +619,10 @@ class ComputeAPI:
         return self._check_state(ctx, instance_id, action, allowed)
 
     def _snapshot_image(self, ctx: RequestContext, inst: dict[str, Any], name: str,
-                        metadata: dict[str, str] | None) -> dict[str, Any]:
+                        metadata: dict[str, Any] | None, image_type: str = "snapshot",
+                        extra: dict[str, str] | None = None) -> dict[str, Any]:
         """A queued image for a snapshot of ``inst``, inheriting its base image's
-        properties."""
+        properties, then ``metadata``, then Nova's fixed ones and ``extra``."""
         try:
             base = self.image_get(ctx.elevated(), inst["image_ref"])
         except exception.StratusException:
@@ -619,24 +631,26 @@ class ComputeAPI:
                  if k not in ("instance_uuid", "image_type", "base_image_ref", "owner_id",
                               "user_id", "image_location")}
         props.update(metadata or {})
-        props.update(instance_uuid=inst["uuid"], image_type="snapshot",
-                     base_image_ref=inst["image_ref"], user_id=ctx.user_id)
+        props.update(instance_uuid=inst["uuid"], image_type=image_type,
+                     base_image_ref=inst["image_ref"], user_id=ctx.user_id, **(extra or {}))
         return self.images.create(ctx, {
             "name": name, "disk_format": "qcow2", "container_format": "bare",
             "visibility": "private", "min_disk": int(inst["root_gb"] or 0),
             "min_ram": int(base.get("min_ram") or 0), **props})
 
     def _snapshot_and_cast(self, ctx: RequestContext, inst: dict[str, Any], action: str,
-                           name: str, metadata: dict[str, str] | None, task_state: str,
+                           name: str, metadata: dict[str, Any] | None, task_state: str,
                            method: str,
                            updates: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                           ) -> dict[str, Any]:
-        """createImage's and shelve's common part: a queued snapshot image, the
-        task state moved from None to ``task_state`` (with ``updates(image)``;
-        the image is deleted if another request got there first), the instance
-        action started and ``method`` cast to the instance's host with the
-        image's id. Returns the image."""
-        image = self._snapshot_image(ctx, inst, name, metadata)
+                           image_type: str = "snapshot", extra: dict[str, str] | None = None,
+                           cast_args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """createImage's, createBackup's and shelve's common part: a queued
+        snapshot image (``image_type``, ``extra`` properties), the task state
+        moved from None to ``task_state`` (with ``updates(image)``; the image
+        is deleted if another request got there first), the instance action
+        started and ``method`` cast to the instance's host with the image's id
+        and ``cast_args``. Returns the image."""
+        image = self._snapshot_image(ctx, inst, name, metadata, image_type, extra)
         values = {"task_state": task_state, **(updates(image) if updates else {})}
         try:
             self._begin(ctx, inst["uuid"], action, values)
@@ -644,7 +658,7 @@ class ComputeAPI:
             self.images.delete(ctx, image["id"])
             raise
         self.compute_rpc.instance_action(ctx, inst["host"], inst["uuid"], method,
-                                         image_id=image["id"])
+                                         image_id=image["id"], **(cast_args or {}))
         return image
 
     def shelve(self, ctx: RequestContext, instance_id: str) -> None:

@@ -48,7 +48,8 @@ class ComputeManager:
         self.driver = driver
         self.conductor = conductor
         self.notifier = notifier
-        # Uploads snapshots (stratus.image.client.ImageClient: set_formats, upload, delete).
+        # Uploads snapshots (stratus.image.client.ImageClient: set_formats, upload, delete;
+        # list_images for backup rotation).
         self.image_api = image_api
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -589,15 +590,32 @@ class ComputeManager:
     def snapshot_instance(self, ctxt: RequestContext, instance_uuid: str,
                           image_id: str) -> None:
         """createImage: the driver captures the root disk, this uploads it to the
-        queued image ``image_id``. On failure the image is deleted, the
-        instance gets a fault and its task state back to None."""
-        uuid = instance_uuid
-        event = "compute_snapshot_instance"
-        with self._task(ctxt, uuid, "snapshot", vm_states.IMAGE_SNAPSHOT, event) as inst:
+        queued image ``image_id`` (see :meth:`_snapshot`)."""
+        self._snapshot(ctxt, instance_uuid, image_id, "snapshot", vm_states.IMAGE_SNAPSHOT,
+                       "compute_snapshot_instance")
+
+    def backup_instance(self, ctxt: RequestContext, instance_uuid: str, image_id: str,
+                        backup_type: str, rotation: int) -> None:
+        """createBackup: snapshot_instance's upload to ``image_id``, then the
+        instance's backups of ``backup_type`` are rotated (Nova's backup_instance)."""
+        self._snapshot(ctxt, instance_uuid, image_id, "backup", vm_states.IMAGE_BACKUP,
+                       "compute_backup_instance",
+                       after_upload=lambda inst: self._rotate_backups(ctxt, inst, backup_type,
+                                                                      rotation))
+
+    def _snapshot(self, ctxt: RequestContext, uuid: str, image_id: str, op: str,
+                  task: str, event: str,
+                  after_upload: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """The instance, in ``task``, is captured by the driver (task states
+        image_pending_upload, image_uploading) and uploaded to the queued image
+        ``image_id``; then ``after_upload(instance)`` runs and the task state
+        goes back to None. On failure the image is deleted, the instance gets a
+        fault and its task state back to None."""
+        with self._task(ctxt, uuid, op, task, event) as inst:
             if inst is None:
                 return
             self._notify(ctxt, "instance.snapshot.start", inst)
-            current = {"task": vm_states.IMAGE_SNAPSHOT}
+            current = {"task": task}
 
             def update_task_state(*, task_state: str, expected_state: str | None = None) -> None:
                 self.conductor.instance_update(
@@ -616,7 +634,7 @@ class ComputeManager:
                                                snap.container_format)
                 self.image_api.upload(image_id, snap.chunks, snap.size)
             except Exception as exc:  # noqa: BLE001
-                LOG.exception("Snapshot of %s failed", uuid)
+                LOG.exception("%s of %s failed", op.capitalize(), uuid)
                 details = tb.format_exc()
                 if self.image_api is not None:
                     with contextlib.suppress(Exception):
@@ -630,14 +648,39 @@ class ComputeManager:
                                "host": self.host})
                 self._notify(ctxt, "instance.snapshot.error", inst, error=True)
                 return
+            if after_upload is not None:
+                after_upload(inst)
             inst = self._finish_task(
-                ctxt, uuid, "snapshot", current["task"], event,
+                ctxt, uuid, op, current["task"], event,
                 {"task_state": None, "power_state": self._power_state(inst)})
             if inst is None:
                 return
             self._notify(ctxt, "instance.snapshot.end", inst)
-            LOG.info("Snapshot %s of instance %s uploaded in %.2f s", image_id, uuid,
-                     time.monotonic() - started)
+            LOG.info("%s %s of instance %s uploaded in %.2f s", op.capitalize(), image_id,
+                     uuid, time.monotonic() - started)
+
+    def _rotate_backups(self, ctxt: RequestContext, inst: dict[str, Any], backup_type: str,
+                        rotation: int) -> None:
+        """Nova's _rotate_backups: delete the instance's backups of
+        ``backup_type`` beyond the ``rotation`` newest (by created_at). Only
+        images owned by the requester's project (the new backup's owner)
+        count: the image client sees every project's. Failures are logged;
+        the new backup stays."""
+        try:
+            images = self.image_api.list_images(
+                {"instance_uuid": inst["uuid"], "image_type": "backup",
+                 "backup_type": backup_type, "owner": ctxt.project_id or inst["project_id"]},
+                sort_key="created_at", sort_dir="desc")
+        except Exception:  # noqa: BLE001
+            LOG.exception("Cannot list the %s backups of %s to rotate them", backup_type,
+                          inst["uuid"])
+            return
+        for image in images[rotation:]:
+            LOG.debug("Rotating out backup %s of %s", image["id"], inst["uuid"])
+            try:
+                self.image_api.delete(image["id"])
+            except Exception as exc:  # noqa: BLE001
+                LOG.info("Failed to delete backup %s of %s: %s", image["id"], inst["uuid"], exc)
 
     # -- shelve --------------------------------------------------------------------------
     _SHELVE_TASKS = {vm_states.IMAGE_PENDING_UPLOAD: vm_states.SHELVING_IMAGE_PENDING_UPLOAD,

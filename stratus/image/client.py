@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -171,6 +172,21 @@ class ImageClient:
         with self._open(f"/v2/images/{image_id}/file", image_id, "PUT", iter(chunks),
                         headers):
             pass
+
+    def list_images(self, filters: dict[str, str], sort_key: str = "created_at",
+                    sort_dir: str = "desc") -> list[dict[str, Any]]:
+        """Every image matching ``filters`` (Glance's v2 list filters: extra
+        properties, ``owner``, ...), sorted, following the ``next`` pages."""
+        params: list[tuple[str, str]] = [*filters.items(), ("sort_key", sort_key),
+                                         ("sort_dir", sort_dir)]
+        images: list[dict[str, Any]] = []
+        path: str | None = "/v2/images?" + urllib.parse.urlencode(params)
+        while path:
+            with self._open(path, "") as resp:
+                page = json.load(resp)
+            images += page.get("images") or []
+            path = page.get("next")
+        return images
 
     def delete(self, image_id: str) -> None:
         with self._open(f"/v2/images/{image_id}", image_id, "DELETE"):

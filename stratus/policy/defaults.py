@@ -62,6 +62,7 @@ def _servers() -> list[RuleDefault]:
     rules += [RuleDefault(name, PROJECT_MEMBER_OR_ADMIN, what) for name, what in (
         ("os_compute_api:os-console-output", "Show a server's console output."),
         (f"{p}:create_image", "Snapshot a server (createImage)."),
+        ("os_compute_api:os-create-backup", "Back up a server (createBackup)."),
         (f"{p}:rebuild", "Rebuild a server from an image."),
         ("os_compute_api:os-rescue", "Rescue a server."),
         ("os_compute_api:os-unrescue", "Unrescue a server."),

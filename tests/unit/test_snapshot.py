@@ -34,6 +34,15 @@ class InProcessImageAPI:
     def delete(self, image_id):
         self.cloud.request("DELETE", f"/image/v2/images/{image_id}")
 
+    def list_images(self, filters, sort_key="created_at", sort_dir="desc"):
+        from urllib.parse import urlencode
+
+        query = urlencode({**filters, "sort_key": sort_key, "sort_dir": sort_dir,
+                           "limit": 1000})
+        resp = self.cloud.request("GET", f"/image/v2/images?{query}")
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        return resp.get_json()["images"]
+
 
 @pytest.fixture
 def images(cloud):

@@ -1,9 +1,10 @@
 """``POST /v2.1/servers/{id}/action``: the server actions of microversion 2.1
 that Stratus implements (os-stop, os-start, reboot, pause, unpause, suspend,
 resume, lock, unlock), each answering 202 with an empty body; createImage
-(202, the new image's URL in ``Location``; from 2.45 ``{"image_id": ...}``
-instead); rebuild (202, the server with its new adminPass; key_name from
-2.54, user_data from 2.57, trusted certificates from 2.63); migrate (202; a
+and createBackup (202, the new image's URL in ``Location``; from 2.45
+``{"image_id": ...}`` instead); rebuild (202, the server with its new
+adminPass; key_name from 2.54, user_data from 2.57, trusted certificates
+from 2.63); migrate (202; a
 host may be named from 2.56); rescue (200 ``{"adminPass": ...}``), unrescue,
 shelve and unshelve (202); os-resetState (202, an admin's); and os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
 microversion 2.17 trigger_crash_dump (202; an action named before its
@@ -136,21 +137,48 @@ def _rescue(req: Request, server_id: str, body: Any) -> Response:
     return json_response({"adminPass": password})
 
 
-def _create_image(req: Request, server_id: str, body: Any) -> Response:
-    args = body["createImage"]
-    metadata = args.get("metadata") or {}
+def _check_image_metadata_quota(req: Request, metadata: dict[str, Any]) -> None:
+    """Before 2.39, Nova's check_img_metadata_properties_quota (the caller's
+    project's metadata_items) for createImage's and createBackup's metadata."""
     if metadata and not microversion.is_supported(req, IMAGE_META_QUOTA_DROPPED_VERSION):
-        # Nova's check_img_metadata_properties_quota (the caller's project).
         with req.state.db.read() as s:
             limits = quota.QuotaEngine(req.state.conf).limits(s, req.context.project_id)
         if quota.is_over(limits["metadata_items"], len(metadata)):
             raise exception.Forbidden("Image metadata limit exceeded")
-    image = req.state.compute_api.snapshot(req.context, server_id, args["name"], metadata)
+
+
+def _image_response(req: Request, image_id: str, location: str | None) -> Response:
+    """202 with ``{"image_id": ...}`` from 2.45; before, no body and the
+    image's URL in ``Location`` (when there is one; clients take its last part)."""
     if microversion.is_supported(req, IMAGE_ID_IN_BODY_VERSION):
-        return json_response({"image_id": image["id"]}, status=202)
-    # Microversion 2.1: no body, the image's URL in Location (clients take its last part).
-    location = f"{req.state.conf.api.public_url}/image/v2/images/{image['id']}"
-    return empty_response(202, headers={"Location": location})
+        return json_response({"image_id": image_id}, status=202)
+    return empty_response(202, headers={"Location": location} if location else None)
+
+
+def _create_image(req: Request, server_id: str, body: Any) -> Response:
+    args = body["createImage"]
+    metadata = args.get("metadata") or {}
+    _check_image_metadata_quota(req, metadata)
+    image = req.state.compute_api.snapshot(req.context, server_id, args["name"], metadata)
+    # Nova's Location here is the image service's URL of the image.
+    return _image_response(req, image["id"],
+                           f"{req.state.conf.api.public_url}/image/v2/images/{image['id']}")
+
+
+def _create_backup(req: Request, server_id: str, body: Any) -> Response:
+    """os-create-backup: a snapshot tagged ``image_type=backup`` and
+    ``backup_type``; the compute host then keeps only the ``rotation``
+    newest backups of that type. Before 2.45, as Nova, the Location header
+    is the compute API's image URL, and is left out when rotation is 0 (the
+    new backup itself is rotated away)."""
+    args = body["createBackup"]
+    metadata = args.get("metadata") or {}
+    rotation = int(args["rotation"])
+    _check_image_metadata_quota(req, metadata)
+    image = req.state.compute_api.backup(req.context, server_id, args["name"],
+                                         args["backup_type"], rotation, metadata)
+    location = f"{common.base_url(req)}/v2.1/images/{image['id']}" if rotation > 0 else None
+    return _image_response(req, image["id"], location)
 
 
 def _unlock(req: Request, server_id: str, body: Any) -> None:
@@ -232,6 +260,8 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
                             "os_compute_api:os-console-output"),
     "createImage": (schema.validate_create_image, _create_image,
                     "os_compute_api:servers:create_image"),
+    "createBackup": (schema.validate_create_backup, _create_backup,
+                     "os_compute_api:os-create-backup"),
     "rebuild": (schema.validate_rebuild, _rebuild, "os_compute_api:servers:rebuild"),
     "rescue": (schema.validate_rescue, _rescue, "os_compute_api:os-rescue"),
     "unrescue": (None, _simple("unrescue"), "os_compute_api:os-unrescue"),

@@ -531,6 +531,34 @@ def validate_create_image(body: Any) -> None:
     common.validate(create_image, body)
 
 
+# Nova's createBackup schema (os-create-backup, microversion 2.1): ``rotation``
+# is parameter_types.non_negative_integer (an integer or a digit string).
+create_backup: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "createBackup": {
+            "type": "object",
+            "properties": {
+                "name": name,
+                "backup_type": {"type": "string"},
+                "rotation": {"type": ["integer", "string"], "pattern": "^[0-9]*$",
+                             "minimum": 0, "minLength": 1},
+                "metadata": {"type": "object"},
+            },
+            "required": ["name", "backup_type", "rotation"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["createBackup"],
+    "additionalProperties": False,
+}
+
+
+def validate_create_backup(body: Any) -> None:
+    common.validate(create_backup, body)
+    check_name(body["createBackup"]["name"])
+
+
 def validate_reboot(body: Any) -> None:
     common.validate(reboot, body)
 
