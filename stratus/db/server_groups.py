@@ -110,6 +110,16 @@ def member_uuids(s: Session | Connection, uuid: str) -> list[str]:
                           .where(InstanceGroup.uuid == uuid)))
 
 
+def groups_of(db: Database, instance_uuid: str) -> list[str]:
+    """The uuids of the groups ``instance_uuid`` is a member of (Nova allows one)."""
+    with db.read() as s:
+        return list(s.scalars(select(InstanceGroup.uuid)
+                              .join(InstanceGroupMember,
+                                    InstanceGroup.id == InstanceGroupMember.group_id)
+                              .where(InstanceGroupMember.instance_uuid == instance_uuid)
+                              .order_by(InstanceGroup.id)))
+
+
 def for_scheduling(s: Session, uuid: str) -> dict[str, Any] | None:
     """{"uuid", "policy", "max_per_host", "members"} or None when it is gone."""
     group = s.scalars(select(InstanceGroup).where(InstanceGroup.uuid == uuid)).one_or_none()

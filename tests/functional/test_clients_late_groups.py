@@ -1,8 +1,8 @@
-"""Unmodified openstacksdk against a cloud that advertises microversion 2.66:
+"""Unmodified openstacksdk against a cloud that advertises microversion 2.72:
 server groups with a policy and rules (2.64), instance actions (2.51/2.58/
-2.62) and migrations (2.59), changes-before (2.66). The in-process cloud is
-served over real HTTP on a thread; the SDK negotiates its versions as it
-does against Nova."""
+2.62) and migrations (2.59), changes-before (2.66), a server's groups
+(2.71). The in-process cloud is served over real HTTP on a thread; the SDK
+negotiates its versions as it does against Nova."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +17,8 @@ def image(served: tuple[InProcessCloud, str]) -> str:
     return served[0].create_image("cirros")
 
 
-def test_sdk_negotiates_2_66(conn: Any) -> None:
-    assert conn.compute.get_endpoint_data().max_microversion == (2, 66)
+def test_sdk_negotiates_2_72(conn: Any) -> None:
+    assert conn.compute.get_endpoint_data().max_microversion == (2, 72)
 
 
 def test_sdk_server_groups_with_rules(conn: Any, image: str) -> None:
@@ -45,6 +45,7 @@ def test_sdk_server_groups_with_rules(conn: Any, image: str) -> None:
     extra = conn.compute.wait_for_server(extra, status="ERROR", failures=[], interval=0.2)
     assert extra.fault["message"].startswith("No valid host was found")
     assert len(conn.compute.get_server_group(group.id).member_ids) == 5
+    assert conn.compute.get_server(servers[0].id).server_groups == [group.id]  # 2.71
     with pytest.raises(openstack.exceptions.BadRequestException) as caught:
         conn.compute.create_server_group(name="bad", policy="affinity",
                                          rules={"max_server_per_host": 2})

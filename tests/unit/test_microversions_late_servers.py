@@ -1,4 +1,4 @@
-"""Microversions 2.42-2.63, the server changes: each checked at the version
+"""Microversions 2.42-2.71, the server changes: each checked at the version
 before it and at the version itself, on the in-process cloud (three fake
 hosts). Every request names its version explicitly."""
 from __future__ import annotations
@@ -535,3 +535,49 @@ def test_apis_of_other_late_versions_are_absent(cloud: InProcessCloud, method: s
 def test_2_44_network_actions_are_absent(cloud: InProcessCloud, name: str) -> None:
     resp = call(cloud, "2.64", "POST", f"/servers/{UUID}/action", {name: {}}, status=400)
     assert fault_message(resp) == f"There is no such action: {name}"
+
+
+# -- 2.67: volume_type on block device mappings -------------------------------------------
+
+def test_2_67_volume_type_on_mappings(cloud: InProcessCloud, image: str) -> None:
+    local = {"source_type": "image", "destination_type": "local", "boot_index": 0,
+             "uuid": image}
+    typed = {**local, "volume_type": "fast"}
+    before = create(cloud, image, "2.66", 400, block_device_mapping_v2=[typed])
+    assert "volume_type" in fault_message(before)  # an unknown property before 2.67
+    resp = create(cloud, image, "2.67", 400, block_device_mapping_v2=[typed])
+    assert fault_message(resp) == ("Specifying a volume_type with destination_type=local "
+                                   "is not supported.")
+    long_name = {**local, "volume_type": "x" * 256}
+    assert "volume_type" in fault_message(
+        create(cloud, image, "2.67", 400, block_device_mapping_v2=[long_name]))
+    # Null (or empty) says nothing: the plain local boot goes ahead.
+    create(cloud, image, "2.67", 202, block_device_mapping_v2=[{**local, "volume_type": None}])
+
+
+# -- 2.71: server_groups in the answers about one server ----------------------------------
+
+def test_2_71_server_groups_in_show_update_and_rebuild(cloud: InProcessCloud,
+                                                      image: str) -> None:
+    group = call(cloud, "2.64", "POST", "/os-server-groups", {"server_group": {
+        "name": "mv271", "policy": "soft-affinity"}}).get_json()["server_group"]["id"]
+    member = call(cloud, "2.71", "POST", "/servers", {
+        "server": {"name": "grouped", "flavorRef": "1", "imageRef": image, "networks": "none"},
+        "os:scheduler_hints": {"group": group}}, status=202).get_json()["server"]["id"]
+    loner = boot(cloud, image, "loner")["id"]
+    cloud.wait_for(member, "ACTIVE")
+    path = f"/servers/{member}"
+    assert "server_groups" not in call(cloud, "2.70", "GET", path).get_json()["server"]
+    assert call(cloud, "2.71", "GET", path).get_json()["server"]["server_groups"] == [group]
+    assert call(cloud, "2.71", "GET", f"/servers/{loner}").get_json()["server"][
+        "server_groups"] == []
+    updated = call(cloud, "2.71", "PUT", path, {"server": {"name": "grouped2"}})
+    assert updated.get_json()["server"]["server_groups"] == [group]
+    rebuilt = action(cloud, "2.71", member, {"rebuild": {"imageRef": image}}).get_json()
+    assert rebuilt["server"]["server_groups"] == [group]
+    # Not in the lists (Nova adds it to show, PUT and rebuild only).
+    listed = call(cloud, "2.71", "GET", "/servers/detail").get_json()["servers"]
+    assert all("server_groups" not in s for s in listed)
+    cloud.wait_for(member, "ACTIVE")
+    for sid in (member, loner):
+        cloud.compute("DELETE", f"/servers/{sid}")

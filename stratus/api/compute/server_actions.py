@@ -81,7 +81,8 @@ def _console_output(req: Request, server_id: str, body: Any) -> Response:
 
 def _rebuild(req: Request, server_id: str, body: Any) -> Response:
     from stratus.api.compute.servers import generate_password
-    from stratus.api.compute.views.servers import ServerViewBuilder, id_from_href
+    from stratus.api.compute.views.servers import (ServerViewBuilder, add_server_groups,
+                                                   id_from_href)
 
     args = body["rebuild"]
     password = args["adminPass"] if "adminPass" in args else generate_password()
@@ -106,7 +107,7 @@ def _rebuild(req: Request, server_id: str, body: Any) -> Response:
         server["key_name"] = instance.get("key_name")
     if microversion.is_supported(req, schema.REBUILD_USER_DATA_VERSION):
         server["user_data"] = instance.get("user_data")
-    return json_response({"server": server}, status=202)
+    return json_response({"server": add_server_groups(req, server)}, status=202)
 
 
 def _rebuild_versioned_changes(req: Request, args: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from stratus.api.compute.list_query import check_window, parse_time
 from stratus.api.compute.query import query_error
 from stratus.api.compute.schemas import bool_from_string
 from stratus.api.compute.schemas import servers as schema
-from stratus.api.compute.views.servers import TAGS_VERSION, ServerViewBuilder, id_from_href
+from stratus.api.compute.views.servers import (TAGS_VERSION, ServerViewBuilder,
+                                               add_server_groups, id_from_href)
 from stratus.api.wsgi import Request, Route, empty_response, json_response
 from stratus.compute import vm_states
 from stratus.utils import is_uuid_like
@@ -292,6 +293,9 @@ def boot_image_ref(server: dict[str, Any]) -> str:
     if server.get("block_device_mapping"):
         raise exception.Invalid(UNSUPPORTED_BDM)
     for mapping in server.get("block_device_mapping_v2") or ():
+        if mapping.get("volume_type") and mapping.get("destination_type", "local") == "local":
+            raise exception.Invalid("Specifying a volume_type with destination_type=local "
+                                    "is not supported.")  # 2.67, Nova's message
         if not _is_local_boot_image(mapping):
             raise exception.Invalid(UNSUPPORTED_BDM)
         image_ref = image_ref or mapping.get("uuid") or mapping.get("image_id") or ""
@@ -379,7 +383,8 @@ def create(req: Request) -> Response:
 
 def show(req: Request, server_id: str) -> Response:
     instance = common.get_server(req, server_id, POLICY_SHOW)
-    return json_response({"server": ServerViewBuilder.for_request(req).show(instance)})
+    return json_response({"server": add_server_groups(
+        req, ServerViewBuilder.for_request(req).show(instance))})
 
 
 def update(req: Request, server_id: str) -> Response:
@@ -399,7 +404,8 @@ def update(req: Request, server_id: str) -> Response:
     instance = req.state.compute_api.update(req.context, server_id, **changes)
     # The PUT answer has only the core attributes (the extensions joined it
     # at 2.75), with locked from 2.9 and description from 2.19.
-    return json_response({"server": ServerViewBuilder.for_request(req).core(instance)})
+    return json_response({"server": add_server_groups(
+        req, ServerViewBuilder.for_request(req).core(instance))})
 
 
 def delete(req: Request, server_id: str) -> Response:

@@ -266,6 +266,7 @@ MIGRATE_HOST_VERSION = "2.56"          # {"migrate": {"host": ...}}
 PERSONALITY_REMOVED_VERSION = "2.57"   # no personality on create/rebuild; user_data on rebuild
 REBUILD_USER_DATA_VERSION = PERSONALITY_REMOVED_VERSION
 TRUSTED_CERTS_VERSION = "2.63"         # trusted_image_certificates on create and rebuild
+BDM_VOLUME_TYPE_VERSION = "2.67"       # volume_type on block_device_mapping_v2[]
 
 
 def at_least(version: tuple[int, int], since: str) -> bool:
@@ -298,7 +299,8 @@ user_data_or_none: dict[str, Any] = {"oneOf": [
 def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
                     with_description: bool, server_tags_allowed: bool = False,
                     personality_allowed: bool = True,
-                    trusted_certs_allowed: bool = False) -> dict[str, Any]:
+                    trusted_certs_allowed: bool = False,
+                    bdm_volume_type: bool = False) -> dict[str, Any]:
     schema = copy.deepcopy(create)
     server = schema["properties"]["server"]
     if with_description:
@@ -323,11 +325,14 @@ def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
         del server["properties"]["personality"]
     if trusted_certs_allowed:
         server["properties"]["trusted_image_certificates"] = trusted_certs
+    if bdm_volume_type:  # Nova's parameter_types.volume_type
+        server["properties"]["block_device_mapping_v2"]["items"]["properties"][
+            "volume_type"] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
     return schema
 
 
 def create_schema(version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
-    """Nova's server create schema at ``version`` (2.1 up to 2.63's changes)."""
+    """Nova's server create schema at ``version`` (2.1 up to 2.67's changes)."""
     version = tuple(version)  # type: ignore[assignment]
     tags_restored = at_least(version, DEVICE_TAGS_RESTORED_VERSION)
     return _create_variant(
@@ -337,7 +342,8 @@ def create_schema(version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
         with_description=version >= DESCRIPTION_VERSION,
         server_tags_allowed=at_least(version, TAGS_AT_CREATE_VERSION),
         personality_allowed=not at_least(version, PERSONALITY_REMOVED_VERSION),
-        trusted_certs_allowed=at_least(version, TRUSTED_CERTS_VERSION))
+        trusted_certs_allowed=at_least(version, TRUSTED_CERTS_VERSION),
+        bdm_volume_type=at_least(version, BDM_VOLUME_TYPE_VERSION))
 
 
 def validate_create(body: Any, version: tuple[int, int] = (2, 1)) -> None:

@@ -31,6 +31,7 @@ from stratus.api.compute import microversion
 from stratus.api.compute.common import can, link_prefixes
 from stratus.api.wsgi import Request
 from stratus.compute.vm_states import status_from_state
+from stratus.db import server_groups as db_groups
 from stratus.db import services as db_services
 from stratus.db import tags as db_tags
 
@@ -60,6 +61,7 @@ PROGRESS_STATUSES = frozenset(["ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_R
 FAULT_STATUSES = frozenset(["ERROR", "DELETED"])
 INSTANCE_NAME_TEMPLATE = "instance-%08x"  # Nova's default instance_name_template
 TAGS_VERSION = "2.26"  # full server bodies (show, detail, PUT, rebuild) list "tags"
+SERVER_GROUPS_VERSION = "2.71"  # show, PUT and rebuild (not the lists) name the groups
 
 
 def isotime(value: datetime.datetime | None) -> str | None:
@@ -358,3 +360,11 @@ class ServerViewBuilder:
         instances = list(instances)
         self.prefetch_tags(instances)
         return [self.show(i) for i in instances]
+
+
+def add_server_groups(req: Request, server: dict[str, Any]) -> dict[str, Any]:
+    """From 2.71 the answers about one server (show, PUT, rebuild; not the
+    lists) carry ``server_groups``: the uuids of its groups (at most one)."""
+    if microversion.is_supported(req, SERVER_GROUPS_VERSION):
+        server["server_groups"] = db_groups.groups_of(req.state.db, server["id"])
+    return server
