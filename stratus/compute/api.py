@@ -120,11 +120,17 @@ class ComputeAPI:
                injected_files: Sequence[tuple[str, str]] | None = None,
                tags: Sequence[str] | None = None,
                trusted_certs: Sequence[str] | None = None,
+               requested_host: str | None = None,
+               requested_hypervisor_hostname: str | None = None,
                ) -> tuple[list[dict[str, Any]], str]:
         """Create ``min_count..max_count`` instances (as many as the quota
         allows, at least min_count) and cast their build to the conductor.
         ``tags`` (2.52) are stored with the instances, in the transaction
-        that inserts them; ``trusted_certs`` (2.63) on each instance."""
+        that inserts them; ``trusted_certs`` (2.63) on each instance.
+        ``requested_host`` / ``requested_hypervisor_hostname`` (2.74) must
+        name an existing compute host / node (ComputeHostNotFound before
+        anything is created); the scheduler then considers only that
+        host / node, through its filters (Nova's requested_destination)."""
         if min_count > max_count:
             raise exception.Invalid("min_count must be <= max_count")
         flavor = self._flavor_for_boot(ctx, flavor_id)
@@ -136,6 +142,9 @@ class ComputeAPI:
         key_data = self._key_data(ctx, key_name) if key_name else None
         placement = scheduling.prepare(ctx, self.db, availability_zone, scheduler_hints)
         zone = self._check_zone(placement.zone)
+        if requested_host or requested_hypervisor_hostname:
+            placement.spec["requested_destination"] = scheduling.requested_destination(
+                self.db, requested_host, requested_hypervisor_hostname)
         if user_data is not None:
             try:
                 base64.b64decode(user_data)  # lenient, as Nova: line breaks are fine

@@ -6,7 +6,11 @@
   bypasses its filters for that host, as Nova does (capacity still holds);
 * ``os:scheduler_hints`` travel in the request spec: ``group`` (a server
   group, which the new instances join), ``same_host`` / ``different_host``
-  (instance uuids), and any other hint as given.
+  (instance uuids), and any other hint as given;
+* from 2.74 ``host`` and/or ``hypervisor_hostname`` (policy
+  ``compute:servers:create:requested_destination``) become the request
+  spec's ``requested_destination``: the only host / node the scheduler
+  considers, through every filter (unlike a forced host).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from sqlalchemy.orm import Session
 from stratus import exception, policy, quota
 from stratus.context import RequestContext
 from stratus.db import server_groups as db_groups
+from stratus.db import services as db_services
 from stratus.db.session import Database
 from stratus.utils import is_uuid_like
 
@@ -70,6 +75,21 @@ def prepare(ctx: RequestContext, db: Database, availability_zone: str | None,
     if hints:
         spec["scheduler_hints"] = hints
     return Placement(zone=zone, spec=spec, group_uuid=group_uuid)
+
+
+def requested_destination(db: Database, host: str | None, node: str | None
+                          ) -> dict[str, str | None]:
+    """Nova's ``_validate_host_or_node``: the named host must have a compute
+    node (and that node, when both are named), or a node of that name must
+    exist; ComputeHostNotFound names the host, or the node when only it was
+    given."""
+    if host:
+        nodes = db_services.compute_node_get_all(db, host=host)
+        if not nodes or (node and all(n["hypervisor_hostname"] != node for n in nodes)):
+            raise exception.ComputeHostNotFound(host=host)
+    elif node and not db_services.compute_node_get_all(db, hypervisor_hostname=node):
+        raise exception.ComputeHostNotFound(host=node)
+    return {"host": host, "node": node}
 
 
 def record_members(s: Session, placement: Placement, instance_uuids: list[str],

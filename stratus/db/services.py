@@ -187,11 +187,14 @@ def compute_nodes_update(db: Database, reports: list[dict[str, Any]],
     return len(reports)
 
 
-def compute_node_get_all(db: Database, host: str | None = None) -> list[dict[str, Any]]:
+def compute_node_get_all(db: Database, host: str | None = None,
+                         hypervisor_hostname: str | None = None) -> list[dict[str, Any]]:
     with db.read() as s:
         q = select(ComputeNode).order_by(ComputeNode.id)
         if host:
             q = q.where(ComputeNode.host == host)
+        if hypervisor_hostname:
+            q = q.where(ComputeNode.hypervisor_hostname == hypervisor_hostname)
         return [to_dict(n) for n in s.scalars(q)]
 
 

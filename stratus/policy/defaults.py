@@ -49,6 +49,9 @@ def _servers() -> list[RuleDefault]:
         RuleDefault(f"{p}:show:host_status", ADMIN, "See the host status of a server."),
         RuleDefault(f"{p}:create:forced_host", ADMIN,
                     "Create a server on a given host (availability_zone zone:host)."),
+        RuleDefault("compute:servers:create:requested_destination", ADMIN,
+                    "Create a server on a requested host or node through the "
+                    "scheduler's filters (host / hypervisor_hostname, 2.74)."),
         RuleDefault("os_compute_api:os-extended-server-attributes", ADMIN,
                     "See a server's host, hypervisor and instance name "
                     "(OS-EXT-SRV-ATTR:*)."),

@@ -144,8 +144,8 @@ class Chain:
     def _restricted(self, hosts: Sequence[HostState],
                     by_host: Callable[[str], Sequence[HostState]] | None
                     ) -> Sequence[HostState]:
-        """The hosts to walk: only the requested destination and those some
-        filter names, when there are such."""
+        """The hosts to walk: only the requested destination (its host and/or
+        node) and those some filter names, when there are such."""
         named: frozenset[str] | None = None
         if self.req.requested_host is not None:
             named = frozenset((self.req.requested_host,))
@@ -153,11 +153,17 @@ class Chain:
             only = flt.candidates(self.req)
             if only is not None:
                 named = only if named is None else named & only
+        pool: Sequence[HostState]
         if named is None:
-            return hosts
-        if by_host is None:
-            return [h for h in hosts if h.host in named]
-        return [state for name in sorted(named) for state in by_host(name)]
+            pool = hosts
+        elif by_host is None:
+            pool = [h for h in hosts if h.host in named]
+        else:
+            pool = [state for name in sorted(named) for state in by_host(name)]
+        node = self.req.requested_node
+        if node is not None:
+            pool = [h for h in pool if h.nodename == node]
+        return pool
 
     def select(self, hosts: Sequence[HostState],
                by_host: Callable[[str], Sequence[HostState]] | None = None

@@ -41,9 +41,11 @@ class SchedulingRequest:
     ignore_hosts: frozenset[str] = frozenset()
     force_hosts: tuple[str, ...] = ()
     force_nodes: tuple[str, ...] = ()
-    # A move's requested destination (cold migrate to a host, 2.56): the only
-    # host to consider, through every filter (unlike a forced host).
+    # A requested destination (cold migrate to a host, 2.56; create on a host
+    # and/or node, 2.74): the only host / node to consider, through every
+    # filter (unlike a forced host).
     requested_host: str | None = None
+    requested_node: str | None = None
     group: GroupInfo | None = None
     same_host: frozenset[str] | None = None       # hosts that must be chosen from
     different_host: frozenset[str] | None = None  # hosts to avoid
@@ -56,6 +58,7 @@ class SchedulingRequest:
     def from_spec(cls, spec: Mapping[str, Any]) -> "SchedulingRequest":
         flavor = spec["flavor"]
         image = spec.get("image") or {}
+        destination = spec.get("requested_destination") or {}
         return cls(resources=resources_of(flavor),
                    extra_specs=dict(flavor.get("extra_specs") or {}),
                    image_properties=dict(image.get("properties") or {}),
@@ -64,7 +67,8 @@ class SchedulingRequest:
                    ignore_hosts=frozenset(spec.get("ignore_hosts") or ()),
                    force_hosts=tuple(spec.get("force_hosts") or ()),
                    force_nodes=tuple(spec.get("force_nodes") or ()),
-                   requested_host=(spec.get("requested_destination") or {}).get("host"))
+                   requested_host=destination.get("host") or None,
+                   requested_node=destination.get("node") or None)
 
     @staticmethod
     def hinted_instances(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:

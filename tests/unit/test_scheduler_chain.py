@@ -171,3 +171,32 @@ def test_requested_host_is_the_only_candidate_and_still_filtered():
     assert chain.select(hosts, lambda name: by_host.get(name, [])).host == "h1"
     chain = iterators.Chain([ComputeFilter()], [], request(requested_host="nope"))
     assert chain.select(hosts, lambda name: by_host.get(name, [])) is None
+
+
+def test_requested_node_is_the_only_candidate_and_still_filtered():
+    """A create's requested destination (2.74): a node, alone or with its
+    host; through the filters."""
+    hosts = [host(0, up=False), host(1), host(2)]
+    hosts.append(HostState(host="h2", nodename="h2b", node_id=3, node_uuid="u3",
+                           generation=0, updated_at=None, class_id=1, total_vcpus=16,
+                           total_memory_mb=4096, total_disk_gb=100))
+    hosts[-1].service = ServiceInfo(last_seen=100.0)
+    by_host = collections.defaultdict(list)
+    for state in hosts:
+        by_host[state.host].append(state)
+    for _ in range(5):
+        for lookup in (None, lambda name: by_host.get(name, [])):
+            chain = iterators.Chain([ComputeFilter()], [], request(requested_node="h2b"))
+            assert chain.select(hosts, lookup).nodename == "h2b"
+            chain = iterators.Chain([ComputeFilter()], [],
+                                    request(requested_host="h2", requested_node="h2"))
+            assert chain.select(hosts, lookup).nodename == "h2"
+    chain = iterators.Chain([ComputeFilter()], [], request(requested_node="h0"))
+    assert chain.select(hosts) is None
+    chain = iterators.Chain([ComputeFilter()], [],
+                            request(requested_host="h1", requested_node="h2"))
+    assert chain.select(hosts, lambda name: by_host.get(name, [])) is None
+    spec = {"flavor": {"memory_mb": 64, "vcpus": 1, "root_gb": 1, "ephemeral_gb": 0},
+            "requested_destination": {"host": None, "node": "h2b"}}
+    req = SchedulingRequest.from_spec(spec)
+    assert (req.requested_host, req.requested_node) == (None, "h2b")

@@ -2,9 +2,9 @@
 ``nova/api/openstack/compute/servers.py``), up to microversion 2.19: ip6 is a
 filter non-admins may use from 2.5; a ``description`` is taken on create and
 update from 2.19; create takes device tags again from 2.42, server ``tags``
-from 2.52, no ``personality`` from 2.57 and ``trusted_image_certificates``
-from 2.63 (the schemas in schemas/servers.py, the views' changes in
-views/servers.py)."""
+from 2.52, no ``personality`` from 2.57, ``trusted_image_certificates``
+from 2.63 and ``host`` / ``hypervisor_hostname`` from 2.74 (the schemas in
+schemas/servers.py, the views' changes in views/servers.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +23,7 @@ from stratus.api.compute.schemas import servers as schema
 from stratus.api.compute.views.servers import (TAGS_VERSION, ServerViewBuilder,
                                                add_server_groups, id_from_href)
 from stratus.api.wsgi import Request, Route, empty_response, json_response
-from stratus.compute import vm_states
+from stratus.compute import scheduling, vm_states
 from stratus.utils import is_uuid_like
 
 # Nova's utils.generate_password: 12 characters, no look-alikes, one of each group.
@@ -41,6 +41,8 @@ POLICY_CREATE = "os_compute_api:servers:create"
 POLICY_SHOW = "os_compute_api:servers:show"
 POLICY_UPDATE = "os_compute_api:servers:update"
 POLICY_DELETE = "os_compute_api:servers:delete"
+# Nova's REQUESTED_DESTINATION (its name has no os_compute_api prefix).
+POLICY_REQUESTED_DESTINATION = "compute:servers:create:requested_destination"
 # 2.26: filter by tags (comma-separated lists), non-admins too.
 TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
 INVALID_STATUS_REJECTED_VERSION = "2.38"  # before it, an unknown status lists nothing
@@ -316,17 +318,40 @@ def trusted_certs_at_create(server: dict[str, Any], version: tuple[int, int]
     return list(certs) if certs else None
 
 
+def requested_destination_at_create(req: Request, server: dict[str, Any],
+                                    version: tuple[int, int], target: dict[str, Any]
+                                    ) -> tuple[str | None, str | None]:
+    """2.74's ``host`` / ``hypervisor_hostname`` (Nova's
+    ``_process_hosts_for_create``): the caller must pass the
+    requested_destination rule, and may not also force a host or node in
+    ``availability_zone``."""
+    if not schema.at_least(version, schema.HOST_AT_CREATE_VERSION):
+        return None, None
+    host, node = server.get("host"), server.get("hypervisor_hostname")
+    if host or node:
+        common.authorize(req, POLICY_REQUESTED_DESTINATION, target)
+        _, forced_host, forced_node = scheduling.parse_availability_zone(
+            server.get("availability_zone"))
+        if forced_host or forced_node:
+            raise exception.Invalid(
+                "One mechanism with host and/or hypervisor_hostname and another "
+                "mechanism with zone:host:node are mutually exclusive.")
+    return host or None, node or None
+
+
 def create(req: Request) -> Response:
     body = req.json_body()
     version = tuple(req.api_version)
     schema.validate_create(body, version)
     server = body["server"]
-    common.authorize(req, POLICY_CREATE, {
-        "project_id": req.context.project_id, "user_id": req.context.user_id,
-        "availability_zone": server.get("availability_zone")})
+    target = {"project_id": req.context.project_id, "user_id": req.context.user_id,
+              "availability_zone": server.get("availability_zone")}
+    common.authorize(req, POLICY_CREATE, target)
     tags = server.get("tags") if schema.at_least(version, schema.TAGS_AT_CREATE_VERSION) \
         else None
     trusted_certs = trusted_certs_at_create(server, version)
+    requested_host, requested_node = requested_destination_at_create(req, server, version,
+                                                                     target)
     image_ref = boot_image_ref(server)
     if "networks" in server:
         _check_networks(server["networks"])
@@ -362,8 +387,10 @@ def create(req: Request) -> Response:
                             for item in server.get("personality", ())],
             tags=tags,
             trusted_certs=trusted_certs,
+            requested_host=requested_host,
+            requested_hypervisor_hostname=requested_node,
         )
-    except exception.FlavorNotFound as exc:
+    except (exception.FlavorNotFound, exception.ComputeHostNotFound) as exc:
         raise exception.Invalid(exc.message)
     except exception.ImageNotFound:
         raise exception.Invalid("Can not find requested image")

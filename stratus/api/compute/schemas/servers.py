@@ -267,6 +267,7 @@ PERSONALITY_REMOVED_VERSION = "2.57"   # no personality on create/rebuild; user_
 REBUILD_USER_DATA_VERSION = PERSONALITY_REMOVED_VERSION
 TRUSTED_CERTS_VERSION = "2.63"         # trusted_image_certificates on create and rebuild
 BDM_VOLUME_TYPE_VERSION = "2.67"       # volume_type on block_device_mapping_v2[]
+HOST_AT_CREATE_VERSION = "2.74"        # host / hypervisor_hostname on create
 
 
 def at_least(version: tuple[int, int], since: str) -> bool:
@@ -300,7 +301,8 @@ def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
                     with_description: bool, server_tags_allowed: bool = False,
                     personality_allowed: bool = True,
                     trusted_certs_allowed: bool = False,
-                    bdm_volume_type: bool = False) -> dict[str, Any]:
+                    bdm_volume_type: bool = False,
+                    host_at_create: bool = False) -> dict[str, Any]:
     schema = copy.deepcopy(create)
     server = schema["properties"]["server"]
     if with_description:
@@ -328,11 +330,14 @@ def _create_variant(network_tag: bool, bdm_tag: bool, networks_required: bool,
     if bdm_volume_type:  # Nova's parameter_types.volume_type
         server["properties"]["block_device_mapping_v2"]["items"]["properties"][
             "volume_type"] = {"type": ["string", "null"], "minLength": 0, "maxLength": 255}
+    if host_at_create:  # 2.74: Nova's parameter_types.hostname, both
+        server["properties"]["host"] = hostname
+        server["properties"]["hypervisor_hostname"] = hostname
     return schema
 
 
 def create_schema(version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
-    """Nova's server create schema at ``version`` (2.1 up to 2.67's changes)."""
+    """Nova's server create schema at ``version`` (2.1 up to 2.74's changes)."""
     version = tuple(version)  # type: ignore[assignment]
     tags_restored = at_least(version, DEVICE_TAGS_RESTORED_VERSION)
     return _create_variant(
@@ -343,7 +348,8 @@ def create_schema(version: tuple[int, int] = (2, 1)) -> dict[str, Any]:
         server_tags_allowed=at_least(version, TAGS_AT_CREATE_VERSION),
         personality_allowed=not at_least(version, PERSONALITY_REMOVED_VERSION),
         trusted_certs_allowed=at_least(version, TRUSTED_CERTS_VERSION),
-        bdm_volume_type=at_least(version, BDM_VOLUME_TYPE_VERSION))
+        bdm_volume_type=at_least(version, BDM_VOLUME_TYPE_VERSION),
+        host_at_create=at_least(version, HOST_AT_CREATE_VERSION))
 
 
 def validate_create(body: Any, version: tuple[int, int] = (2, 1)) -> None:
