@@ -3,13 +3,39 @@ microversion tests (``tests/unit/test_microversions_*.py``): each request
 names its version and the answer must echo it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterator
+
+import pytest
 
 from tests.cloud import InProcessCloud
 
 # The quota overrides of a cloud whose tests boot as many servers as they like.
 UNLIMITED_SERVERS: dict[tuple[str, str], Any] = {
     ("quota", "instances"): -1, ("quota", "cores"): -1, ("quota", "ram"): -1}
+
+
+def module_cloud(name: str, hosts: tuple[str, ...] = ("host1", "host2"),
+                 overrides: dict[tuple[str, str], Any] | None = None,
+                 ) -> Callable[..., Iterator[InProcessCloud]]:
+    """A module-scoped ``cloud`` fixture: the in-process cloud on ``hosts``,
+    servers unlimited by quota, plus ``overrides`` ({(section, option): value})."""
+    extra = overrides or {}
+
+    @pytest.fixture(scope="module")
+    def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCloud]:
+        c = InProcessCloud(tmp_path_factory.mktemp(name), hosts=hosts,
+                           overrides={**UNLIMITED_SERVERS, **extra})
+        yield c
+        c.close()
+    return cloud
+
+
+def module_image(name: str) -> Callable[..., str]:
+    """A module-scoped ``image`` fixture: an active image of the ``cloud``."""
+    @pytest.fixture(scope="module")
+    def image(cloud: InProcessCloud) -> str:
+        return cloud.create_image(name)
+    return image
 
 
 def at(version: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from stratus.api.compute import microversion
 from stratus.db.models import Instance
 from tests.cloud import InProcessCloud
-from tests.versioned import UNLIMITED_SERVERS, call, fault_message, role_token
+from tests.versioned import call, fault_message, module_cloud, module_image, role_token
 
 HOSTS = ("host1", "host2", "host3")
 
@@ -23,17 +23,8 @@ def _max_version(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(microversion, "MAX_VERSION", "2.74")
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    c = InProcessCloud(tmp_path_factory.mktemp("mv274"), hosts=HOSTS,
-                       overrides=UNLIMITED_SERVERS)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def image(cloud: InProcessCloud) -> str:
-    return cloud.create_image("mv274")
+cloud = module_cloud("mv274", HOSTS)
+image = module_image("mv274")
 
 
 def create(cloud: InProcessCloud, image: str, version: str, status: int,

@@ -7,7 +7,7 @@ schemas. Every request names its version explicitly."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -16,20 +16,13 @@ from stratus.db.models import Service
 from stratus.utils import new_uuid, utcnow
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
-from tests.versioned import UNLIMITED_SERVERS, call, fault_message
+from tests.versioned import call, fault_message, module_cloud
 
 UNKNOWN = "6b0a3b3c-8d55-4f0c-9d3e-5a4b9b7f1e01"
 DEMO_PASSWORD = "late-admin-pw"
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCloud]:
-    c = InProcessCloud(tmp_path_factory.mktemp("mvlateadmin"), hosts=("host1", "host2"),
-                       overrides=UNLIMITED_SERVERS)
-    yield c
-    c.close()
-
-
+cloud = module_cloud("mvlateadmin", ("host1", "host2"))
 @pytest.fixture(scope="module")
 def image(cloud: InProcessCloud) -> str:
     """A public image (other projects boot from it too)."""

@@ -5,7 +5,7 @@ names its version explicitly."""
 from __future__ import annotations
 
 import datetime
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,23 +18,14 @@ from stratus.scheduler.request import GroupInfo, SchedulingRequest
 from stratus.utils import new_uuid, utcnow
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
-from tests.versioned import UNLIMITED_SERVERS, call, fault_message, role_token
+from tests.versioned import call, fault_message, module_cloud, module_image, role_token
 
 HOSTS = ("host1", "host2")
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessCloud]:
-    c = InProcessCloud(tmp_path_factory.mktemp("mvlate"), hosts=HOSTS,
-                       overrides={**UNLIMITED_SERVERS, ("quota", "server_groups"): -1,
-                                  ("quota", "server_group_members"): -1})
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def image(cloud: InProcessCloud) -> str:
-    return cloud.create_image("mvlate")
+cloud = module_cloud("mvlate", HOSTS, overrides={("quota", "server_groups"): -1,
+                                                 ("quota", "server_group_members"): -1})
+image = module_image("mvlate")
 
 
 @pytest.fixture(scope="module")

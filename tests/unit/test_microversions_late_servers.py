@@ -13,24 +13,15 @@ from stratus.db import instances as db_instances
 from stratus.db import tags as db_tags
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
-from tests.versioned import UNLIMITED_SERVERS, at, call, fault_message
+from tests.versioned import at, call, fault_message, module_cloud, module_image
 
 UUID = "6b0a3b3c-8d55-4f0c-9d3e-5a4b9b7f1e01"
 VOLUME = "0e3b0c52-7f1a-4c1e-8d8e-2d7c2b8c9a11"
 HOSTS = ("host1", "host2", "host3")
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    c = InProcessCloud(tmp_path_factory.mktemp("mvlate"), hosts=HOSTS,
-                       overrides=UNLIMITED_SERVERS)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def image(cloud: InProcessCloud) -> str:
-    return cloud.create_image("mvlate")
+cloud = module_cloud("mvlate", HOSTS)
+image = module_image("mvlate")
 
 
 def boot(cloud: InProcessCloud, image: str, name: str, **extra: Any) -> dict[str, Any]:

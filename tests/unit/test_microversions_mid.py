@@ -13,22 +13,13 @@ from stratus.db import instances as db_instances
 from stratus.db import tags as db_tags
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
-from tests.versioned import UNLIMITED_SERVERS, call, fault_message, role_token
+from tests.versioned import call, fault_message, module_cloud, module_image, role_token
 
 UUID = "6b0a3b3c-8d55-4f0c-9d3e-5a4b9b7f1e01"
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    c = InProcessCloud(tmp_path_factory.mktemp("mvmid"), hosts=("host1", "host2"),
-                       overrides=UNLIMITED_SERVERS)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def image(cloud: InProcessCloud) -> str:
-    return cloud.create_image("mvmid")
+cloud = module_cloud("mvmid", ("host1", "host2"))
+image = module_image("mvmid")
 
 
 def boot(cloud: InProcessCloud, image: str, name: str, **extra: Any) -> dict[str, Any]:
