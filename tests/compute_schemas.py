@@ -502,6 +502,18 @@ UPDATE_SERVER_V263 = _with(UPDATE_SERVER_V247, ("server",),
                            trusted_image_certificates=TRUSTED_CERTS)
 REBUILD_SERVER_V263 = _with(REBUILD_SERVER_V257, ("server",),
                             trusted_image_certificates=TRUSTED_CERTS)
+# 2.71: server_groups (required) in show, update and rebuild (not the lists).
+SERVER_GROUPS = {"type": "array", "maxLength": 1, "items": {"type": "string", "format": "uuid"}}
+GET_SERVER_V271 = _with(GET_SERVER_V263, ("server",), server_groups=SERVER_GROUPS)
+UPDATE_SERVER_V271 = _with(UPDATE_SERVER_V263, ("server",), server_groups=SERVER_GROUPS)
+REBUILD_SERVER_V271 = _with(REBUILD_SERVER_V263, ("server",), server_groups=SERVER_GROUPS)
+# 2.73: locked_reason (required; a string or null) in show, detail, update and rebuild.
+LOCKED_REASON = {"type": ["string", "null"]}
+GET_SERVER_V273 = _with(GET_SERVER_V271, ("server",), locked_reason=LOCKED_REASON)
+LIST_SERVERS_DETAIL_V273 = _with(LIST_SERVERS_DETAIL_V263, ("servers", "items"),
+                                 locked_reason=LOCKED_REASON)
+UPDATE_SERVER_V273 = _with(UPDATE_SERVER_V271, ("server",), locked_reason=LOCKED_REASON)
+REBUILD_SERVER_V273 = _with(REBUILD_SERVER_V271, ("server",), locked_reason=LOCKED_REASON)
 
 # -- microversions 2.41-2.61: admin resources (tempest's v2_41, v2_50, v2_53, v2_55,
 #    v2_57 and v2_61 schemas) ---------------------------------------------------------

@@ -267,6 +267,8 @@ class ComputeAPI:
         for key in ("changes-since", "changes-before"):
             if filters.get(key) is not None:
                 query[key.replace("-", "_")] = filters[key]
+        if filters.get("locked") is not None:  # 2.73, a boolean
+            query["locked"] = bool(filters["locked"])
         return db_instances.instance_get_all(self.db, query, limit=limit, marker=marker,
                                              sort_keys=sort_keys, sort_dirs=sort_dirs)
 
@@ -705,13 +707,18 @@ class ComputeAPI:
         expected = "owner" if inst["project_id"] == ctx.project_id else "admin"
         return not (inst["locked_by"] and inst["locked_by"] != expected)
 
-    def lock(self, ctx: RequestContext, instance_id: str) -> None:
+    def lock(self, ctx: RequestContext, instance_id: str, reason: str | None = None) -> None:
+        """Lock the server; a ``reason`` (2.73) is kept until it is unlocked
+        (as Nova, a lock without one leaves an earlier reason in place)."""
         inst = self.get(ctx, instance_id)
         db_instances.action_start(self.db, instance_id, "lock", ctx.request_id,
                                   ctx.user_id, ctx.project_id)
-        db_instances.instance_update(self.db, instance_id, {
+        updates: dict[str, Any] = {
             "locked": True,
-            "locked_by": "owner" if inst["project_id"] == ctx.project_id else "admin"})
+            "locked_by": "owner" if inst["project_id"] == ctx.project_id else "admin"}
+        if reason:
+            updates["locked_reason"] = reason
+        db_instances.instance_update(self.db, instance_id, updates)
 
     def reset_state(self, ctx: RequestContext, instance_id: str, vm_state: str) -> None:
         """Nova's os-resetState (an admin's repair): the vm state becomes
@@ -729,7 +736,8 @@ class ComputeAPI:
         self.get(ctx, instance_id)
         db_instances.action_start(self.db, instance_id, "unlock", ctx.request_id,
                                   ctx.user_id, ctx.project_id)
-        db_instances.instance_update(self.db, instance_id, {"locked": False, "locked_by": None})
+        db_instances.instance_update(self.db, instance_id, {"locked": False, "locked_by": None,
+                                                            "locked_reason": None})
 
     # -- metadata ----------------------------------------------------------------
     def get_metadata(self, ctx: RequestContext, instance_id: str) -> dict[str, str]:

@@ -159,7 +159,7 @@ _SORT_KEYS = {"created_at", "updated_at", "display_name", "uuid", "vm_state", "t
               "launch_index", "memory_mb", "vcpus", "root_gb", "ephemeral_gb", "id",
               "access_ip_v4", "access_ip_v6", "auto_disk_config", "config_drive",
               "display_description", "locked_by", "progress", "kernel_id", "ramdisk_id",
-              "root_device_name"}
+              "root_device_name", "locked"}
 
 
 def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = None,
@@ -168,7 +168,7 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
     """Instances matching ``filters`` (keys: project_id, user_id, host, name
     (regex), states (from vm_states.states_from_status), changes_since and
     changes_before (datetimes bounding updated_at; either includes deleted),
-    deleted (bool), flavor, image, reservation_id, uuids, and the tag
+    deleted (bool), flavor, image, reservation_id, uuids, locked (bool), and the tag
     filters of db.tags.filter_clauses), newest first unless
     ``sort_keys`` say otherwise; ``marker`` is the uuid of the last instance of
     the previous page."""
@@ -197,6 +197,8 @@ def instance_get_all(db: Database, filters: dict[str, Any], limit: int | None = 
                 q = q.where(getattr(Instance, key) == filters[key])
         if filters.get("uuids") is not None:
             q = q.where(Instance.uuid.in_(filters["uuids"]))
+        if filters.get("locked") is not None:
+            q = q.where(Instance.locked.is_(bool(filters["locked"])))
         for clause in db_tags.filter_clauses(filters):
             q = q.where(clause)
         states = filters.get("states")

@@ -274,6 +274,8 @@ class Instance(TimestampMixin, Base):
     config_drive: Mapped[str | None] = mapped_column(String(255))
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     locked_by: Mapped[str | None] = mapped_column(String(16))
+    # 2.73: why the server is locked (Nova keeps it in system metadata).
+    locked_reason: Mapped[str | None] = mapped_column(String(255))
     reservation_id: Mapped[str | None] = mapped_column(String(255))
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
     # Shown from microversion 2.3 (OS-EXT-SRV-ATTR:*): the image's kernel and

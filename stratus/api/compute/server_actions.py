@@ -182,6 +182,15 @@ def _create_backup(req: Request, server_id: str, body: Any) -> Response:
     return _image_response(req, image["id"], location)
 
 
+def _lock(req: Request, server_id: str, body: Any) -> None:
+    """From 2.73 ``{"lock": {"locked_reason": "..."}}`` says why (Nova's)."""
+    reason = None
+    if microversion.is_supported(req, schema.LOCKED_REASON_VERSION) and \
+            isinstance(body["lock"], dict):
+        reason = body["lock"].get("locked_reason")
+    req.state.compute_api.lock(req.context, server_id, reason=reason)
+
+
 def _unlock(req: Request, server_id: str, body: Any) -> None:
     instance = req.state.compute_api.get(req.context, server_id)
     if not req.state.compute_api.is_expected_locked_by(req.context, instance):
@@ -238,10 +247,11 @@ ACTION_VERSIONS: dict[str, tuple[int, int]] = {
 
 # Actions whose body schema changes with the microversion (rebuild's
 # description 2.19, key_name 2.54, user_data 2.57, certificates 2.63;
-# migrate's host 2.56): validated with the request's version.
+# migrate's host 2.56, lock's reason 2.73): validated with the request's version.
 VERSIONED_BODIES: dict[str, Callable[[Any, tuple[int, int]], None]] = {
     "rebuild": schema.validate_rebuild,
     "migrate": schema.validate_migrate,
+    "lock": schema.validate_lock,
 }
 
 
@@ -255,7 +265,7 @@ ACTIONS: dict[str, tuple[Callable[[Any], None] | None, ActionHandler, str]] = {
     "unpause": (None, _simple("unpause"), "os_compute_api:os-pause-server:unpause"),
     "suspend": (None, _simple("suspend"), "os_compute_api:os-suspend-server:suspend"),
     "resume": (None, _simple("resume"), "os_compute_api:os-suspend-server:resume"),
-    "lock": (None, _simple("lock"), "os_compute_api:os-lock-server:lock"),
+    "lock": (schema.validate_lock, _lock, "os_compute_api:os-lock-server:lock"),
     "unlock": (None, _unlock, "os_compute_api:os-lock-server:unlock"),
     "os-getConsoleOutput": (schema.validate_get_console_output, _console_output,
                             "os_compute_api:os-console-output"),

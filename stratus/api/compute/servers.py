@@ -102,13 +102,19 @@ def _parse_all_tenants(raw: str) -> bool:
     """Nova's is_all_tenants: present and empty means yes; else a strict boolean."""
     if raw == "":
         return True
+    return _parse_bool(raw, prefix="Invalid input received: ")
+
+
+def _parse_bool(raw: str, prefix: str = "") -> bool:
+    """oslo's bool_from_string(strict=True), its error a 400 (InvalidInput
+    made from the ValueError's text: Nova's is_locked, 2.73)."""
     value = raw.strip().lower()
     if value in _BOOL_TRUE:
         return True
     if value in _BOOL_FALSE:
         return False
     acceptable = ", ".join(f"'{v}'" for v in sorted(_BOOL_TRUE + _BOOL_FALSE))
-    raise exception.Invalid(f"Invalid input received: Unrecognized value '{raw}', "
+    raise exception.Invalid(f"{prefix}Unrecognized value '{raw}', "
                             f"acceptable values are: {acceptable}")
 
 
@@ -122,10 +128,13 @@ def _check_regex(name: str, value: str) -> None:
         raise query_error(name, value, f"{value!r} is not a 'regex'")
 
 
-def _sort_params(req: Request, is_admin: bool) -> tuple[list[str], list[str]]:
+def _sort_params(req: Request, is_admin: bool, version: tuple[int, int] = (2, 1)
+                 ) -> tuple[list[str], list[str]]:
     """Nova's get_sort_params + remove_invalid_sort_keys + the DB's
     process_sort_params: keys default to created_at, directions to desc,
-    missing directions take the first one."""
+    missing directions take the first one. From 2.73 ``locked`` sorts."""
+    ignored = (schema.SORT_KEYS_IGNORED_V273 if version >= schema.LOCKED_FILTER_VERSION
+               else schema.SORT_KEYS_IGNORED)
     keys = [k.strip() for k in req.args.getlist("sort_key")]
     dirs = [d.strip() for d in req.args.getlist("sort_dir")]
     for key in keys:
@@ -134,7 +143,7 @@ def _sort_params(req: Request, is_admin: bool) -> tuple[list[str], list[str]]:
     kept_keys: list[str] = []
     kept_dirs: list[str] = []
     for index, key in enumerate(keys):
-        dropped = key in schema.SORT_KEYS_IGNORED or key in schema.SORT_KEYS_ABSENT
+        dropped = key in ignored or key in schema.SORT_KEYS_ABSENT
         if not dropped and key in schema.SORT_KEYS_ADMIN_ONLY and not is_admin:
             raise exception.Forbidden(f"Only administrators can sort servers by {key}")
         if dropped:
@@ -170,8 +179,11 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     version = tuple(req.api_version)
     if version < schema.CHANGES_BEFORE_VERSION:
         names = [k for k in names if k != "changes-before"]  # unknown before 2.66: dropped
+    if version < schema.LOCKED_FILTER_VERSION:
+        names = [k for k in names if k != "locked"]  # unknown before 2.73: dropped
     if not common.can(req, POLICY_ALL_FILTERS):
-        allowed = (schema.USER_FILTERS_V266 if version >= schema.CHANGES_BEFORE_VERSION
+        allowed = (schema.USER_FILTERS_V273 if version >= schema.LOCKED_FILTER_VERSION
+                   else schema.USER_FILTERS_V266 if version >= schema.CHANGES_BEFORE_VERSION
                    else schema.USER_FILTERS_V25 if version >= schema.IP6_FILTER_VERSION
                    else schema.USER_FILTERS)
         names = [k for k in names if k in allowed or (tag_filters and k in TAG_FILTERS)]
@@ -182,7 +194,7 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
     opts = {k: _last(req, k) for k in names}
 
     limit, marker = common.limit_and_marker(req)
-    sort_keys, sort_dirs = _sort_params(req, is_admin)
+    sort_keys, sort_dirs = _sort_params(req, is_admin, version)
     filters: dict[str, Any] = {}
     query = ListQuery(filters, limit, marker, sort_keys, sort_dirs)
 
@@ -204,6 +216,9 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
         if key in opts:
             filters[key] = parse_time(key, opts[key])
     check_window(filters.get("changes-since"), filters.get("changes-before"))
+
+    if "locked" in opts:  # 2.73 (dropped before): Nova's is_locked, a strict boolean
+        filters["locked"] = _parse_bool(opts["locked"])
 
     all_tenants = _parse_all_tenants(opts["all_tenants"]) if "all_tenants" in opts else False
     if all_tenants:

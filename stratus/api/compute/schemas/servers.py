@@ -228,6 +228,9 @@ SORT_KEYS: list[str] = [
     "updated_at", "user_id", "uuid", "vm_state",
 ] + sorted(SORT_KEYS_IGNORED)
 SORT_KEYS_ADMIN_ONLY: frozenset[str] = frozenset(["host", "node"])
+# From 2.73 ``locked`` is a sort key that sorts (Nova's
+# SERVER_LIST_IGNORE_SORT_KEY_V273), no longer one dropped.
+SORT_KEYS_IGNORED_V273: frozenset[str] = SORT_KEYS_IGNORED - {"locked"}
 
 # Filters a non-admin may use; every other query parameter is dropped for them.
 USER_FILTERS: frozenset[str] = frozenset([
@@ -239,6 +242,9 @@ IP6_FILTER_VERSION = (2, 5)
 USER_FILTERS_V25: frozenset[str] = USER_FILTERS | {"ip6"}
 CHANGES_BEFORE_VERSION = (2, 66)
 USER_FILTERS_V266: frozenset[str] = USER_FILTERS_V25 | {"changes-before"}
+# From 2.73 anyone may filter by ``locked`` (a strict boolean).
+LOCKED_FILTER_VERSION = (2, 73)
+USER_FILTERS_V273: frozenset[str] = USER_FILTERS_V266 | {"locked"}
 # Filters naming joined tables: a 400 for admins (non-admins never get this far).
 JOINED_TABLE_FILTERS: frozenset[str] = frozenset([
     "block_device_mapping", "services", "metadata", "system_metadata", "info_cache",
@@ -267,6 +273,7 @@ PERSONALITY_REMOVED_VERSION = "2.57"   # no personality on create/rebuild; user_
 REBUILD_USER_DATA_VERSION = PERSONALITY_REMOVED_VERSION
 TRUSTED_CERTS_VERSION = "2.63"         # trusted_image_certificates on create and rebuild
 BDM_VOLUME_TYPE_VERSION = "2.67"       # volume_type on block_device_mapping_v2[]
+LOCKED_REASON_VERSION = "2.73"         # {"lock": {"locked_reason": ...}}; the locked filter/sort
 HOST_AT_CREATE_VERSION = "2.74"        # host / hypervisor_hostname on create
 
 
@@ -639,6 +646,32 @@ def validate_migrate(body: Any, version: tuple[int, int] = (2, 1)) -> None:
         common.validate(migrate_v256, body)
     else:
         _validate_migrate_null(body)
+
+
+# Nova's lock_server.lock_v2_73: null, or an object with an optional reason of
+# 1-255 characters. Before 2.73 Nova does not look at the argument at all
+# (any value is taken, a reason in it is ignored).
+lock_v273: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "lock": {
+            "type": ["object", "null"],
+            "properties": {
+                "locked_reason": {"type": "string", "minLength": 1, "maxLength": 255},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "required": ["lock"],
+    "additionalProperties": False,
+}
+
+
+def validate_lock(body: Any, version: tuple[int, int] = (2, 1)) -> None:
+    if at_least(version, LOCKED_REASON_VERSION):
+        common.validate(lock_v273, body)
+
+
 validate_confirm_resize = _null_action("confirmResize")
 validate_revert_resize = _null_action("revertResize")
 

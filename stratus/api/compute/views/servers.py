@@ -14,7 +14,9 @@ os-extended-volumes, config_drive, key_name), up to microversion 2.19:
   ram, disk, ephemeral, swap, and extra_specs for those the
   ``os_compute_api:os-flavor-extra-specs:index`` rule allows), no id or links;
 - 2.63: ``trusted_image_certificates`` (the list, or null) in show, detail,
-  the update and rebuild answers.
+  the update and rebuild answers;
+- 2.73: ``locked_reason`` (the lock's reason, or null) in show, detail, the
+  update and rebuild answers.
 
 A :class:`ServerViewBuilder` is made once per request: the link prefixes and
 the caller's admin flag are computed there, so rendering each server of a
@@ -46,6 +48,7 @@ HOST_STATUS_VERSION = (2, 16)
 DESCRIPTION_VERSION = (2, 19)
 EMBEDDED_FLAVOR_VERSION = "2.47"
 TRUSTED_CERTS_VERSION = "2.63"
+LOCKED_REASON_VERSION = "2.73"
 
 # Nova's host statuses (nova/objects/fields.py HostStatus).
 HOST_STATUS_UP = "UP"
@@ -180,6 +183,7 @@ class ServerViewBuilder:
         self.flavor_embedded = version >= _parse(EMBEDDED_FLAVOR_VERSION)
         self.show_extra_specs = show_extra_specs and self.flavor_embedded
         self.show_trusted_certs = version >= _parse(TRUSTED_CERTS_VERSION)
+        self.show_locked_reason = version >= _parse(LOCKED_REASON_VERSION)
         # host_status (2.16): a lookup when the caller may see it, else None.
         self.host_status = host_status if version >= HOST_STATUS_VERSION else None
         self._self_prefix = f"{versioned_url or root_url + '/v2.1'}/servers/"
@@ -268,7 +272,7 @@ class ServerViewBuilder:
     def core(self, instance: dict[str, Any]) -> dict[str, Any]:
         """The fields every full server body has: all that ``PUT /servers/{id}``
         and the rebuild action show (with ``locked`` from 2.9, ``description``
-        from 2.19)."""
+        from 2.19, ``locked_reason`` from 2.73)."""
         uuid = instance["uuid"]
         created = instance["created_at"]
         ip_v4 = instance.get("access_ip_v4")
@@ -307,6 +311,8 @@ class ServerViewBuilder:
             server["tags"] = self._tags_of(uuid)
         if self.show_trusted_certs:
             server["trusted_image_certificates"] = instance.get("trusted_certs") or None
+        if self.show_locked_reason:
+            server["locked_reason"] = instance.get("locked_reason")
         return server
 
     def show(self, instance: dict[str, Any]) -> dict[str, Any]:
