@@ -8,33 +8,15 @@ from typing import Any
 
 import pytest
 
-from stratus.api.compute import microversion
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
-from tests.versioned import UNLIMITED_SERVERS, call, fault_message, role_token
+from tests.versioned import call, fault_message, module_cloud, module_image, role_token
 
 HOSTS = ("host1", "host2")
 
 
-@pytest.fixture(autouse=True)
-def _serve_2_73(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests ask for 2.73, which works up to the advertised maximum only."""
-    if microversion.APIVersion.parse(microversion.MAX_VERSION) < \
-            microversion.APIVersion.parse("2.73"):
-        monkeypatch.setattr(microversion, "MAX_VERSION", "2.73")
-
-
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    c = InProcessCloud(tmp_path_factory.mktemp("mv273"), hosts=HOSTS,
-                       overrides=UNLIMITED_SERVERS)
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def image(cloud: InProcessCloud) -> str:
-    return cloud.create_image("mv273")
+cloud = module_cloud("mv273", HOSTS)
+image = module_image("mv273")
 
 
 @pytest.fixture(scope="module")

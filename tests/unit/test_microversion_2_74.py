@@ -9,18 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from stratus.api.compute import microversion
 from stratus.db.models import Instance
 from tests.cloud import InProcessCloud
 from tests.versioned import call, fault_message, module_cloud, module_image, role_token
 
 HOSTS = ("host1", "host2", "host3")
-
-
-@pytest.fixture(autouse=True)
-def _max_version(monkeypatch: pytest.MonkeyPatch) -> None:
-    """2.74 is served here before the advertised maximum reaches it."""
-    monkeypatch.setattr(microversion, "MAX_VERSION", "2.74")
 
 
 cloud = module_cloud("mv274", HOSTS)
