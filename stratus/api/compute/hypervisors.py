@@ -19,6 +19,7 @@ nothing matches; with ``limit`` or ``marker`` a 400) and ``with_servers``
 """
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -110,8 +111,16 @@ class _Inventory:
         self.nodes = db_services.compute_node_get_all(db)
         self.services = {s["host"]: s for s in
                          db_services.service_get_all(db, binary=COMPUTE_BINARY)}
-        self.usage = db_services.allocation_usage(db)
-        self.workloads = host_workloads(db)
+
+    # Read only by the detailed views: a brief list (every page of which
+    # reads the whole inventory) does not pay for them.
+    @functools.cached_property
+    def usage(self) -> dict[int, dict[str, int]]:
+        return db_services.allocation_usage(self.req.state.db)
+
+    @functools.cached_property
+    def workloads(self) -> dict[str, int]:
+        return host_workloads(self.req.state.db)
 
     def service_for(self, node: dict[str, Any]) -> dict[str, Any] | None:
         return self.services.get(node["host"])
