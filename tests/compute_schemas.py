@@ -514,6 +514,13 @@ LIST_SERVERS_DETAIL_V273 = _with(LIST_SERVERS_DETAIL_V263, ("servers", "items"),
                                  locked_reason=LOCKED_REASON)
 UPDATE_SERVER_V273 = _with(UPDATE_SERVER_V271, ("server",), locked_reason=LOCKED_REASON)
 REBUILD_SERVER_V273 = _with(REBUILD_SERVER_V271, ("server",), locked_reason=LOCKED_REASON)
+# 2.75 (tempest's v2_75): PUT answers GET's body; rebuild too, without
+# OS-EXT-SRV-ATTR:user_data but with user_data and adminPass (both required).
+UPDATE_SERVER_V275 = copy.deepcopy(GET_SERVER_V273)
+_REBUILD_V275 = copy.deepcopy(GET_SERVER_V273)
+del _REBUILD_V275["properties"]["server"]["properties"]["OS-EXT-SRV-ATTR:user_data"]
+REBUILD_SERVER_V275 = _with(_REBUILD_V275, ("server",), user_data=USER_DATA_OR_NULL,
+                            adminPass=STRING)
 
 # -- microversions 2.41-2.61: admin resources (tempest's v2_41, v2_50, v2_53, v2_55,
 #    v2_57 and v2_61 schemas) ---------------------------------------------------------
@@ -565,6 +572,11 @@ _FLAVOR_V261 = _with(_FLAVOR_V255, (), required=False, extra_specs={
     "type": "object", "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": STRING}})
 GET_FLAVOR_V261 = body("flavor", _FLAVOR_V261)
 LIST_FLAVORS_DETAIL_V261 = body("flavors", array(_FLAVOR_V261), "flavors_links")
+# 2.75: swap is an integer (0 when the flavor has none), never "".
+_FLAVOR_V275 = copy.deepcopy(_FLAVOR_V261)
+_FLAVOR_V275["properties"]["swap"] = INTEGER
+GET_FLAVOR_V275 = body("flavor", _FLAVOR_V275)
+LIST_FLAVORS_DETAIL_V275 = body("flavors", array(_FLAVOR_V275), "flavors_links")
 
 # os-quota-class-sets: v2_1 (the legacy keys), v2_50 (server groups in, network
 # quotas out) and v2_57 (no injected_file*). Updates answer without "id".

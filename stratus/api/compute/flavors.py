@@ -10,7 +10,8 @@ included, has a ``description``; create accepts one and ``PUT
 /flavors/{flavor_id}`` changes it (404 before 2.55). From 2.61
 (``FLAVOR_EXTRA_SPECS_VERSION``) the detailed bodies (detail, show, create,
 update) carry ``extra_specs`` when the caller passes the
-``os-flavor-extra-specs:index`` policy.
+``os-flavor-extra-specs:index`` policy. From 2.75 (``SWAP_INTEGER_VERSION``)
+a flavor without swap shows ``"swap": 0`` rather than ``""``.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ POLICY_EXTRA_SPECS_INDEX = "os_compute_api:os-flavor-extra-specs:index"
 
 FLAVOR_DESCRIPTION_VERSION = "2.55"
 FLAVOR_EXTRA_SPECS_VERSION = "2.61"
+SWAP_INTEGER_VERSION = "2.75"
 
 
 # nova/api/openstack/compute/schemas/flavor_manage.py ``create`` (2.1-2.54).
@@ -120,14 +122,16 @@ def shows_extra_specs(req: Request) -> bool:
 
 def flavor_view(req: Request, flavor: dict[str, Any],
                 extra_specs: bool = False) -> dict[str, Any]:
-    """A flavor as ``GET /flavors/{id}`` shows it (swap is "" when 0), with
-    ``description`` from 2.55 and, when ``extra_specs``, its extra specs."""
+    """A flavor as ``GET /flavors/{id}`` shows it (swap is "" when 0 before
+    2.75, 0 from 2.75), with ``description`` from 2.55 and, when
+    ``extra_specs``, its extra specs."""
+    no_swap: int | str = 0 if microversion.is_supported(req, SWAP_INTEGER_VERSION) else ""
     view = {
         "id": flavor["flavorid"],
         "name": flavor["name"],
         "ram": flavor["memory_mb"],
         "disk": flavor["root_gb"],
-        "swap": flavor["swap"] or "",
+        "swap": flavor["swap"] or no_swap,
         "OS-FLV-EXT-DATA:ephemeral": flavor["ephemeral_gb"],
         "OS-FLV-DISABLED:disabled": flavor["disabled"],
         "vcpus": flavor["vcpus"],

@@ -16,6 +16,8 @@ a 400). The list and detail take ``hypervisor_hostname_pattern`` (404 when
 nothing matches; with ``limit`` or ``marker`` a 400) and ``with_servers``
 (show takes it too), replacing ``/os-hypervisors/{pattern}/search`` and
 ``/servers``, which are 404 from then on; unknown query parameters are 400s.
+From 2.75 (``EMPTY_SERVERS_VERSION``) a hypervisor asked ``with_servers``
+always has ``servers``, an empty list when its host runs none.
 """
 from __future__ import annotations
 
@@ -50,6 +52,7 @@ POLICY_UPTIME = "os_compute_api:os-hypervisors:uptime"
 CPU_INFO_OBJECT_VERSION = "2.28"
 PAGING_VERSION = "2.33"
 HYPERVISOR_UUID_VERSION = "2.53"
+EMPTY_SERVERS_VERSION = "2.75"
 _NO_USAGE = {"vcpus": 0, "memory_mb": 0, "disk_gb": 0, "instances": 0}
 
 _NON_NEGATIVE_INTEGER = {"type": ["integer", "string"], "pattern": "^[0-9]*$",
@@ -138,6 +141,10 @@ class _Inventory:
     def uuid_for_id(self) -> bool:
         return microversion.is_supported(self.req, HYPERVISOR_UUID_VERSION)
 
+    @property
+    def always_servers(self) -> bool:
+        return microversion.is_supported(self.req, EMPTY_SERVERS_VERSION)
+
     def brief(self, node: dict[str, Any], service: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": node["uuid"] if self.uuid_for_id else node["id"],
@@ -210,9 +217,10 @@ class _Inventory:
         return [{"name": i["display_name"], "uuid": i["uuid"]} for i in hosted]
 
     def with_servers(self, view: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-        """``view`` plus ``servers`` when the host has any (Nova before 2.75)."""
+        """``view`` plus ``servers`` when the host has any; from 2.75 always
+        (an empty list when none)."""
         hosted = self.servers_on(node)
-        if hosted:
+        if hosted or self.always_servers:
             view["servers"] = hosted
         return view
 

@@ -4,7 +4,7 @@ resume, lock, unlock), each answering 202 with an empty body; createImage
 and createBackup (202, the new image's URL in ``Location``; from 2.45
 ``{"image_id": ...}`` instead); rebuild (202, the server with its new
 adminPass; key_name from 2.54, user_data from 2.57, trusted certificates
-from 2.63); migrate (202; a
+from 2.63; from 2.75 the whole server, as GET shows it); migrate (202; a
 host may be named from 2.56); rescue (200 ``{"adminPass": ...}``), unrescue,
 shelve and unshelve (202); os-resetState (202, an admin's); and os-getConsoleOutput, answering 200 with ``{"output": "..."}``; from
 microversion 2.17 trigger_crash_dump (202; an action named before its
@@ -101,7 +101,13 @@ def _rebuild(req: Request, server_id: str, body: Any) -> Response:
     # Nova's rebuild answer before 2.75: the core attributes (tempest's
     # rebuild_server is its update_server), locked from 2.9, description
     # from 2.19, and the adminPass; key_name from 2.54, user_data from 2.57.
-    server = ServerViewBuilder.for_request(req).core(instance)
+    # From 2.75 GET's body, without OS-EXT-SRV-ATTR:user_data (user_data is
+    # the top-level one, as 2.57's).
+    view = ServerViewBuilder.for_request(req)
+    if microversion.is_supported(req, schema.FULL_UPDATE_ANSWER_VERSION):
+        server = view.show(instance, show_user_data=False)
+    else:
+        server = view.core(instance)
     server["adminPass"] = password
     if microversion.is_supported(req, schema.REBUILD_KEY_NAME_VERSION):
         server["key_name"] = instance.get("key_name")

@@ -3,8 +3,10 @@
 filter non-admins may use from 2.5; a ``description`` is taken on create and
 update from 2.19; create takes device tags again from 2.42, server ``tags``
 from 2.52, no ``personality`` from 2.57, ``trusted_image_certificates``
-from 2.63 and ``host`` / ``hypervisor_hostname`` from 2.74 (the schemas in
-schemas/servers.py, the views' changes in views/servers.py)."""
+from 2.63 and ``host`` / ``hypervisor_hostname`` from 2.74; from 2.75 the
+list's query is strict (unknown parameters are 400s) and PUT answers the
+whole server, as GET (the schemas in schemas/servers.py, the views' changes
+in views/servers.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +19,7 @@ from werkzeug.wrappers import Response
 from stratus import exception
 from stratus.api.compute import common, microversion
 from stratus.api.compute.list_query import check_window, parse_time
-from stratus.api.compute.query import query_error
+from stratus.api.compute.query import query_error, validate_query
 from stratus.api.compute.schemas import bool_from_string
 from stratus.api.compute.schemas import servers as schema
 from stratus.api.compute.views.servers import (TAGS_VERSION, ServerViewBuilder,
@@ -244,6 +246,11 @@ def list_query(req: Request, is_detail: bool) -> ListQuery:
 
 
 def _list(req: Request, is_detail: bool) -> Response:
+    # 2.75: Nova's query_params_v275 (unknown parameters and the sort keys it
+    # only dropped before are 400s), checked before the policy, as Nova's
+    # query_schema decorator does.
+    if tuple(req.api_version) >= schema.STRICT_LIST_QUERY_VERSION:
+        validate_query(req, schema.list_query_v275)
     common.authorize(req, POLICY_DETAIL if is_detail else POLICY_INDEX)
     query = list_query(req, is_detail)
     if query.empty or query.limit == 0:
@@ -444,10 +451,13 @@ def update(req: Request, server_id: str) -> Response:
     if "description" in server:  # 2.19 (the schema refuses it before)
         changes["description"] = server["description"]
     instance = req.state.compute_api.update(req.context, server_id, **changes)
-    # The PUT answer has only the core attributes (the extensions joined it
-    # at 2.75), with locked from 2.9 and description from 2.19.
+    # Before 2.75 the PUT answer has only the core attributes, with locked
+    # from 2.9 and description from 2.19; from 2.75 it is GET's body (the
+    # OS-EXT-* attributes, key_name, config_drive, host_status, ...).
+    view = ServerViewBuilder.for_request(req)
+    full = microversion.is_supported(req, schema.FULL_UPDATE_ANSWER_VERSION)
     return json_response({"server": add_server_groups(
-        req, ServerViewBuilder.for_request(req).core(instance))})
+        req, view.show(instance) if full else view.core(instance))})
 
 
 def delete(req: Request, server_id: str) -> Response:

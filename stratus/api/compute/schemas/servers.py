@@ -251,6 +251,36 @@ JOINED_TABLE_FILTERS: frozenset[str] = frozenset([
     "security_groups", "pci_devices",
 ])
 
+# 2.75: the list's query is validated strictly (Nova's query_params_v275,
+# ``additionalProperties: false``): an unknown parameter is a 400, and so is a
+# sort key Nova only dropped before (VALID_SORT_KEYS_V275 = the 2.73 valid keys
+# minus SERVER_LIST_IGNORE_SORT_KEY_V273). Names starting with "_" and the
+# joined-table ones still pass the schema (a 400 "Invalid filter field" later,
+# for those who may filter by anything).
+STRICT_LIST_QUERY_VERSION = (2, 75)
+SORT_KEYS_V275: list[str] = [k for k in SORT_KEYS if k not in SORT_KEYS_IGNORED_V273]
+LIST_QUERY_PARAMS_V275: tuple[str, ...] = (
+    "user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image",
+    "kernel_id", "ramdisk_id", "hostname", "key_name", "power_state", "vm_state",
+    "task_state", "host", "node", "flavor", "reservation_id", "launched_at",
+    "terminated_at", "availability_zone", "name", "display_name", "description",
+    "display_description", "locked_by", "uuid", "root_device_name", "config_drive",
+    "access_ip_v4", "access_ip_v6", "auto_disk_config", "progress", "sort_dir",
+    "all_tenants", "soft_deleted", "deleted", "status", "changes-since", "ip", "ip6",
+    "created_at", "limit", "marker", "tags", "tags-any", "not-tags", "not-tags-any",
+    "changes-before", "locked",
+) + tuple(sorted(JOINED_TABLE_FILTERS))
+_QUERY_STRING: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+list_query_v275: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        **{name: _QUERY_STRING for name in LIST_QUERY_PARAMS_V275},
+        "sort_key": {"type": "array", "items": {"type": "string", "enum": SORT_KEYS_V275}},
+    },
+    "patternProperties": {"^_": _QUERY_STRING},
+    "additionalProperties": False,
+}
+
 
 # -- validation entry points --------------------------------------------------------
 
@@ -275,6 +305,7 @@ TRUSTED_CERTS_VERSION = "2.63"         # trusted_image_certificates on create an
 BDM_VOLUME_TYPE_VERSION = "2.67"       # volume_type on block_device_mapping_v2[]
 LOCKED_REASON_VERSION = "2.73"         # {"lock": {"locked_reason": ...}}; the locked filter/sort
 HOST_AT_CREATE_VERSION = "2.74"        # host / hypervisor_hostname on create
+FULL_UPDATE_ANSWER_VERSION = "2.75"    # PUT and rebuild answer GET /servers/{id}'s body
 
 
 def at_least(version: tuple[int, int], since: str) -> bool:

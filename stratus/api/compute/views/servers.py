@@ -16,7 +16,9 @@ os-extended-volumes, config_drive, key_name), up to microversion 2.19:
 - 2.63: ``trusted_image_certificates`` (the list, or null) in show, detail,
   the update and rebuild answers;
 - 2.73: ``locked_reason`` (the lock's reason, or null) in show, detail, the
-  update and rebuild answers.
+  update and rebuild answers;
+- 2.75: the update and rebuild answers are the show body (all the above),
+  the rebuild's without ``OS-EXT-SRV-ATTR:user_data``.
 
 A :class:`ServerViewBuilder` is made once per request: the link prefixes and
 the caller's admin flag are computed there, so rendering each server of a
@@ -315,8 +317,10 @@ class ServerViewBuilder:
             server["locked_reason"] = instance.get("locked_reason")
         return server
 
-    def show(self, instance: dict[str, Any]) -> dict[str, Any]:
-        """``GET /servers/{id}`` and each entry of ``GET /servers/detail``."""
+    def show(self, instance: dict[str, Any], show_user_data: bool = True) -> dict[str, Any]:
+        """``GET /servers/{id}`` and each entry of ``GET /servers/detail``; from
+        2.75 the PUT and rebuild answers too (rebuild without
+        ``OS-EXT-SRV-ATTR:user_data``: ``show_user_data`` False)."""
         server = self.core(instance)
         server["OS-EXT-AZ:availability_zone"] = instance.get("availability_zone") or ""
         server["config_drive"] = _config_drive(instance.get("config_drive"))
@@ -335,7 +339,8 @@ class ServerViewBuilder:
                 server["OS-EXT-SRV-ATTR:kernel_id"] = instance.get("kernel_id") or ""
                 server["OS-EXT-SRV-ATTR:ramdisk_id"] = instance.get("ramdisk_id") or ""
                 server["OS-EXT-SRV-ATTR:root_device_name"] = instance.get("root_device_name")
-                server["OS-EXT-SRV-ATTR:user_data"] = instance.get("user_data")
+                if show_user_data:
+                    server["OS-EXT-SRV-ATTR:user_data"] = instance.get("user_data")
         server["OS-EXT-STS:task_state"] = instance.get("task_state")
         server["OS-EXT-STS:vm_state"] = instance.get("vm_state")
         server["OS-EXT-STS:power_state"] = instance.get("power_state") or 0
