@@ -1,5 +1,5 @@
 """Unmodified openstacksdk (and python-openstackclient) against a cloud that
-advertises microversion 2.74, on the admin resources of 2.41-2.61: services
+advertises microversion 2.75, on the admin resources of 2.41-2.61: services
 and hypervisors by uuid (2.53), flavor descriptions (2.55) and extra specs
 (2.61), aggregate uuids (2.41) and quota classes (2.50/2.57). The in-process
 cloud is served over real HTTP on a thread; the clients negotiate their
@@ -26,8 +26,8 @@ def is_uuid(value: Any) -> bool:
         return False
 
 
-def test_sdk_negotiates_2_74(conn: Any) -> None:
-    assert conn.compute.get_endpoint_data().max_microversion == (2, 74)
+def test_sdk_negotiates_2_75(conn: Any) -> None:
+    assert conn.compute.get_endpoint_data().max_microversion == (2, 75)
 
 
 def test_sdk_services_by_uuid(conn: Any) -> None:

@@ -1,4 +1,4 @@
-"""Unmodified openstacksdk against a cloud that advertises microversion 2.74:
+"""Unmodified openstacksdk against a cloud that advertises microversion 2.75:
 server groups with a policy and rules (2.64), instance actions (2.51/2.58/
 2.62) and migrations (2.59), changes-before (2.66), a server's groups
 (2.71). The in-process cloud is served over real HTTP on a thread; the SDK
@@ -17,8 +17,8 @@ def image(served: tuple[InProcessCloud, str]) -> str:
     return served[0].create_image("cirros")
 
 
-def test_sdk_negotiates_2_74(conn: Any) -> None:
-    assert conn.compute.get_endpoint_data().max_microversion == (2, 74)
+def test_sdk_negotiates_2_75(conn: Any) -> None:
+    assert conn.compute.get_endpoint_data().max_microversion == (2, 75)
 
 
 def test_sdk_server_groups_with_rules(conn: Any, image: str) -> None:

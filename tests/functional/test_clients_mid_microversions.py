@@ -1,5 +1,5 @@
 """Unmodified openstacksdk and python-openstackclient against a cloud that
-advertises microversion 2.74, on the features of microversions 2.20-2.40 as
+advertises microversion 2.75, on the features of microversions 2.20-2.40 as
 those clients use them at the version they negotiate: the in-process cloud
 served over real HTTP on a thread, the clients negotiating their versions as
 they do against Nova. OSC runs in this process (``openstackclient.shell``)."""
@@ -23,10 +23,10 @@ def osc(served: tuple[InProcessCloud, str], capsys: pytest.CaptureFixture[str],
     return osc_in_process(served[1], capsys, *args)
 
 
-def test_sdk_negotiates_2_74_and_create_needs_networks(conn: Any, image: str) -> None:
+def test_sdk_negotiates_2_75_and_create_needs_networks(conn: Any, image: str) -> None:
     import openstack.exceptions
 
-    assert conn.compute.get_endpoint_data().max_microversion == (2, 74)
+    assert conn.compute.get_endpoint_data().max_microversion == (2, 75)
     with pytest.raises(openstack.exceptions.BadRequestException) as caught:
         conn.compute.create_server(name="no-nets", image_id=image, flavor_id="1")
     assert "'networks' is a required property" in str(caught.value)
@@ -64,7 +64,7 @@ def test_osc_server_create_sends_auto_and_tags(served: tuple[InProcessCloud, str
     assert osc(served, capsys, "server", "list", "--tags", "blue", "-f", "json") == []
 
 
-def test_osc_reads_at_2_74(served: tuple[InProcessCloud, str],
+def test_osc_reads_at_2_75(served: tuple[InProcessCloud, str],
                            capsys: pytest.CaptureFixture[str]) -> None:
     shown = osc(served, capsys, "hypervisor", "show", "host1", "-f", "json")
     assert isinstance(shown["cpu_info"], dict)

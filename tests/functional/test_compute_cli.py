@@ -94,7 +94,7 @@ def test_server_commands(cloud: Any, tmp_path: Any) -> None:
     missing = SERVER_SHOW_FIELDS - set(shown)
     assert not missing, f"server show lacks {missing}: {shown}"
     assert shown["id"] == vm and shown["status"] == "ACTIVE" and shown["name"] == "cli-vm"
-    # OSC negotiates 2.74: the embedded flavor (2.47) has no id, OSC shows it
+    # OSC negotiates 2.75: the embedded flavor (2.47) has no id, OSC shows it
     # whole, and lists it by name only (no Flavor ID column).
     assert (shown["flavor"]["original_name"], shown["flavor"]["vcpus"]) == ("m1.nano", 1)
     assert shown["image"] == f"cli-image ({cloud.image.id})"

@@ -391,7 +391,7 @@ def test_nova_cli(cloud: Any, image: Any) -> None:
         (server_id, "cli-vm", "ACTIVE", "Running")]
     shown = {r["Property"]: r["Value"]
              for r in clients.table(clients.nova_cli(cloud, "show", server_id))}
-    # nova negotiates 2.74: the embedded flavor (2.47) is shown field by field.
+    # nova negotiates 2.75: the embedded flavor (2.47) is shown field by field.
     assert shown["status"] == "ACTIVE" and shown["flavor:original_name"] == "m1.nano"
     assert shown["metadata"] == '{"k": "v"}' and shown["OS-EXT-STS:vm_state"] == "active"
     assert {r["Name"] for r in clients.table(clients.nova_cli(cloud, "flavor-list"))} >= {

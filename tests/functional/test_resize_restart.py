@@ -85,7 +85,7 @@ def test_destination_killed_while_finishing_rolls_back_to_the_source(
     server = wait_for("the server to settle", lambda: settled(conn, server_id), 90)
     assert server.status == "ACTIVE", server.fault
     assert server.compute_host == source
-    # openstacksdk negotiates 2.74: the flavor is embedded (2.47), by its name.
+    # openstacksdk negotiates 2.75: the flavor is embedded (2.47), by its name.
     assert (server.flavor.original_name, server.flavor.vcpus) == ("r.small", 1)
     assert vcpus_used(conn) == {source: 1, dest: 0}
     assert the_migration(conn, server_id).status == "error"

@@ -8,11 +8,10 @@ in-process cloud; every request names its version explicitly.
 The advertised maximum is still 2.74: this module raises it to 2.75."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from stratus.api.compute import microversion
 from stratus.api.compute.schemas import servers as server_schema
 from tests import compute_schemas as S
 from tests.cloud import InProcessCloud
@@ -23,12 +22,6 @@ HOSTS = ("host1", "host2", "host3")
 
 cloud = module_cloud("mv275", HOSTS)
 image = module_image("mv275")
-
-
-@pytest.fixture(autouse=True)
-def _max_version_2_75(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(microversion, "MAX_VERSION", "2.75")
-    yield
 
 
 @pytest.fixture(scope="module")

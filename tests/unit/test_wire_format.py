@@ -76,7 +76,7 @@ def test_versions(cloud: InProcessCloud) -> None:
     resp = cloud.client.get("/compute/v2.1/")
     assert resp.status_code == 200
     S.validate(S.GET_ONE_VERSION, resp.get_json())
-    assert resp.get_json()["version"]["version"] == "2.74"
+    assert resp.get_json()["version"]["version"] == "2.75"
 
 
 def test_servers_and_actions(cloud: InProcessCloud, member: str) -> None:

@@ -22,7 +22,7 @@ from stratus import exception
 MIN_VERSION = "2.1"
 # Advertise only what is fully implemented (every change up to it); raise as
 # features land. See NOTES.md "Compute API microversions".
-MAX_VERSION = "2.74"
+MAX_VERSION = "2.75"
 
 SERVICE_TYPE = "compute"
 HEADER = "OpenStack-API-Version"
