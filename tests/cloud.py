@@ -124,6 +124,19 @@ class InProcessCloud:
             return self.wait_for(server["id"], wait)
         return server
 
+    def set_compute_disabled(self, host: str, disabled: bool) -> None:
+        """Disable or enable ``host``'s compute service, and have the
+        scheduler's cache take it in now (it would at its next refresh)."""
+        from sqlalchemy import update
+
+        from stratus.db.models import Service
+        with self.db.write() as s:
+            s.execute(update(Service).where(Service.host == host,
+                                            Service.binary == "stratus-compute")
+                      .values(disabled=disabled))
+        [scheduler] = [svc for svc in self.services if svc.binary == "stratus-scheduler"]
+        scheduler.manager.cache.refresh(full=True)
+
     def wait_for(self, server_id: str, status: str, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last = None

@@ -42,20 +42,6 @@ def delete(cloud: InProcessCloud, server: dict[str, Any]) -> None:
     cloud.wait_for(server["id"], "DELETED")
 
 
-def _set_disabled(cloud: InProcessCloud, host: str, disabled: bool) -> None:
-    """Disable or enable ``host``'s compute service, and have the scheduler's
-    cache take it in now."""
-    from sqlalchemy import update
-
-    from stratus.db.models import Service
-    with cloud.db.write() as s:
-        s.execute(update(Service).where(Service.host == host,
-                                        Service.binary == "stratus-compute")
-                  .values(disabled=disabled))
-    [scheduler] = [svc for svc in cloud.services if svc.binary == "stratus-scheduler"]
-    scheduler.manager.cache.refresh(full=True)
-
-
 def test_2_73_refuses_host_and_hypervisor_hostname(cloud: InProcessCloud, image: str) -> None:
     before = server_count(cloud)
     for extra in ({"host": "host2"}, {"hypervisor_hostname": "host2"}):
@@ -138,7 +124,7 @@ def test_2_74_not_with_a_forced_host(cloud: InProcessCloud, image: str) -> None:
 def test_2_74_a_disabled_host_is_no_valid_host(cloud: InProcessCloud, image: str) -> None:
     """Unlike availability_zone zone:host, the filters still run: the named
     host being disabled, the server goes to ERROR (no other host is tried)."""
-    _set_disabled(cloud, "host2", True)
+    cloud.set_compute_disabled("host2", True)
     try:
         for extra in ({"host": "host2"}, {"hypervisor_hostname": "host2"}):
             server = created(cloud, create(cloud, image, "2.74", 202, **extra), "ERROR")
@@ -146,7 +132,7 @@ def test_2_74_a_disabled_host_is_no_valid_host(cloud: InProcessCloud, image: str
             assert server["OS-EXT-SRV-ATTR:host"] is None
             delete(cloud, server)
     finally:
-        _set_disabled(cloud, "host2", False)
+        cloud.set_compute_disabled("host2", False)
 
 
 def test_2_74_multi_create_on_the_named_host(cloud: InProcessCloud, image: str) -> None:

@@ -298,20 +298,6 @@ def test_2_56_migrate_to_the_named_host(cloud: InProcessCloud, image: str) -> No
         cloud.wait_for(sid, "ACTIVE")
 
 
-def _set_disabled(cloud: InProcessCloud, host: str, disabled: bool) -> None:
-    """Disable or enable ``host``'s compute service, and have the scheduler's
-    cache take it in now (it would at its next refresh)."""
-    from sqlalchemy import update
-
-    from stratus.db.models import Service
-    with cloud.db.write() as s:
-        s.execute(update(Service).where(Service.host == host,
-                                        Service.binary == "stratus-compute")
-                  .values(disabled=disabled))
-    [scheduler] = [svc for svc in cloud.services if svc.binary == "stratus-scheduler"]
-    scheduler.manager.cache.refresh(full=True)
-
-
 def test_2_56_a_disabled_host_is_no_valid_host(cloud: InProcessCloud, image: str) -> None:
     """Nova's filters still run for a requested destination (its compute
     filter here): a disabled host fails the migration (no valid host), the
@@ -321,12 +307,12 @@ def test_2_56_a_disabled_host_is_no_valid_host(cloud: InProcessCloud, image: str
     sid = boot(cloud, image, "mover-disabled")["id"]
     source = _host(cloud, sid)
     target = next(h for h in HOSTS if h != source)
-    _set_disabled(cloud, target, True)
+    cloud.set_compute_disabled(target, True)
     try:
         action(cloud, "2.56", sid, {"migrate": {"host": target}})
         cloud.wait_for(sid, "ACTIVE")
     finally:
-        _set_disabled(cloud, target, False)
+        cloud.set_compute_disabled(target, False)
     assert _host(cloud, sid) == source
     [migration] = db_resizes.migrations_for_instance(cloud.db, sid)
     assert migration["status"] == "error"
